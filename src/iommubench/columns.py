@@ -1,0 +1,85 @@
+"""The columns of points.csv, in order: the public result schema (DESIGN §3).
+
+One row is one (point, repetition). Columns that a workload or an issue does not fill stay
+empty in the CSV (NaN in pandas); they are never dropped, so every run has the same header.
+"""
+
+IDENTITY = ["run_id", "point", "rep", "status", "error"]
+
+PARAMETERS = [
+    "workload",
+    "driver",
+    "allocator",
+    "invalidation",
+    "walker_safety",
+    "walkers",
+    "workers",
+    "queues_per_worker",
+    "queue_depth",
+    "granule_pages",
+    "dma_ns",
+    "inv_ns",
+    "completion",
+    "cs_ns",
+    "region_mib",
+    "chunk_pages",
+    "depot",
+    "cycles",
+    "sample_every",
+    "seed",
+    "warmup_s",
+    "duration_s_requested",
+]
+
+PLACEMENT = ["cpus_available", "oversubscribed", "handoff_ns_before", "handoff_ns_after"]
+
+MEASURES = [
+    "duration_s",
+    "ops",
+    "ops_per_s",
+    "maps",
+    "unmaps",
+    "worker_ops_min",
+    "worker_ops_max",
+    "map_p50_ns",
+    "map_p90_ns",
+    "map_p99_ns",
+    "map_p999_ns",
+    "unmap_p50_ns",
+    "unmap_p90_ns",
+    "unmap_p99_ns",
+    "unmap_p999_ns",
+    "timer_ns",
+    "lock_acquisitions",
+    "lock_contended",
+    "lock_wait_ns",
+    "cas_attempts",
+    "cas_failures",
+    "tables_allocated",
+    "tables_freed",
+    "rcache_hits",
+    "rcache_misses",
+    "depot_pushes",
+    "depot_pops",
+    "iova_fallbacks",
+    "invalidations",
+    "flushes",
+    "walker_passes",
+    "walker_reads",
+    "walker_uaf_reads",
+    "walker_pass_ns",
+    "limbo_pages_max",
+]
+
+AUDIT = [
+    "lost_mappings",
+    "wrong_translations",
+    "stray_mappings",
+    "leaked_tables",
+    "double_frees",
+    "iova_double_allocs",
+    "iova_leaks",
+    "audit_ok",
+]
+
+POINT_COLUMNS: list[str] = IDENTITY + PARAMETERS + PLACEMENT + MEASURES + AUDIT

@@ -1,0 +1,54 @@
+"""The names a config may use for each strategy, and what each one models.
+
+The native core is the source of truth for what it implements; `tests/test_registry.py`
+checks that these names and the native registration tables agree.
+"""
+
+WORKLOADS: dict[str, str] = {
+    "prefault": "VFIO/iommufd VM start: map a region in chunks dealt to the workers, then unmap it",
+    "dma": "streaming DMA: per I/O allocate an IOVA, map, hold dma_ns, unmap, invalidate, free",
+}
+
+DRIVERS: dict[str, str] = {
+    "serial-spin": "one per-domain spinlock around every map and unmap (rockchip dt_lock, tegra)",
+    "serial-mutex": "one per-domain process-shared robust mutex (AMD api_lock before 2019)",
+    "lockfree": "compare-and-swap install of missing tables (io-pgtable-arm since v4.13, VT-d)",
+    "naive": "plain stores, no lock: the negative control the audit must catch",
+}
+
+ALLOCATORS: dict[str, str] = {
+    "global": "one ordered tree of allocated ranges under one spinlock (iova_rbtree_lock)",
+    "rcache": "per-CPU magazines of 127 IOVAs per size class in front of global",
+}
+
+INVALIDATIONS: dict[str, str] = {
+    "strict": "invalidate on every unmap, inv_ns under one invalidation-queue lock",
+    "lazy": "per-CPU flush queues of 256 entries, 10 ms timeout",
+}
+
+WALKER_SAFETY: dict[str, str] = {
+    "unsafe": "no protection; reads of freed tables are counted",
+    "exclusive": "reader/writer lock: map/unmap shared, walkers exclusive",
+    "deferred-free": "epoch-based reclamation of freed table pages",
+    "group-mutex": "the merged VT-d behaviour: protects nothing against unmap",
+}
+
+COMPLETIONS: dict[str, str] = {
+    "local": "the CPU that submitted an I/O completes it",
+    "remote": "another CPU completes it, as with fewer device queues than CPUs",
+}
+
+DEPOTS: dict[str, str] = {
+    "bounded": "32 full magazines per size class (before v6.7)",
+    "list": "unbounded list trimmed while it holds more magazines than CPUs (v6.7)",
+}
+
+CATALOGUE: dict[str, dict[str, str]] = {
+    "workload": WORKLOADS,
+    "driver": DRIVERS,
+    "allocator": ALLOCATORS,
+    "invalidation": INVALIDATIONS,
+    "walker_safety": WALKER_SAFETY,
+    "completion": COMPLETIONS,
+    "depot": DEPOTS,
+}
