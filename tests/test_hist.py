@@ -100,7 +100,7 @@ def test_percentile_error_bound_on_lognormal(seed, n, mu, sigma):
     h = hist.histogram(data)
     qs = [0, 1, 10, 50, 90, 99, 99.9, 100]
     got = hist.percentiles(h, qs)
-    for q, g in zip(qs, got):
+    for q, g in zip(qs, got, strict=True):
         want = nearest_rank(data, q)
         if want < 128:
             assert g == want
