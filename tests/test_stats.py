@@ -1,0 +1,249 @@
+"""Per-point intervals, scaling, fairness and warnings on synthetic data with known answers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iommubench import stats
+
+try:
+    from fixtures.synthetic_run import make_run
+except ImportError:  # tests imported as a package
+    from tests.fixtures.synthetic_run import make_run
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+@pytest.mark.parametrize("n", [15, 41])
+def test_median_ci_covers_the_true_median_about_95_percent(n):
+    trials = 300
+    hits = 0
+    for t in range(trials):
+        x = np.random.default_rng(10_000 + t).normal(100.0, 10.0, size=n)
+        med, lo, hi = stats.median_ci(x, seed=t)
+        assert lo <= med <= hi
+        hits += lo <= 100.0 <= hi
+    assert 0.89 <= hits / trials <= 0.99
+
+
+def test_median_ci_is_deterministic_for_a_seed():
+    x = np.random.default_rng(3).normal(size=20)
+    assert stats.median_ci(x, seed=5) == stats.median_ci(x, seed=5)
+
+
+def test_constant_and_single_values_are_degenerate():
+    assert stats.median_ci([7.0] * 5) == (7.0, 7.0, 7.0)
+    assert stats.median_ci([7.0]) == (7.0, 7.0, 7.0)
+    assert np.isnan(stats.cv([7.0]))
+    assert stats.cv([7.0, 7.0, 7.0]) == 0.0
+    assert all(np.isnan(v) for v in stats.median_ci([]))
+
+
+def test_ratio_ci_known_answer():
+    rng = np.random.default_rng(0)
+    base = rng.normal(100, 1, size=20)
+    new = base * 0.5
+    r, lo, hi = stats.ratio_ci(base, new)
+    assert r == pytest.approx(0.5)
+    assert lo <= 0.5 <= hi
+    assert hi < 0.6
+
+
+def test_needs_more_reps():
+    assert stats.needs_more_reps([100.0, 101.0])  # below min_reps
+    assert not stats.needs_more_reps([100.0, 100.5, 99.8, 100.2])
+    assert stats.needs_more_reps([100.0, 150.0, 60.0])
+    assert not stats.needs_more_reps([100.0, 120.0, 80.0], rel_halfwidth=0.5)
+
+
+def test_jain_index():
+    assert stats.jain_index([5, 5, 5, 5]) == pytest.approx(1.0)
+    assert stats.jain_index([1, 0, 0, 0]) == pytest.approx(0.25)
+    assert np.isnan(stats.jain_index([]))
+
+
+def test_norm_value_and_keys():
+    assert stats.norm_value(4.0) == "4"
+    assert stats.norm_value(float("nan")) == ""
+    assert stats.norm_value(None) == ""
+    assert stats.norm_value("1;8;32") == "1;8;32"
+    assert stats.param_key({"workers": 4.0, "driver": "x"}, ["driver", "workers"]) == ("x", "4")
+
+
+# --------------------------------------------------------------------------- a run
+
+
+@pytest.fixture
+def run(tmp_path):
+    return stats.load_run(make_run(tmp_path))
+
+
+@pytest.fixture
+def summary(run):
+    return stats.summarize(run)
+
+
+def row(summary, driver, workers):
+    r = summary[(summary["driver"] == driver) & (summary["workers"] == workers)]
+    assert len(r) == 1
+    return r.iloc[0]
+
+
+def test_load_run_reads_everything(run):
+    assert run.run_id == "run-a"
+    assert len(run.points) == 36
+    assert run.points["audit_ok"].dtype == "boolean"
+    assert run.points["granule_pages"].iloc[0] == "1;8;32"
+    assert not run.workers.empty
+    assert run.meta["command"].startswith("iommubench run")
+    assert run.config["repetitions"] == 3
+    h = run.hist(0, 0)
+    assert set(h) == {"map", "unmap"}
+    assert run.point_hist(0, "map").sum() == 3 * 2000
+
+
+def test_load_run_without_optional_files(tmp_path):
+    d = make_run(tmp_path, write_workers=False, write_hist=False)
+    (d / "meta.json").unlink()
+    (d / "config.yaml").unlink()
+    r = stats.load_run(d)
+    assert r.meta == {} and r.config is None and r.workers.empty
+    assert r.hist(0, 0) is None
+    s = stats.summarize(r)
+    # fairness falls back to the worker_ops_min/max columns of points.csv
+    assert row(s, "serial-spin", 8)["starved"]
+    assert np.isnan(row(s, "lockfree", 4)["jain"])
+    with pytest.raises(FileNotFoundError):
+        stats.load_run(tmp_path / "nothing")
+
+
+def test_summary_one_row_per_point_with_verdicts(summary):
+    assert len(summary) == 12
+    assert list(summary["point"]) == list(range(12))
+    assert row(summary, "lockfree", 4)["verdict"] == "ok"
+    assert row(summary, "lockfree", 2)["verdict"] == "partial"
+    assert row(summary, "lockfree", 2)["reps_valid"] == 2
+    for w in (2, 4, 8):
+        r = row(summary, "naive", w)
+        assert r["verdict"] == "caught"
+        assert not r["valid"]
+        assert "lost_mappings" in r["audit_detail"]
+    assert row(summary, "naive", 1)["valid"]
+    assert row(summary, "lockfree", 8)["oversubscribed"]
+    assert not row(summary, "lockfree", 4)["oversubscribed"]
+
+
+def test_summary_throughput_statistics(summary):
+    r = row(summary, "lockfree", 4)
+    assert r["ops_per_s"] == pytest.approx(90e6, rel=0.03)
+    assert r["ci_lo"] <= r["ops_per_s"] <= r["ci_hi"]
+    assert 0 < r["cv"] < 0.05
+    assert not r["noisy"]
+    assert not r["ci_single"]
+
+
+def test_contention_and_cas(summary):
+    # synthetic serial-spin waits 0.6 * (1 - 1/w) of each worker's time
+    assert row(summary, "serial-spin", 4)["contention_share"] == pytest.approx(0.45, rel=1e-3)
+    assert row(summary, "lockfree", 4)["contention_share"] == 0
+    assert row(summary, "lockfree", 4)["cas_fail_per_op"] == pytest.approx(0.02 * 3 / 50, rel=0.01)
+
+
+def test_fairness_and_handoff(summary):
+    r = row(summary, "serial-spin", 8)
+    assert r["starved"]
+    assert r["jain"] < 0.99
+    assert row(summary, "lockfree", 8)["jain"] == pytest.approx(1.0, abs=1e-6)
+    assert row(summary, "serial-spin", 4)["handoff_unstable"]
+    assert not row(summary, "lockfree", 4)["handoff_unstable"]
+
+
+def test_noisy_and_single_rep(tmp_path):
+    s = stats.summarize(stats.load_run(make_run(tmp_path, noise=0.3, seed=2)))
+    assert s["noisy"].any()
+    s1 = stats.summarize(stats.load_run(make_run(tmp_path, name="one", reps=1)))
+    r = row(s1, "lockfree", 4)
+    assert r["ci_single"] and r["ci_lo"] == r["ops_per_s"] == r["ci_hi"]
+
+
+def test_scaling_metrics(summary):
+    sc = stats.scaling(summary).set_index("point")
+    lf = {
+        int(w): sc.loc[p]
+        for p, w in zip(summary["point"], summary["workers"], strict=True)
+        if summary.loc[summary["point"] == p, "driver"].iloc[0] == "lockfree"
+    }
+    assert lf[1]["speedup"] == pytest.approx(1.0)
+    assert lf[4]["speedup"] == pytest.approx(3.6, rel=0.05)
+    assert lf[4]["efficiency"] == pytest.approx(0.9, rel=0.05)
+    assert lf[4]["peak_workers"] == 4
+    assert lf[4]["collapse_factor"] == pytest.approx(90 / 88, rel=0.03)
+    sp = sc.loc[row(summary, "serial-spin", 8)["point"]]
+    assert sp["peak_workers"] == 1
+    assert sp["collapse_factor"] == pytest.approx(5.0, rel=0.05)
+    # invalid (caught) points take no part
+    assert np.isnan(sc.loc[row(summary, "naive", 4)["point"]]["speedup"])
+    merged = stats.with_scaling(summary)
+    assert len(merged) == len(summary) and "speedup" in merged
+
+
+def test_scaling_without_one_worker_point(tmp_path):
+    s = stats.summarize(stats.load_run(make_run(tmp_path, workers=(2, 4))))
+    sc = stats.scaling(s)
+    assert sc["speedup"].isna().all()
+    assert sc["peak_ops_per_s"].notna().any()
+
+
+def test_winners_with_indifference_band():
+    s = pd.DataFrame(
+        {
+            "point": [0, 1, 2, 3],
+            "driver": ["a", "b", "c", "naive"],
+            "workers": [4, 4, 4, 4],
+            "ops_per_s": [100.0, 96.0, 80.0, 500.0],
+            "valid": [True, True, True, True],
+        }
+    )
+    w = stats.winners(s)
+    assert len(w) == 1
+    assert w.iloc[0]["winners"] == "a, b"
+    assert w.iloc[0]["best_ops_per_s"] == 100.0
+
+
+def test_warnings_cover_each_kind(run, summary):
+    text = "\n".join(stats.warnings(run, summary))
+    assert "oversubscribed" in text
+    assert "starvation" in text
+    assert "handoff" in text
+    assert "1 of 3 repetitions failed" in text
+    assert "caught" not in text  # the negative control is not a warning
+    notes = stats.audit_notes(summary)
+    assert len(notes) == 3 and all("caught" in n for n in notes)
+
+
+def test_warnings_for_a_real_audit_failure(tmp_path):
+    d = make_run(tmp_path)
+    df = pd.read_csv(d / "points.csv", dtype=str, keep_default_na=False)
+    df.loc[(df["driver"] == "lockfree") & (df["workers"] == "4"), "audit_ok"] = "False"
+    df.loc[(df["driver"] == "lockfree") & (df["workers"] == "4"), "lost_mappings"] = "5"
+    df.to_csv(d / "points.csv", index=False)
+    r = stats.load_run(d)
+    s = stats.summarize(r)
+    assert row(s, "lockfree", 4)["verdict"] == "audit-failed"
+    assert any("AUDIT FAILED" in w and "lost_mappings=5" in w for w in stats.warnings(r, s))
+
+
+def test_all_reps_failed_is_an_error(tmp_path):
+    d = make_run(tmp_path, drivers=("lockfree",), workers=(1, 2), failed_rep=False)
+    df = pd.read_csv(d / "points.csv", dtype=str, keep_default_na=False)
+    mask = df["workers"] == "2"
+    df.loc[mask, "status"] = "failed"
+    df.loc[mask, "error"] = "arena too small"
+    df.loc[mask, "ops_per_s"] = ""
+    df.to_csv(d / "points.csv", index=False)
+    r = stats.load_run(d)
+    s = stats.summarize(r)
+    assert row(s, "lockfree", 2)["verdict"] == "error"
+    assert np.isnan(row(s, "lockfree", 2)["ops_per_s"])
+    assert any("arena too small" in w for w in stats.warnings(r, s))
