@@ -1,0 +1,441 @@
+"""config.py: YAML sweep config -> validated points, and the errors users see."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from iommubench import columns, config, registry
+from iommubench.config import ConfigError, Sweep, load_sweep, parse_sweep
+
+CONFIGS = Path(__file__).parent / "configs"
+GOOD = sorted((CONFIGS / "good").glob("*.yaml"))
+BAD = sorted((CONFIGS / "bad").glob("*.yaml"))
+SRC = "bench/x.yaml"
+
+
+def _header(path: Path, tag: str) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith(f"# {tag}:"), f"{path} must start with '# {tag}: ...'"
+    return first.split(":", 1)[1].strip()
+
+
+def _error(doc: object, overrides: tuple[str, ...] = ()) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_sweep(doc, SRC, overrides)
+    return str(info.value)
+
+
+def _reload(sweep: Sweep, source: str = "resolved.yaml") -> Sweep:
+    return parse_sweep(yaml.safe_load(sweep.resolved_yaml()), source)
+
+
+# --------------------------------------------------------------------------- good configs
+
+
+def test_parameters_match_the_points_csv_columns() -> None:
+    assert [*config.PARAMETERS, "warmup_s", "duration_s_requested"] == columns.PARAMETERS
+
+
+def test_choice_defaults_are_registered_names() -> None:
+    for param, names in registry.CATALOGUE.items():
+        assert config.PARAMETER_DEFAULTS[param] in names
+
+
+@pytest.mark.parametrize("path", GOOD, ids=lambda p: p.stem)
+def test_good_config_loads(path: Path) -> None:
+    sweep = load_sweep(path)
+    assert len(sweep.points) == int(_header(path, "expect-points"))
+    assert len(sweep.points) == len({tuple(p.items()) for p in sweep.points})
+    for point in sweep.points:
+        assert list(point) == columns.PARAMETERS
+        assert point["warmup_s"] == sweep.warmup_s
+        assert point["duration_s_requested"] == sweep.duration_s
+        assert isinstance(point["granule_pages"], tuple)
+
+
+@pytest.mark.parametrize("path", GOOD, ids=lambda p: p.stem)
+def test_good_config_round_trips(path: Path) -> None:
+    sweep = load_sweep(path)
+    again = _reload(sweep)
+    assert again == sweep
+    assert again.points == sweep.points
+    assert again.fingerprint() == sweep.fingerprint()
+    # Dumped by hand with yaml.safe_dump (axis order kept) it re-loads the same too.
+    dumped = yaml.safe_dump(sweep.resolved(), sort_keys=False)
+    assert parse_sweep(yaml.safe_load(dumped), "other.yaml") == sweep
+
+
+def test_minimal_config_is_all_defaults() -> None:
+    sweep = parse_sweep({}, "bench/minimal.yaml")
+    assert sweep.name == "minimal"
+    assert sweep.description == ""
+    assert (sweep.repetitions, sweep.warmup_s, sweep.duration_s) == (3, 0.2, 1.0)
+    assert sweep.point_timeout_s == pytest.approx(60 + 4 * 1.2)
+    assert sweep.axes == {}
+    expected = dict(config.PARAMETER_DEFAULTS, warmup_s=0.2, duration_s_requested=1.0)
+    assert sweep.points == [expected]
+    assert sweep.points[0]["granule_pages"] == (1,)
+
+
+def test_null_sections_are_empty() -> None:
+    assert parse_sweep({"defaults": None, "sweep": None}, SRC) == parse_sweep({}, SRC)
+
+
+def test_cartesian_product_in_file_order() -> None:
+    doc = {
+        "defaults": {"workload": "dma", "seed": 7},
+        "sweep": {
+            "driver": ["naive", "lockfree", "serial-spin"],
+            "workers": [4, 1],
+            "allocator": ["global", "rcache"],
+        },
+    }
+    sweep = parse_sweep(doc, SRC)
+    assert list(sweep.axes) == ["driver", "workers", "allocator"]
+    got = [(p["driver"], p["workers"], p["allocator"]) for p in sweep.points]
+    assert got == list(
+        itertools.product(["naive", "lockfree", "serial-spin"], [4, 1], ["global", "rcache"])
+    )
+    for point in sweep.points:
+        assert point["workload"] == "dma"
+        assert point["seed"] == 7
+        assert point["queue_depth"] == 32
+    # Reordering the axes reorders the points, and so changes the fingerprint.
+    swapped = dict(doc, sweep=dict(reversed(list(doc["sweep"].items()))))
+    other = parse_sweep(swapped, SRC)
+    assert sorted(map(str, other.points)) == sorted(map(str, sweep.points))
+    assert other.fingerprint() != sweep.fingerprint()
+
+
+def test_sweep_overrides_defaults_for_its_axis() -> None:
+    sweep = parse_sweep({"defaults": {"workers": 3}, "sweep": {"workers": [1, 2]}}, SRC)
+    assert [p["workers"] for p in sweep.points] == [1, 2]
+
+
+def test_floats_accept_ints() -> None:
+    sweep = parse_sweep({"warmup_s": 0, "duration_s": 2, "point_timeout_s": 10}, SRC)
+    assert (sweep.warmup_s, sweep.duration_s, sweep.point_timeout_s) == (0.0, 2.0, 10.0)
+    assert all(isinstance(v, float) for v in (sweep.warmup_s, sweep.duration_s))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(1, (1,)), (1024, (1024,)), ([4], (4,)), ([1, 1, 2, 32], (1, 1, 2, 32)), ((8, 2), (8, 2))],
+)
+def test_granule_normalisation(value: object, expected: tuple[int, ...]) -> None:
+    sweep = parse_sweep({"defaults": {"granule_pages": value}}, SRC)
+    assert sweep.points[0]["granule_pages"] == expected
+
+
+def test_granule_axis_values_may_be_mixes() -> None:
+    sweep = parse_sweep({"sweep": {"granule_pages": [1, [1, 2], [4]]}}, SRC)
+    assert sweep.axes["granule_pages"] == [(1,), (1, 2), (4,)]
+    assert [p["granule_pages"] for p in sweep.points] == [(1,), (1, 2), (4,)]
+    assert sweep.resolved()["sweep"]["granule_pages"] == [1, [1, 2], 4]
+    assert _reload(sweep) == sweep
+    # 1 and [1] are the same granule: a duplicate point.
+    assert "sweep.granule_pages[1]: duplicate" in _error({"sweep": {"granule_pages": [1, [1]]}})
+
+
+def test_chunk_pages_may_equal_the_region() -> None:
+    sweep = parse_sweep({"defaults": {"region_mib": 1, "chunk_pages": 256}}, SRC)
+    assert sweep.points[0]["chunk_pages"] == 256
+
+
+def test_workers_limit_follows_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "cpus_available", lambda: 2)
+    assert parse_sweep({"defaults": {"workers": 128}}, SRC).points[0]["workers"] == 128
+    message = _error({"defaults": {"workers": 129}})
+    assert message.startswith(f"{SRC}: defaults.workers: must be an integer in 1..128 (got 129)")
+
+
+def test_region_limit_follows_the_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "physical_memory_mib", lambda: 1000)
+    assert parse_sweep({"defaults": {"region_mib": 1000}}, SRC).points[0]["region_mib"] == 1000
+    assert "sweep.region_mib[1]: 1001 MiB exceeds" in _error({"sweep": {"region_mib": [8, 1001]}})
+
+
+# --------------------------------------------------------------------------- resolved / fingerprint
+
+
+def test_resolved_is_plain_and_complete() -> None:
+    sweep = parse_sweep({"sweep": {"workers": [1, 2]}}, SRC)
+    resolved = sweep.resolved()
+    assert sorted(resolved) == sorted(config.TOP_KEYS)
+    assert set(resolved["defaults"]) == set(config.PARAMETERS) - {"workers"}
+    assert resolved["point_timeout_s"] == sweep.point_timeout_s
+    yaml.safe_dump(resolved)  # no tuples or other non-plain values
+
+
+def _variants() -> list[tuple[str, dict[str, Any]]]:
+    changed: list[tuple[str, dict[str, Any]]] = [
+        ("name", {"name": "other"}),
+        ("description", {"description": "x"}),
+        ("repetitions", {"repetitions": 4}),
+        ("warmup_s", {"warmup_s": 0.3}),
+        ("duration_s", {"duration_s": 1.5}),
+        ("point_timeout_s", {"point_timeout_s": 99}),
+        ("axis value", {"sweep": {"workers": [1, 3]}}),
+        ("axis order", {"sweep": {"workers": [2, 1]}}),
+        ("granule mix", {"defaults": {"granule_pages": [1, 2]}}),
+    ]
+    other_values: dict[str, object] = {
+        "workload": "dma",
+        "driver": "naive",
+        "allocator": "global",
+        "invalidation": "strict",
+        "walker_safety": "exclusive",
+        "walkers": 1,
+        "queues_per_worker": 2,
+        "queue_depth": 31,
+        "granule_pages": 2,
+        "dma_ns": 1,
+        "inv_ns": 241,
+        "completion": "remote",
+        "cs_ns": 1,
+        "region_mib": 255,
+        "chunk_pages": 32767,
+        "depot": "bounded",
+        "cycles": 1,
+        "sample_every": 0,
+        "seed": 2,
+    }
+    for key, value in other_values.items():
+        changed.append((f"defaults.{key}", {"defaults": {key: value}}))
+    return changed
+
+
+@pytest.mark.parametrize(("what", "change"), _variants(), ids=lambda v: str(v))
+def test_fingerprint_changes_with_any_value(what: str, change: dict[str, Any]) -> None:
+    base_doc: dict[str, Any] = {"name": "base", "sweep": {"workers": [1, 2]}}
+    base = parse_sweep(base_doc, SRC)
+    changed = parse_sweep({**base_doc, **change}, SRC)
+    assert changed != base, what
+    assert changed.fingerprint() != base.fingerprint(), what
+
+
+def test_fingerprint_is_stable_and_hex() -> None:
+    one = parse_sweep({"name": "a", "defaults": {"workers": 2}}, "one.yaml")
+    two = parse_sweep({"defaults": {"workers": 2}, "name": "a"}, "two.yaml")
+    assert one.fingerprint() == two.fingerprint()
+    assert len(one.fingerprint()) == 64 and int(one.fingerprint(), 16) >= 0
+    # Spelling a default out explicitly is the same config.
+    assert parse_sweep({"name": "a", "defaults": {"workers": 2, "seed": 1}}, "x").fingerprint() == (
+        one.fingerprint()
+    )
+    assert hash(one) == hash(two)
+
+
+# --------------------------------------------------------------------------- bad configs
+
+
+def test_bad_corpus_is_big_enough() -> None:
+    assert len(BAD) >= 20
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.stem)
+def test_bad_config_is_refused(path: Path) -> None:
+    expect = _header(path, "expect")
+    source = str(path)
+    with pytest.raises(ConfigError) as info:
+        load_sweep(source)
+    message = str(info.value)
+    assert message.startswith(f"{source}: "), message
+    assert expect in message, message
+    assert info.value.source == source
+    assert 1 <= len(message.splitlines()) <= 3
+    assert "pydantic" not in message and "Traceback" not in message
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (
+            {"defaults": {"driver": "lockfre"}},
+            f"{SRC}: defaults.driver: unknown value 'lockfre'; allowed: lockfree, naive, "
+            "serial-mutex, serial-spin; did you mean 'lockfree'?",
+        ),
+        ({"sweep": {"workers": [1, 2, 0]}}, f"{SRC}: sweep.workers[2]: must be an integer >= 1"),
+        ({"sweep": {"workers": []}}, f"{SRC}: sweep.workers: empty axis; give at least one value"),
+        ({"defaults": {"wrkers": 2}}, f"{SRC}: defaults.wrkers: unknown key; allowed: allocator"),
+        ({"repetitions": True}, f"{SRC}: repetitions: must be an integer in 1..1000"),
+        ({"defaults": {"cycles": -1}}, f"{SRC}: defaults.cycles: must be an integer >= 0"),
+        ({"defaults": {"cs_ns": 1_000_001}}, f"{SRC}: defaults.cs_ns: must be an integer in 0.."),
+        ({"duration_s": 3601}, f"{SRC}: duration_s: must be a number > 0 and <= 3600"),
+        ({"point_timeout_s": 0}, f"{SRC}: point_timeout_s: must be a number > 0"),
+        ({"sweep": {"depot": ["list", "lst"]}}, f"{SRC}: sweep.depot[1]: unknown value 'lst'"),
+        ({"defaults": {"driver": 3}}, f"{SRC}: defaults.driver: must be one of: lockfree"),
+        ({"defaults": {"granule_pages": "1"}}, f"{SRC}: defaults.granule_pages: must be an int"),
+        ({"defaults": {"granule_pages": [1, True]}}, f"{SRC}: defaults.granule_pages[1]: must"),
+        ({"defaults": {"dma_ns": 1.5}}, f"{SRC}: defaults.dma_ns: must be an integer"),
+        ({"sweep": {"warmup_s": [0.1]}}, f"{SRC}: sweep.warmup_s: not a parameter"),
+        ([1, 2], f"{SRC}: the document must be a mapping"),
+        (None, f"{SRC}: empty document"),
+        ({None: 1}, f"{SRC}: <null>: unknown top-level key"),
+    ],
+)
+def test_error_messages(doc: object, expected: str) -> None:
+    assert _error(doc).startswith(expected)
+
+
+def test_too_many_points() -> None:
+    axis = list(range(1, 51))
+    doc = {"sweep": {"seed": axis, "cycles": axis, "walkers": list(range(50))}}
+    assert _error(doc).startswith(f"{SRC}: sweep: 125000 points; at most 100000")
+
+
+def test_parse_does_not_mutate_the_document() -> None:
+    doc: dict[str, Any] = {"defaults": {"workers": 1}, "sweep": {"driver": ["naive"]}}
+    snapshot = yaml.safe_dump(doc)
+    parse_sweep(doc, SRC, ["workers=2", "driver=lockfree", "sweep.seed=[1,2]", "repetitions=1"])
+    assert yaml.safe_dump(doc) == snapshot
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_sweep("does/not/exist.yaml")
+    assert str(info.value) == "does/not/exist.yaml: no such file"
+
+
+def test_directory_and_binary_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}: "):
+        load_sweep(tmp_path)
+    binary = tmp_path / "b.yaml"
+    binary.write_bytes(b"name: \xff\xfe\n")
+    with pytest.raises(ConfigError, match=rf"^{binary}: not UTF-8"):
+        load_sweep(binary)
+
+
+def test_zero_byte_and_comment_only_files(tmp_path: Path) -> None:
+    for text in ("", "# nothing here\n", "---\n"):
+        path = tmp_path / "e.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=rf"^{path}: empty document"):
+            load_sweep(path)
+
+
+def test_load_uses_the_file_stem_as_name(tmp_path: Path) -> None:
+    path = tmp_path / "my-sweep.yaml"
+    path.write_text("defaults: {workers: 2}\n")
+    assert load_sweep(path).name == "my-sweep"
+    assert load_sweep(str(path)).name == "my-sweep"
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "!!python/object/apply:os.system",
+        "!!python/object/new:os.system",
+        "!!python/name:os.system",
+        "!!python/object:os.system",
+    ],
+)
+def test_python_tags_never_run(tmp_path: Path, tag: str) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.yaml"
+    path.write_text(f'defaults:\n  seed: {tag} ["touch {marker}"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_sweep(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: defaults.seed: tag '!!python/")
+    assert "not allowed" in message
+    assert not marker.exists()
+
+
+def test_python_tag_in_override_never_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    value = f'!!python/object/apply:os.system ["touch {marker}"]'
+    message = _error({}, (f"seed={value}",))
+    assert message.startswith(f"{SRC}: --set seed=")
+    assert not marker.exists()
+
+
+# --------------------------------------------------------------------------- --set overrides
+
+
+def test_set_top_level_keys() -> None:
+    sweep = parse_sweep({}, SRC, ["repetitions=5", "duration_s=0.5", "name=quick"])
+    assert (sweep.repetitions, sweep.duration_s, sweep.name) == (5, 0.5, "quick")
+    assert sweep.points[0]["duration_s_requested"] == 0.5
+
+
+def test_set_bare_parameter_goes_to_defaults_or_replaces_the_axis() -> None:
+    doc = {"defaults": {"workers": 1}, "sweep": {"driver": ["naive", "lockfree"]}}
+    sweep = parse_sweep(doc, SRC, ["workers=4", "driver=lockfree"])
+    assert sweep.axes == {"driver": ["lockfree"]}
+    assert [(p["driver"], p["workers"]) for p in sweep.points] == [("lockfree", 4)]
+    sweep = parse_sweep(doc, SRC, ["driver=[serial-spin, serial-mutex]"])
+    assert sweep.axes == {"driver": ["serial-spin", "serial-mutex"]}
+    # A list for a parameter that is not an axis is its value (a granule mix here).
+    sweep = parse_sweep(doc, SRC, ["granule_pages=[1,2]"])
+    assert sweep.points[0]["granule_pages"] == (1, 2)
+
+
+def test_set_dotted_forms_and_order() -> None:
+    doc = {"sweep": {"workers": [1, 2]}}
+    sweep = parse_sweep(doc, SRC, ["defaults.seed=9", "sweep.walkers=[0, 1]", "sweep.seed=3"])
+    assert list(sweep.axes) == ["workers", "walkers", "seed"]
+    assert len(sweep.points) == 4
+    assert sweep.axes["seed"] == [3]
+    sweep = parse_sweep(doc, SRC, ["workers=8", "workers=16"])  # later wins
+    assert sweep.axes["workers"] == [16]
+    sweep = parse_sweep(doc, SRC, ["sweep={}", "workers=3"])
+    assert sweep.axes == {} and sweep.points[0]["workers"] == 3
+
+
+def test_set_applies_before_validation() -> None:
+    # The file alone is invalid; the override makes it valid.
+    doc = {"defaults": {"driver": "lockfre"}}
+    assert parse_sweep(doc, SRC, ["driver=lockfree"]).points[0]["driver"] == "lockfree"
+    doc2 = {"defaults": {"region_mib": 1}}
+    assert parse_sweep(doc2, SRC, ["chunk_pages=256"]).points[0]["chunk_pages"] == 256
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("wrkers=2", f"{SRC}: --set wrkers=2: unknown key; "),
+        ("workers", f"{SRC}: --set workers: expected KEY=VALUE"),
+        ("=4", f"{SRC}: --set =4: expected KEY=VALUE"),
+        ("workers=0", f"{SRC}: --set workers: must be an integer >= 1 (got 0)"),
+        ("workers=true", f"{SRC}: --set workers: must be an integer >= 1 (got boolean true)"),
+        ("workers='4'", f"{SRC}: --set workers: must be an integer >= 1 (got string '4'"),
+        ("defaults.driver=lockfre", f"{SRC}: --set defaults.driver: unknown value 'lockfre'"),
+        ("sweep.workers=[1, 0]", f"{SRC}: --set sweep.workers[1]: must be an integer >= 1"),
+        ("sweep.workers=[]", f"{SRC}: --set sweep.workers: empty axis"),
+        ("defaults.wrkers=1", f"{SRC}: --set defaults.wrkers=1: unknown parameter"),
+        ("default.workers=1", f"{SRC}: --set default.workers=1: unknown key"),
+        ("repetitions=[1", f"{SRC}: --set repetitions=[1: cannot parse the value as YAML"),
+        ("repetitions=0", f"{SRC}: --set repetitions: must be an integer in 1..1000"),
+        ("duration_s=-1", f"{SRC}: --set duration_s: must be a number > 0"),
+        ("defaults=[1]", f"{SRC}: --set defaults: must be a mapping"),
+        ("defaults={wrkers: 1}", f"{SRC}: --set defaults.wrkers: unknown key"),
+        ("region_mib=1", f"{SRC}: --set region_mib: chunk_pages 32768"),
+    ],
+)
+def test_set_errors(override: str, expected: str) -> None:
+    message = _error({"sweep": {"driver": ["naive"]}}, (override,))
+    assert message.startswith(expected), message
+
+
+def test_set_unknown_key_suggests() -> None:
+    assert "did you mean 'workers'?" in _error({}, ("wrkers=2",))
+    assert "did you mean 'duration_s'?" in _error({}, ("duraton_s=2",))
+
+
+def test_set_errors_name_the_set_not_the_file_key() -> None:
+    doc = {"defaults": {"workers": 2}}
+    message = _error(doc, ("defaults.workers=0",))
+    assert message.startswith(f"{SRC}: --set defaults.workers: must be an integer")
+    # A value the file gave, untouched by --set, is still named by its file key path.
+    message = _error({"defaults": {"workers": 0}}, ("seed=2",))
+    assert message.startswith(f"{SRC}: defaults.workers: ")
+
+
+def test_set_on_a_non_mapping_section_names_the_file() -> None:
+    assert _error({"defaults": [1]}, ("seed=2",)).startswith(f"{SRC}: defaults: must be a mapping")
