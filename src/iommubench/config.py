@@ -73,7 +73,7 @@ PARAMETER_DEFAULTS: dict[str, object] = {
     "chunk_pages": 32768,
     "depot": "list",
     "cycles": 0,
-    "sample_every": 64,
+    "sample_every": 1024,
     "seed": 1,
 }
 PARAMETERS: tuple[str, ...] = tuple(PARAMETER_DEFAULTS)

@@ -1,0 +1,34 @@
+# iommubench: `make bench` runs the main sweep, `make test` the tests. Both install first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NATIVE := $(shell find src/iommubench/native -name '*.c' -o -name '*.h' -o -name '*.def' -o -name '*.py')
+CONFIG ?= bench/default.yaml
+
+.PHONY: install test bench lint ceiling clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml $(NATIVE)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+bench: install
+	$(VENV)/bin/iommubench run $(CONFIG) --report
+
+# The single-worker ceiling: the harness beside a minimal hand-written C loop.
+ceiling: install
+	$(PY) bench/ceiling.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info src/iommubench/_core*.so

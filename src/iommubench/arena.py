@@ -1,0 +1,87 @@
+"""The shared-memory arena of one point: created and unlinked by the parent only.
+
+Workers are forked and inherit the mapping, so no child ever opens the segment by name and no
+child-side tracker can unlink it early. Segment names carry the creating harness's pid so a
+later run can tell a stale arena (its creator gone) from a live one and remove it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+from multiprocess import shared_memory
+
+from iommubench import native_core
+
+SEGMENT_PREFIX = "iommubench-"
+_counter = itertools.count()
+
+
+class Arena:
+    """One run's segment, laid out and initialised by the native core."""
+
+    def __init__(self, params: Any) -> None:
+        ffi, lib = native_core.load()
+        layout = ffi.new("struct ib_layout *")
+        if lib.ib_layout(params, layout) != 0:
+            raise ValueError("the native core rejected the point's parameters (layout)")
+        self.size = int(layout.total_bytes)
+        name = f"{SEGMENT_PREFIX}{os.getpid()}-{next(_counter)}"
+        self._shm = shared_memory.SharedMemory(name=name, create=True, size=self.size)
+        self.name = name
+        self._cbuf = ffi.from_buffer(self._shm.buf)
+        self.base = ffi.cast("void *", self._cbuf)
+        if lib.ib_arena_init(self.base, self.size, params) != 0:
+            self.close()
+            raise ValueError("the native core rejected the point's parameters (init)")
+
+    def close(self) -> None:
+        """Unmap and unlink; safe to call twice."""
+        if self._shm is None:
+            return
+        self.base = None
+        self._cbuf = None
+        shm, self._shm = self._shm, None
+        # a view still alive makes close() fail; unlinking still removes the segment
+        with contextlib.suppress(BufferError):
+            shm.close()
+        with contextlib.suppress(FileNotFoundError):
+            shm.unlink()
+
+    def __enter__(self) -> Arena:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_segments(shm_dir: Path = Path("/dev/shm")) -> list[str]:
+    """Unlink arenas whose creating harness is gone (killed before it could clean up)."""
+    removed = []
+    for path in shm_dir.glob(f"{SEGMENT_PREFIX}*"):
+        pid_text = path.name[len(SEGMENT_PREFIX) :].split("-", 1)[0]
+        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            try:
+                path.unlink()
+                removed.append(path.name)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def our_segments(shm_dir: Path = Path("/dev/shm")) -> list[str]:
+    return sorted(p.name for p in shm_dir.glob(f"{SEGMENT_PREFIX}*"))

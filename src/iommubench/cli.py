@@ -1,0 +1,218 @@
+"""Command line: run · plot · report · compare · list · info.
+
+Exit codes: 0 every point ran and passed its audit (the naive control is expected to fail its
+own), 1 a point failed, 2 bad input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad input that is not a config error: one line, exit 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="iommubench", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a sweep config")
+    run.add_argument("config", type=Path)
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--out", type=Path, default=Path("results"), help="where run dirs go")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="run only missing points")
+    run.add_argument("--report", action="store_true", help="write figures and report after")
+    run.add_argument("--reports-dir", type=Path, default=Path("reports"))
+
+    plot = sub.add_parser("plot", help="draw a run's figures")
+    plot.add_argument("run_dir", type=Path)
+    plot.add_argument("--x", default="workers")
+    plot.add_argument("--hue", default="driver")
+    plot.add_argument("--facet", default=None)
+    plot.add_argument("--out", type=Path, default=None)
+
+    report = sub.add_parser("report", help="write report.md and report.html for a run")
+    report.add_argument("run_dir", type=Path)
+    report.add_argument("--out", type=Path, default=None)
+
+    compare = sub.add_parser("compare", help="compare two runs; exit 1 on a regression")
+    compare.add_argument("base", type=Path)
+    compare.add_argument("new", type=Path)
+    compare.add_argument("--threshold", default="5%")
+
+    sub.add_parser("list", help="drivers, allocators, invalidation modes, workloads, walkers")
+    sub.add_parser("info", help="machine metadata and noise warnings")
+    return ap
+
+
+def _reports_dir(run_dir: Path, out: Path | None) -> Path:
+    return out if out is not None else Path("reports") / run_dir.name
+
+
+def _require_run_dir(run_dir: Path) -> None:
+    if not (run_dir / "points.csv").is_file():
+        raise UsageError(f"{run_dir}: not a run directory (no points.csv)")
+
+
+def _parse_threshold(text: str) -> float:
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise UsageError(f"--threshold: {text!r} is not a number or percentage") from None
+    if not 0 < value < 1:
+        raise UsageError(f"--threshold: {text!r} must lie between 0% and 100%")
+    return value
+
+
+def cmd_list(_: argparse.Namespace) -> int:
+    from iommubench import native_core
+    from iommubench.registry import CATALOGUE
+
+    implemented = {"driver": native_core.driver_names(), "workload": native_core.workload_names()}
+    for kind, entries in CATALOGUE.items():
+        print(f"{kind}:")
+        for name, what in entries.items():
+            missing = kind in implemented and name not in implemented[kind]
+            print(f"  {name:<14} {what}{'  (not built yet)' if missing else ''}")
+    return EXIT_OK
+
+
+def cmd_info(_: argparse.Namespace) -> int:
+    from iommubench import machine
+
+    meta = machine.collect()
+    print(machine.format_info(meta))
+    for warning in machine.noise_warnings(meta):
+        print(f"warning: {warning}")
+    return EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from iommubench import plots
+
+    _require_run_dir(args.run_dir)
+    for path in plots.make_figures(
+        args.run_dir, _reports_dir(args.run_dir, args.out), args.x, args.hue, args.facet
+    ):
+        print(path)
+    return EXIT_OK
+
+
+def write_report(run_dir: Path, out: Path) -> list[Path]:
+    from iommubench import report
+
+    return list(report.write_report(run_dir, out))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    _require_run_dir(args.run_dir)
+    for path in write_report(args.run_dir, _reports_dir(args.run_dir, args.out)):
+        print(path)
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from iommubench import compare
+
+    for run_dir in (args.base, args.new):
+        _require_run_dir(run_dir)
+    text, code = compare.compare(args.base, args.new, _parse_threshold(args.threshold))
+    print(text)
+    return code
+
+
+def _terminate_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _open_store(args: argparse.Namespace, sweep: Any, argv: Sequence[str]):
+    from iommubench import config, machine
+    from iommubench.results import RunStore, new_run_id
+
+    if args.resume is not None:
+        stored = args.resume / "config.yaml"
+        if not stored.is_file():
+            raise UsageError(f"--resume {args.resume}: not a run directory (no config.yaml)")
+        if config.load_sweep(stored).fingerprint() != sweep.fingerprint():
+            raise UsageError(
+                f"--resume {args.resume}: the config differs from the one this run used; "
+                "start a new run instead"
+            )
+        return RunStore.reopen(args.resume)
+    run_id = new_run_id(sweep.name)
+    meta = {
+        **machine.collect(),
+        "run_id": run_id,
+        "command": shlex.join(["iommubench", *argv]),
+        "config_path": str(args.config),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "fingerprint": sweep.fingerprint(),
+    }
+    return RunStore.create(args.out / run_id, sweep.resolved(), meta)
+
+
+def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from iommubench import arena, config, sweep
+    from iommubench.progress import make_reporter
+
+    loaded = config.load_sweep(args.config, args.overrides)
+    arena.remove_stale_segments()
+    store = _open_store(args, loaded, argv)
+    tasks = sweep.plan(loaded.points, loaded.repetitions, store.completed())
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        failures = sweep.run_sweep(
+            tasks, store, sweep.LocalExecutor(), make_reporter(), loaded.point_timeout_s
+        )
+    except KeyboardInterrupt:
+        done = len(store.completed())
+        print(
+            f"interrupted: {done} rows kept in {store.dir}; resume with:\n"
+            f"  iommubench run {shlex.quote(str(args.config))} --resume {store.dir}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(store.dir)
+    if args.report:
+        for path in write_report(store.dir, args.reports_dir / store.run_id):
+            print(path)
+    if failures:
+        print(f"{failures} point(s) failed; see the status and error columns", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from iommubench.config import ConfigError
+    from iommubench.native_core import NativeCoreError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args, argv)
+        handlers = {
+            "list": cmd_list,
+            "info": cmd_info,
+            "plot": cmd_plot,
+            "report": cmd_report,
+            "compare": cmd_compare,
+        }
+        return handlers[args.command](args)
+    except (ConfigError, UsageError, NativeCoreError) as exc:
+        print(f"iommubench: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+/* Arena layout and the parent's side of a run: initialise, release the barrier, abort,
+ * read what the workers published. */
+#include <errno.h>
+
+#include "clock.h"
+#include "pool.h"
+
+#define ALIGN_UP(v, a) (((v) + (a) - 1) / (a) * (a))
+
+uint32_t ib_core_version(void) { return IB_CORE_VERSION; }
+
+/* Tables a region needs at each level (plus one for misalignment), twice over for tables a
+ * naive driver leaks or lock-free losers hold, plus what per-worker free lists can cache. */
+uint64_t ib_pool_pages_needed(uint64_t region_pages, uint32_t workers)
+{
+    uint64_t leaves = region_pages / 512 + 2;
+    uint64_t mids = leaves / 512 + 2;
+    uint64_t tops = mids / 512 + 2;
+    return 1 + 2 * (leaves + mids + tops) + (uint64_t)workers * (2 * IB_POOL_BATCH + 8) + 16;
+}
+
+int ib_layout(const struct ib_params *p, struct ib_layout *out)
+{
+    if (!p->workers || p->workers > IB_MAX_WORKERS || !p->pool_pages || p->pool_pages >= IB_NIL)
+        return IB_ERR_PARAMS;
+    uint64_t off = ALIGN_UP(sizeof(struct ib_header), IB_PAGE_BYTES);
+    out->slots_off = off;
+    off = ALIGN_UP(off + p->workers * sizeof(struct ib_slot), IB_PAGE_BYTES);
+    out->hist_off = off;
+    off = ALIGN_UP(off + (uint64_t)p->workers * 2 * IB_HIST_BUCKETS * 8, IB_PAGE_BYTES);
+    out->meta_off = off;
+    off = ALIGN_UP(off + p->pool_pages * sizeof(uint32_t), IB_PAGE_BYTES);
+    out->pages_off = off;
+    off += p->pool_pages * IB_PAGE_BYTES;
+    out->total_bytes = off;
+    return IB_OK;
+}
+
+static int init_domain_mutex(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    /* robust: a worker that dies holding it hands the next locker EOWNERDEAD, not a hang */
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    int r = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return r;
+}
+
+int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
+{
+    struct ib_layout layout;
+    if (ib_layout(p, &layout) != IB_OK || layout.total_bytes > size)
+        return IB_ERR_PARAMS;
+    if (p->driver >= ib_driver_count() || p->workload >= ib_workload_count() ||
+        !p->region_pages || !p->chunk_pages)
+        return IB_ERR_PARAMS;
+    struct ib_header *h = ib_hdr(base);
+    memset(h, 0, sizeof(*h));
+    h->params = *p;
+    h->layout = layout;
+    h->version = IB_CORE_VERSION;
+    h->cs_loops = ib_calibrate_busy_loops(p->cs_ns);
+    static double tsc_per_ns, timer_cost;
+    if (tsc_per_ns == 0) {
+        tsc_per_ns = ib_calibrate_tsc_per_ns();
+        timer_cost = ib_calibrate_timer_cost_ticks();
+    }
+    h->tsc_per_ns = tsc_per_ns;
+    h->timer_cost_ticks = timer_cost;
+    if (init_domain_mutex(&h->domain_mutex.m) != 0)
+        return IB_ERR_PARAMS;
+    memset((char *)base + layout.slots_off, 0, layout.meta_off - layout.slots_off);
+    ib_pool_init(base);
+    /* magic last: a worker attaching early sees an arena that is not ready */
+    __atomic_store_n(&h->magic, IB_MAGIC, __ATOMIC_RELEASE);
+    return IB_OK;
+}
+
+double ib_timer_cost_ns(void)
+{
+    return ib_calibrate_timer_cost_ticks() / ib_calibrate_tsc_per_ns();
+}
+
+uint64_t ib_now_ns(void) { return ib_clock_ns(); }
+
+uint32_t ib_arrived(void *base)
+{
+    return __atomic_load_n(&ib_hdr(base)->barrier_arrive.arrived, __ATOMIC_ACQUIRE);
+}
+
+uint32_t ib_finished(void *base)
+{
+    return __atomic_load_n(&ib_hdr(base)->finish.finished, __ATOMIC_ACQUIRE);
+}
+
+void ib_release(void *base, uint64_t go_ns)
+{
+    struct ib_header *h = ib_hdr(base);
+    h->barrier_go.go_ns = go_ns;
+    /* release: go_ns is visible to every worker that sees go */
+    __atomic_store_n(&h->barrier_go.go, 1, __ATOMIC_RELEASE);
+}
+
+void ib_abort(void *base) { __atomic_store_n(&ib_hdr(base)->abort_flag.v, 1, __ATOMIC_SEQ_CST); }
+
+int ib_read_counters(void *base, uint32_t worker, struct ib_counters *out)
+{
+    if (worker >= ib_hdr(base)->params.workers)
+        return IB_ERR_PARAMS;
+    *out = ib_slot_of(base, worker)->counters;
+    return IB_OK;
+}
+
+int ib_read_histograms(void *base, uint32_t worker, uint64_t *map_out, uint64_t *unmap_out)
+{
+    if (worker >= ib_hdr(base)->params.workers)
+        return IB_ERR_PARAMS;
+    memcpy(map_out, ib_hist_of(base, worker, 0), IB_HIST_BUCKETS * sizeof(uint64_t));
+    memcpy(unmap_out, ib_hist_of(base, worker, 1), IB_HIST_BUCKETS * sizeof(uint64_t));
+    return IB_OK;
+}

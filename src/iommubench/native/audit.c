@@ -1,0 +1,149 @@
+/* The audit, run by the parent after every worker has exited: every mapping a worker's ledger
+ * says is live translates exactly, nothing else is mapped, and every pool page is either
+ * reachable exactly once from the root or on exactly one free list. */
+#include <stdlib.h>
+
+#include "pgtable.h"
+
+enum { SEEN_TABLE = 1, SEEN_FREE = 2 };
+
+struct audit {
+    struct ib_ctx x;
+    uint8_t *seen;
+    uint64_t npages;
+    struct ib_audit_result *r;
+    uint64_t *dump_pfns, *dump_frames, dump_cap, dump_len;
+};
+
+/* The ledger: which worker owns pfn, and whether that worker left it mapped. */
+static int expected_frame(const struct ib_header *h, uint64_t pfn, uint64_t *frame)
+{
+    const struct ib_params *p = &h->params;
+    if (pfn < IB_REGION_BASE_PFN || pfn >= IB_REGION_BASE_PFN + p->region_pages)
+        return 0;
+    uint64_t owner = ((pfn - IB_REGION_BASE_PFN) / p->chunk_pages) % p->workers;
+    const struct ib_slot *s = (const struct ib_slot *)((const char *)h + h->layout.slots_off);
+    if (s[owner].ledger != IB_LEDGER_ALL_CHUNKS)
+        return 0;
+    *frame = ib_frame_for(pfn);
+    return 1;
+}
+
+static void visit_leaf(struct audit *a, uint64_t pfn, uint64_t e)
+{
+    a->r->present_mappings++;
+    if (a->dump_len < a->dump_cap) {
+        a->dump_pfns[a->dump_len] = pfn;
+        a->dump_frames[a->dump_len] = ib_pte_target(e);
+    }
+    a->dump_len++;
+    uint64_t want;
+    if (!expected_frame(a->x.hdr, pfn, &want))
+        a->r->stray_mappings++;
+    else if (ib_pte_target(e) != want)
+        a->r->wrong_translations++;
+}
+
+static void visit_table(struct audit *a, uint32_t index, int level, uint64_t prefix)
+{
+    uint64_t *t = ib_table(&a->x, index);
+    for (unsigned i = 0; i < 512; i++) {
+        uint64_t e = t[i];
+        if (!ib_pte_valid(e))
+            continue;
+        uint64_t pfn = (prefix << 9) | i;
+        if (level == 0 || !ib_pte_is_table(e)) {
+            if (level == 0)
+                visit_leaf(a, pfn, e);
+            else
+                a->r->corrupt_entries++; /* no block mappings in this model */
+            continue;
+        }
+        uint64_t child = ib_pte_target(e);
+        if (child >= a->npages || child == IB_ROOT) {
+            a->r->corrupt_entries++;
+            continue;
+        }
+        if (a->seen[child] & SEEN_TABLE) {
+            a->r->multiply_linked++;
+            continue;
+        }
+        a->seen[child] |= SEEN_TABLE;
+        a->r->reachable_tables++;
+        visit_table(a, (uint32_t)child, level - 1, pfn);
+    }
+}
+
+static void visit_free_list(struct audit *a, uint32_t head)
+{
+    /* bounded: a page pushed twice can make the list cyclic */
+    for (uint64_t steps = 0; head != IB_NIL && steps <= a->npages; steps++) {
+        if (head >= a->npages) {
+            a->r->corrupt_entries++;
+            return;
+        }
+        if (a->seen[head] & SEEN_FREE) {
+            a->r->double_frees++;
+            return;
+        }
+        if (a->seen[head] & SEEN_TABLE)
+            a->r->double_frees++;
+        a->seen[head] |= SEEN_FREE;
+        a->r->free_pages++;
+        head = a->x.meta[head];
+    }
+}
+
+static void count_expected(struct audit *a)
+{
+    const struct ib_params *p = &a->x.hdr->params;
+    for (uint64_t pfn = IB_REGION_BASE_PFN; pfn < IB_REGION_BASE_PFN + p->region_pages; pfn++) {
+        uint64_t want, got;
+        if (!expected_frame(a->x.hdr, pfn, &want))
+            continue;
+        a->r->expected_mappings++;
+        uint64_t *leaf = ib_lookup_leaf(&a->x, pfn);
+        got = leaf ? *leaf : 0;
+        if (!ib_pte_valid(got))
+            a->r->lost_mappings++;
+    }
+}
+
+static int run_audit(void *base, struct ib_audit_result *r, uint64_t *pfns, uint64_t *frames,
+                     uint64_t cap, uint64_t *dumped)
+{
+    struct audit a = {.r = r, .dump_pfns = pfns, .dump_frames = frames, .dump_cap = cap};
+    memset(r, 0, sizeof(*r));
+    ib_ctx_init(&a.x, base, 0);
+    a.npages = a.x.hdr->params.pool_pages;
+    a.seen = calloc(a.npages, 1);
+    if (!a.seen)
+        return IB_ERR_PARAMS;
+    a.seen[IB_ROOT] = SEEN_TABLE;
+    r->reachable_tables = 1;
+    visit_table(&a, IB_ROOT, IB_LEVELS - 1, 0);
+    visit_free_list(&a, a.x.hdr->pool.head);
+    for (uint32_t w = 0; w < a.x.hdr->params.workers; w++)
+        visit_free_list(&a, ib_slot_of(base, w)->free_head);
+    for (uint64_t i = 0; i < a.npages; i++)
+        if (!a.seen[i])
+            r->leaked_tables++;
+    count_expected(&a);
+    free(a.seen);
+    if (dumped)
+        *dumped = a.dump_len;
+    return IB_OK;
+}
+
+int ib_audit(void *base, struct ib_audit_result *out)
+{
+    return run_audit(base, out, 0, 0, 0, 0);
+}
+
+uint64_t ib_debug_dump(void *base, uint64_t *pfns, uint64_t *frames, uint64_t cap)
+{
+    struct ib_audit_result r;
+    uint64_t n = 0;
+    run_audit(base, &r, pfns, frames, cap, &n);
+    return n;
+}

@@ -1,0 +1,53 @@
+/* The per-worker context: private to one worker process for the whole run. */
+#ifndef IB_CTX_H
+#define IB_CTX_H
+
+#include "arena.h"
+
+struct ib_ctx {
+    void *base;
+    struct ib_header *hdr;
+    struct ib_slot *slot;
+    uint32_t *meta;
+    char *pages;
+    uint64_t *hist_map;
+    uint64_t *hist_unmap;
+    struct ib_counters c;       /* live counters; zeroed when warm-up ends */
+    struct ib_counters final;   /* snapshot taken when the measured window closes */
+    uint64_t cs_loops;
+    uint64_t sample_every;
+    uint64_t sample_left;
+    uint64_t warm_end_ns;
+    uint64_t end_ns;
+    double tsc_per_ns;
+    double timer_cost_ticks;
+    uint32_t worker;
+    uint32_t phase;             /* enum ib_phase */
+};
+
+enum ib_phase { IB_WARMUP = 0, IB_COUNTING = 1, IB_DONE = 2 };
+
+void ib_ctx_init(struct ib_ctx *x, void *base, uint32_t worker);
+
+/* Called every few hundred ops: moves the run from warm-up to counting to done, and leaves
+ * at once when the harness aborted the point. */
+void ib_clock_check(struct ib_ctx *x);
+
+/* Runs a fixed amount of work with no warm-up: counting starts now and ends at ib_ctx_finish. */
+void ib_ctx_count_from_now(struct ib_ctx *x);
+void ib_ctx_finish(struct ib_ctx *x);
+
+static inline uint64_t *ib_table(const struct ib_ctx *x, uint32_t index)
+{
+    return (uint64_t *)(x->pages + (uint64_t)index * IB_PAGE_BYTES);
+}
+
+/* Calibrated busy work standing in for what a real driver does inside its critical section
+ * (PTE cache maintenance, say). The asm keeps the compiler from folding the loop. */
+static inline void ib_busy(uint64_t loops)
+{
+    for (uint64_t i = 0; i < loops; i++)
+        __asm__ __volatile__("" : "+r"(i));
+}
+
+#endif

@@ -1,0 +1,19 @@
+#include "../clock.h"
+#include "driver.h"
+
+/* Test-and-test-and-set with a pause loop: waiters spin on a shared (read) copy of the line
+ * and only try the exchange when it looks free, so they do not hammer it with RFOs. */
+void ib_spin_lock_contended(struct ib_ctx *x, uint32_t *lock)
+{
+    x->c.lock_contended++;
+    uint64_t t0 = ib_clock_ns();
+    unsigned spins = 0;
+    do {
+        while (__atomic_load_n(lock, __ATOMIC_RELAXED)) {
+            cpu_relax();
+            if ((++spins & 4095u) == 0 && ib_aborted(x->base))
+                ib_exit_aborted();
+        }
+    } while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE));
+    x->c.lock_wait_ns += ib_clock_ns() - t0;
+}

@@ -1,0 +1,108 @@
+/* The IO page table: 4 levels x 512 eight-byte entries, 4 KiB granule, 48-bit IOVA.
+ *
+ * An entry is (frame << 12) | VALID for a leaf at level 0, or (table index << 12) | VALID |
+ * TABLE for a table at levels 3..1. The root is pool page 0. Driver-specific behaviour (how
+ * a missing table is installed) is passed in as an always-inlined function, so each driver
+ * gets its own specialised walk with no indirect call on the hot path.
+ */
+#ifndef IB_PGTABLE_H
+#define IB_PGTABLE_H
+
+#include "ctx.h"
+#include "pool.h"
+
+#define IB_LEVELS 4
+#define IB_PTE_VALID 1ull
+#define IB_PTE_TABLE 2ull
+#define IB_PTE_SHIFT 12
+#define IB_ROOT 0u
+#define IB_IOVA_PFN_BITS 36
+#define IB_INLINE static inline __attribute__((always_inline))
+
+/* Where workloads place their IOVAs (pfn units) and the frame each IOVA maps to: the frame is
+ * a pure function of the IOVA so the audit can recompute every expected translation. */
+#define IB_REGION_BASE_PFN (1ull << 18)
+#define IB_FRAME_OFFSET (1ull << 30)
+
+IB_INLINE uint64_t ib_frame_for(uint64_t pfn) { return pfn + IB_FRAME_OFFSET; }
+
+IB_INLINE unsigned ib_pt_index(uint64_t pfn, int level) { return (pfn >> (9 * level)) & 511u; }
+IB_INLINE int ib_pte_valid(uint64_t e) { return (e & IB_PTE_VALID) != 0; }
+IB_INLINE int ib_pte_is_table(uint64_t e) { return (e & IB_PTE_TABLE) != 0; }
+IB_INLINE uint64_t ib_pte_target(uint64_t e) { return e >> IB_PTE_SHIFT; }
+IB_INLINE uint64_t ib_pte_leaf(uint64_t frame) { return (frame << IB_PTE_SHIFT) | IB_PTE_VALID; }
+IB_INLINE uint64_t ib_pte_table(uint32_t index)
+{
+    return ((uint64_t)index << IB_PTE_SHIFT) | IB_PTE_VALID | IB_PTE_TABLE;
+}
+
+/* Installs a table into the empty entry *pte (or finds one a racer installed) and returns the
+ * entry now present, 0 when the pool ran dry. */
+typedef uint64_t (*ib_install_fn)(struct ib_ctx *x, uint64_t *pte);
+
+IB_INLINE uint64_t *ib_walk_to_leaf(struct ib_ctx *x, uint64_t pfn, ib_install_fn install)
+{
+    /* read once: every acquire load below is a compiler barrier that would force a reload */
+    char *const pages = x->pages;
+    uint64_t *table = (uint64_t *)pages;
+#pragma GCC unroll 4
+    for (int level = IB_LEVELS - 1; level > 0; level--) {
+        uint64_t *pte = &table[ib_pt_index(pfn, level)];
+        /* acquire: pairs with the installer's release, so the new table's zeroes are seen */
+        uint64_t e = __atomic_load_n(pte, __ATOMIC_ACQUIRE);
+        if (__builtin_expect(!ib_pte_valid(e), 0)) {
+            e = install(x, pte);
+            if (!e)
+                return 0;
+        }
+        table = (uint64_t *)(pages + ib_pte_target(e) * IB_PAGE_BYTES);
+    }
+    return &table[ib_pt_index(pfn, 0)];
+}
+
+/* The walk without installing: 0 when a level is missing. */
+IB_INLINE uint64_t *ib_lookup_leaf(struct ib_ctx *x, uint64_t pfn)
+{
+    char *const pages = x->pages;
+    uint64_t *table = (uint64_t *)pages;
+#pragma GCC unroll 4
+    for (int level = IB_LEVELS - 1; level > 0; level--) {
+        uint64_t e = __atomic_load_n(&table[ib_pt_index(pfn, level)], __ATOMIC_ACQUIRE);
+        if (!ib_pte_valid(e) || !ib_pte_is_table(e))
+            return 0;
+        table = (uint64_t *)(pages + ib_pte_target(e) * IB_PAGE_BYTES);
+    }
+    return &table[ib_pt_index(pfn, 0)];
+}
+
+/* Map and unmap counts are kept by the workloads in registers and added to the counters in
+ * batches; a per-op increment through x would be a store the next op must wait for. */
+enum ib_op_result { IB_OP_OK = 0, IB_OP_CONFLICT = 1, IB_OP_MISSING = 2, IB_OP_NOMEM = 3 };
+
+/* The caller owns [pfn] (the IOMMU API contract), so the leaf needs no compare-and-swap:
+ * a relaxed load to check, a release store to publish. */
+IB_INLINE int ib_pt_map(struct ib_ctx *x, uint64_t pfn, uint64_t frame, ib_install_fn install)
+{
+    uint64_t *leaf = ib_walk_to_leaf(x, pfn, install);
+    if (!leaf)
+        return IB_OP_NOMEM;
+    if (__atomic_load_n(leaf, __ATOMIC_RELAXED) & IB_PTE_VALID) {
+        x->c.map_conflicts++;
+        return IB_OP_CONFLICT;
+    }
+    __atomic_store_n(leaf, ib_pte_leaf(frame), __ATOMIC_RELEASE);
+    return IB_OP_OK;
+}
+
+IB_INLINE int ib_pt_unmap(struct ib_ctx *x, uint64_t pfn, uint64_t *frame_out)
+{
+    uint64_t *leaf = ib_lookup_leaf(x, pfn);
+    uint64_t e = leaf ? __atomic_load_n(leaf, __ATOMIC_RELAXED) : 0;
+    if (!ib_pte_valid(e))
+        return IB_OP_MISSING;
+    __atomic_store_n(leaf, 0, __ATOMIC_RELAXED);
+    *frame_out = ib_pte_target(e);
+    return IB_OP_OK;
+}
+
+#endif

@@ -1,0 +1,95 @@
+#include "pool.h"
+
+#include "clock.h"
+
+/* The shared list's lock: held only to move a batch of pages, never across a walk. */
+static void pool_lock(struct ib_ctx *x)
+{
+    uint32_t *l = &x->hdr->pool.lock;
+    unsigned spins = 0;
+    while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+            cpu_relax();
+            if ((++spins & 1023u) == 0 && ib_aborted(x->base))
+                ib_exit_aborted();
+        }
+    }
+}
+
+static void pool_unlock(struct ib_ctx *x)
+{
+    __atomic_store_n(&x->hdr->pool.lock, 0, __ATOMIC_RELEASE);
+}
+
+void ib_pool_init(void *base)
+{
+    struct ib_header *h = ib_hdr(base);
+    uint32_t *meta = ib_meta(base);
+    uint64_t n = h->params.pool_pages;
+    /* page 0 is the root; the rest start on the shared list in index order */
+    for (uint64_t i = 1; i < n; i++)
+        meta[i] = i + 1 < n ? (uint32_t)(i + 1) : IB_NIL;
+    meta[0] = IB_NIL;
+    h->pool.head = n > 1 ? 1 : IB_NIL;
+    h->pool.count = n - 1;
+    memset(ib_page(base, 0), 0, IB_PAGE_BYTES);
+    for (uint32_t w = 0; w < h->params.workers; w++) {
+        ib_slot_of(base, w)->free_head = IB_NIL;
+        ib_slot_of(base, w)->free_count = 0;
+    }
+}
+
+static void pool_refill(struct ib_ctx *x)
+{
+    struct ib_slot *s = x->slot;
+    pool_lock(x);
+    for (int i = 0; i < IB_POOL_BATCH && x->hdr->pool.head != IB_NIL; i++) {
+        uint32_t page = x->hdr->pool.head;
+        x->hdr->pool.head = x->meta[page];
+        x->hdr->pool.count--;
+        x->meta[page] = s->free_head;
+        s->free_head = page;
+        s->free_count++;
+    }
+    pool_unlock(x);
+    x->c.pool_refills++;
+}
+
+static void pool_spill(struct ib_ctx *x)
+{
+    struct ib_slot *s = x->slot;
+    pool_lock(x);
+    for (int i = 0; i < IB_POOL_BATCH; i++) {
+        uint32_t page = s->free_head;
+        s->free_head = x->meta[page];
+        s->free_count--;
+        x->meta[page] = x->hdr->pool.head;
+        x->hdr->pool.head = page;
+        x->hdr->pool.count++;
+    }
+    pool_unlock(x);
+}
+
+uint32_t ib_pool_alloc(struct ib_ctx *x)
+{
+    struct ib_slot *s = x->slot;
+    if (s->free_count == 0)
+        pool_refill(x);
+    if (s->free_count == 0)
+        return IB_NIL;
+    uint32_t page = s->free_head;
+    s->free_head = x->meta[page];
+    s->free_count--;
+    memset(ib_table(x, page), 0, IB_PAGE_BYTES);
+    return page;
+}
+
+void ib_pool_free(struct ib_ctx *x, uint32_t page)
+{
+    struct ib_slot *s = x->slot;
+    x->meta[page] = s->free_head;
+    s->free_head = page;
+    s->free_count++;
+    if (s->free_count >= 2 * IB_POOL_BATCH)
+        pool_spill(x);
+}

@@ -1,0 +1,248 @@
+"""One point: arena, pinned worker processes, barrier, collect, audit.
+
+`run_point` is the whole contract with the sweep: give it a point's parameters and get back
+a PointResult (the row's measures, per-worker counters, merged histograms). It never raises
+for a failure of the point itself (a worker died, the point timed out); those come back as
+status "failed" with the reason, and the arena is unlinked and every worker reaped whatever
+happened.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import multiprocess
+import numpy as np
+
+from iommubench import native_core
+from iommubench.arena import Arena
+
+PAGES_PER_MIB = 256
+HANDOFF_ROUNDS = 20000
+ABORTED_EXIT = 103  # 100 + IB_ERR_ABORTED: the worker saw the abort flag and left
+
+
+@dataclass
+class PointResult:
+    status: str  # "ok" or "failed"
+    error: str = ""
+    measures: dict[str, Any] = field(default_factory=dict)
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    hist_map: np.ndarray | None = None
+    hist_unmap: np.ndarray | None = None
+
+
+def struct_fields(name: str) -> list[str]:
+    """Field names of a native struct, so counters are read by name with no list to keep."""
+    return [field for field, _ in native_core.ffi().typeof(name).fields]
+
+
+def allowed_cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def native_params(point: dict[str, Any]) -> Any:
+    """The point's parameters as the native core's struct ib_params."""
+    ffi, lib = native_core.load()
+    p = ffi.new("struct ib_params *")
+    p.workload = native_core.workload_names().index(point["workload"])
+    p.driver = native_core.driver_names().index(point["driver"])
+    p.workers = point["workers"]
+    p.sample_every = point.get("sample_every", 0)
+    p.region_pages = point["region_mib"] * PAGES_PER_MIB
+    p.chunk_pages = point["chunk_pages"]
+    p.cycles = point.get("cycles", 0)
+    p.cs_ns = point.get("cs_ns", 0)
+    p.warmup_ns = int(point.get("warmup_s", 0.0) * 1e9)
+    p.duration_ns = int(point.get("duration_s_requested", 1.0) * 1e9)
+    p.pool_pages = lib.ib_pool_pages_needed(p.region_pages, p.workers)
+    p.seed = point.get("seed", 1)
+    return p
+
+
+def handoff_probe(cpus: list[int]) -> float | None:
+    """ns per cache-line handoff between the first two allowed CPUs; None on one CPU."""
+    if len(cpus) < 2:
+        return None
+    ns = native_core.lib().ib_handoff_probe_ns(cpus[0], cpus[1], HANDOFF_ROUNDS)
+    return round(ns, 1) if ns > 0 else None
+
+
+def _worker_main(arena: Arena, worker: int, cpu: int) -> None:
+    """Child process body: pin, run the native worker, leave without Python teardown."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a point stops
+    try:
+        os.sched_setaffinity(0, {cpu})
+        rc = native_core.lib().ib_worker_run(arena.base, worker)
+    except BaseException:  # a child must exit with a code, never a traceback
+        rc = 99
+    os._exit(rc)
+
+
+class _Workers:
+    """The point's worker processes; always reaped by stop()."""
+
+    def __init__(self, arena: Arena, cpus: list[int], count: int) -> None:
+        ctx = multiprocess.get_context("fork")
+        self.procs = [
+            ctx.Process(target=_worker_main, args=(arena, w, cpus[w % len(cpus)]), daemon=True)
+            for w in range(count)
+        ]
+        self.cpus = [cpus[w % len(cpus)] for w in range(count)]
+        for proc in self.procs:
+            proc.start()
+
+    def first_failure(self) -> str | None:
+        for w, proc in enumerate(self.procs):
+            code = proc.exitcode
+            if code not in (None, 0):
+                return _describe_exit(w, code)
+        return None
+
+    def all_exited(self) -> bool:
+        return all(proc.exitcode is not None for proc in self.procs)
+
+    def stop(self, grace_s: float = 1.0) -> None:
+        deadline = time.monotonic() + grace_s
+        for proc in self.procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        for proc in self.procs:
+            if proc.exitcode is None:
+                proc.kill()
+        for proc in self.procs:
+            proc.join()
+
+
+def _describe_exit(worker: int, code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"worker {worker} killed by {name}"
+    if code == ABORTED_EXIT:
+        return f"worker {worker} aborted"
+    return f"worker {worker} exited with status {code}"
+
+
+def _wait(arena: Arena, workers: _Workers, done: Any, deadline: float) -> str | None:
+    """Poll until done() or a worker fails or the deadline passes; the reason on failure."""
+    while not done():
+        failure = workers.first_failure()
+        if failure:
+            return failure
+        if time.monotonic() > deadline:
+            return "point timed out"
+        time.sleep(0.0005)
+    return None
+
+
+def _collect(arena: Arena, count: int) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+    ffi, lib = native_core.load()
+    rows = []
+    buckets = int(lib.IB_HIST_BUCKETS)
+    hist_map = np.zeros(buckets, dtype=np.uint64)
+    hist_unmap = np.zeros(buckets, dtype=np.uint64)
+    counters = ffi.new("struct ib_counters *")
+    fields = struct_fields("struct ib_counters")
+    mbuf, ubuf = np.zeros(buckets, np.uint64), np.zeros(buckets, np.uint64)
+    for w in range(count):
+        lib.ib_read_counters(arena.base, w, counters)
+        rows.append({name: int(getattr(counters, name)) for name in fields})
+        lib.ib_read_histograms(
+            arena.base, w, ffi.from_buffer("uint64_t[]", mbuf), ffi.from_buffer("uint64_t[]", ubuf)
+        )
+        hist_map += mbuf
+        hist_unmap += ubuf
+    return rows, hist_map, hist_unmap
+
+
+def _audit(arena: Arena) -> dict[str, int]:
+    ffi, lib = native_core.load()
+    result = ffi.new("struct ib_audit_result *")
+    lib.ib_audit(arena.base, result)
+    return {name: int(getattr(result, name)) for name in struct_fields("struct ib_audit_result")}
+
+
+def _measures(workers: list[dict[str, Any]], audit: dict[str, int]) -> dict[str, Any]:
+    timestamps = {"start_ns", "end_ns", "worker", "cpu"}
+    total = {name: sum(w[name] for w in workers) for name in workers[0] if name not in timestamps}
+    start = min(w["start_ns"] for w in workers)
+    end = max(w["end_ns"] for w in workers)
+    # the window from the first worker's start to the last one's end: conservative when
+    # workers start or stop unevenly, exact when they run together
+    duration_s = max(end - start, 1) / 1e9
+    lost = audit["lost_mappings"] + total["unmap_missing"]
+    audit_ok = (
+        lost == 0
+        and audit["wrong_translations"] == 0
+        and audit["stray_mappings"] == 0
+        and audit["leaked_tables"] == 0
+        and audit["double_frees"] == 0
+        and audit["multiply_linked"] == 0
+        and audit["corrupt_entries"] == 0
+        and total["map_conflicts"] == 0
+    )
+    ops = [w["ops"] for w in workers]
+    return {
+        "duration_s": duration_s,
+        "ops": total["ops"],
+        "ops_per_s": total["ops"] / duration_s,
+        "maps": total["maps"],
+        "unmaps": total["unmaps"],
+        "worker_ops_min": min(ops),
+        "worker_ops_max": max(ops),
+        "lock_acquisitions": total["lock_acquisitions"],
+        "lock_contended": total["lock_contended"],
+        "lock_wait_ns": total["lock_wait_ns"],
+        "cas_attempts": total["cas_attempts"],
+        "cas_failures": total["cas_failures"],
+        "tables_allocated": total["tables_allocated"],
+        "tables_freed": total["tables_freed"],
+        "lost_mappings": lost,
+        "wrong_translations": audit["wrong_translations"],
+        "stray_mappings": audit["stray_mappings"],
+        "leaked_tables": audit["leaked_tables"],
+        "double_frees": audit["double_frees"] + audit["multiply_linked"],
+        "audit_ok": audit_ok,
+    }
+
+
+def run_point(point: dict[str, Any], timeout_s: float = 120.0) -> PointResult:
+    """Run one point to completion (or failure) and audit it."""
+    cpus = allowed_cpus()
+    count = point["workers"]
+    params = native_params(point)
+    placement = {
+        "cpus_available": len(cpus),
+        "oversubscribed": count > len(cpus),
+        "handoff_ns_before": handoff_probe(cpus),
+    }
+    lib = native_core.lib()
+    with Arena(params) as arena:
+        workers = _Workers(arena, cpus, count)
+        try:
+            deadline = time.monotonic() + timeout_s
+            failure = _wait(arena, workers, lambda: lib.ib_arrived(arena.base) == count, deadline)
+            if failure is None:
+                lib.ib_release(arena.base, lib.ib_now_ns())
+                failure = _wait(arena, workers, workers.all_exited, deadline)
+            failure = failure or workers.first_failure()
+        finally:
+            if workers.first_failure() or not workers.all_exited():
+                lib.ib_abort(arena.base)
+            workers.stop()
+        placement["handoff_ns_after"] = handoff_probe(cpus)
+        if failure:
+            return PointResult("failed", failure, measures=placement)
+        rows, hist_map, hist_unmap = _collect(arena, count)
+        audit = _audit(arena)
+    for w, row in enumerate(rows):
+        row["worker"] = w
+        row["cpu"] = workers.cpus[w]
+    measures = {**placement, **_measures(rows, audit)}
+    return PointResult("ok", "", measures, rows, hist_map, hist_unmap)
