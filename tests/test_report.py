@@ -1,0 +1,151 @@
+"""The report: Markdown and self-contained HTML with every section; renders in a browser."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from iommubench import report
+
+try:
+    from fixtures.synthetic_run import make_run
+except ImportError:  # tests imported as a package
+    from tests.fixtures.synthetic_run import make_run
+
+SECTIONS = [
+    "Warnings",
+    "Correctness",
+    "Summary per point",
+    "Winner per worker count",
+    "Figures",
+    "Machine",
+    "Configuration (resolved)",
+    "Reproduce",
+]
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rep")
+    run_dir = make_run(root)
+    extra = [
+        ("Walker safety", "Some **bold** text and `code`.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    ]
+    md, html = report.write_report(run_dir, root / "out", extra_sections=extra)
+    return run_dir, md, html
+
+
+def test_files_and_sections(written):
+    _, md, html = written
+    assert md.name == "report.md" and html.name == "report.html"
+    text = md.read_text()
+    page = html.read_text()
+    for s in SECTIONS:
+        assert f"## {s}" in text
+        assert f"<h2>{s}</h2>" in page
+    assert "## Walker safety" in text
+    assert "<h2>Walker safety</h2>" in page and "<strong>bold</strong>" in page
+    assert "<td>1</td>" in page or '<td class="num">1</td>' in page
+
+
+def test_report_content(written):
+    _, md, _ = written
+    text = md.read_text()
+    # the machine, the config and the exact command
+    assert "Synthetic CPU @ 3.0GHz" in text
+    assert "intel_iommu=on" in text
+    assert "repetitions: 3" in text
+    assert "iommubench run bench/synthetic.yaml --out results/run-a" in text
+    # warnings: oversubscription, handoff probes, starvation, a failed repetition
+    warn = text.split("## Warnings")[1].split("## Correctness")[0]
+    assert "oversubscribed" in warn
+    assert "handoff probes" in warn
+    assert "starvation" in warn
+    assert "worker 1 exited" in warn
+    # the naive control is reported as caught, not as a failure
+    corr = text.split("## Correctness")[1].split("## Summary")[0]
+    assert corr.count("caught by the audit") == 3
+    assert "AUDIT FAILED" not in text
+    assert "caught (control)" in text
+    # winners table: lockfree wins everywhere in the synthetic model
+    win = text.split("## Winner per worker count")[1].split("## ")[0]
+    assert re.search(r"\| all \| 4 \| lockfree \|", win)
+    assert "naive" not in win.split("|---|")[1]
+
+
+def test_winner_band_gives_co_winners(tmp_path):
+    run_dir = make_run(tmp_path, drivers=("lockfree", "serial-spin"))
+    # make serial-spin within 5% of lockfree at 1 worker (25e6 vs 20e6 -> scale rows)
+    import pandas as pd
+
+    df = pd.read_csv(run_dir / "points.csv", dtype=str, keep_default_na=False)
+    m = (df["driver"] == "serial-spin") & (df["workers"] == "1")
+    df.loc[m, "ops_per_s"] = (df.loc[m, "ops_per_s"].astype(float) * 1.22).astype(str)
+    df.to_csv(run_dir / "points.csv", index=False)
+    md, _ = report.write_report(run_dir, tmp_path / "out")
+    win = md.read_text().split("## Winner per worker count")[1].split("## ")[0]
+    assert (
+        "| all | 1 | serial-spin, lockfree |" in win or "| all | 1 | lockfree, serial-spin |" in win
+    )
+
+
+def test_html_is_self_contained(written):
+    _, md, html = written
+    page = html.read_text()
+    assert page.count("data:image/png;base64,") == 5
+    assert not re.search(r"""(src|href)=["']https?://""", page)
+    assert "<link" not in page and "<script" not in page
+    # the markdown links its figures as files next to it
+    text = md.read_text()
+    for name in ("throughput", "scaling", "contention", "latency", "fairness"):
+        assert f"]({name}.png)" in text
+        assert (md.parent / f"{name}.svg").exists()
+
+
+def test_report_without_meta_or_config(tmp_path):
+    run_dir = make_run(tmp_path, write_workers=False, write_hist=False)
+    (run_dir / "meta.json").unlink()
+    (run_dir / "config.yaml").unlink()
+    md, html = report.write_report(run_dir, tmp_path / "out")
+    text = md.read_text()
+    assert "command not recorded" in text and "config.yaml missing" in text
+    assert html.exists()
+
+
+def test_markdown_subset():
+    out = report.markdown_to_html("# T\n\ntext <b>\n\n- a\n- b\n\n```\nx < y\n```\n")
+    assert "<h3>T</h3>" in out
+    assert "&lt;b&gt;" in out
+    assert "<ul><li>a</li><li>b</li></ul>" in out
+    assert "<pre><code>x &lt; y</code></pre>" in out
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
+def test_html_renders_in_headless_chromium(written, tmp_path):
+    from PIL import Image
+
+    _, _, html = written
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1200,3000",
+            html.resolve().as_uri(),
+        ],
+        check=False,
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.exists() and shot.stat().st_size > 10_000
+    img = Image.open(shot).convert("L")
+    lo, hi = img.getextrema()
+    assert hi - lo > 100, "the screenshot is blank"
+    # a good part of the page is drawn (text, tables, figures), not just a white sheet
+    hist = img.histogram()
+    nonwhite = sum(hist[:200]) / (img.width * img.height)
+    assert nonwhite > 0.02
