@@ -83,5 +83,7 @@ def remove_stale_segments(shm_dir: Path = Path("/dev/shm")) -> list[str]:
     return removed
 
 
-def our_segments(shm_dir: Path = Path("/dev/shm")) -> list[str]:
-    return sorted(p.name for p in shm_dir.glob(f"{SEGMENT_PREFIX}*"))
+def our_segments(pid: int | None = None, shm_dir: Path = Path("/dev/shm")) -> list[str]:
+    """Our arenas in /dev/shm: all of them, or those a given harness process created."""
+    pattern = f"{SEGMENT_PREFIX}{pid}-*" if pid is not None else f"{SEGMENT_PREFIX}*"
+    return sorted(p.name for p in shm_dir.glob(pattern))

@@ -1,0 +1,123 @@
+"""Is the harness as fast as hand-written C, and how do the drivers scale from 1 to 2 workers?
+
+Measured in one run, interleaved so drift hits both sides alike:
+  1. one worker's lock-free map+unmap ops/s in the harness beside bench/ceiling.c, a minimal
+     C loop doing the same walk with nothing around it;
+  2. the machine's own 2-process ceiling: two copies of that loop on two CPUs at once, which
+     bounds what any 2-worker point can reach here;
+  3. for each driver, 2-worker / 1-worker throughput with 128 MiB chunks (separate tables).
+
+    make ceiling            (or: .venv/bin/python bench/ceiling.py [--rounds N] [--seconds S])
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+from iommubench.runner import run_point
+
+HERE = Path(__file__).resolve().parent
+REGION_MIB = 1024
+DRIVERS = ["serial-spin", "serial-mutex", "lockfree", "naive"]
+
+
+def build_ceiling() -> Path:
+    binary = HERE / "bin" / "ceiling"
+    binary.parent.mkdir(exist_ok=True)
+    subprocess.run(
+        ["gcc", "-O2", "-std=gnu11", "-o", str(binary), str(HERE / "ceiling.c")], check=True
+    )
+    return binary
+
+
+def ceiling_ops(binary: Path, seconds: float, cpus: list[int]) -> list[float]:
+    """ops/s of one copy per CPU in cpus, all running at once."""
+    procs = [
+        subprocess.Popen(
+            ["taskset", "-c", str(cpu), str(binary), str(REGION_MIB), str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for cpu in cpus
+    ]
+    return [float(p.communicate()[0].split()[1]) for p in procs]
+
+
+def harness_ops(driver: str, workers: int, seconds: float) -> float:
+    point = {
+        "workload": "prefault",
+        "driver": driver,
+        "workers": workers,
+        "region_mib": REGION_MIB,
+        "chunk_pages": 32768,
+        "cycles": 0,
+        "cs_ns": 0,
+        "warmup_s": 0.2,
+        "duration_s_requested": seconds,
+        "sample_every": 1024,
+        "seed": 1,
+    }
+    result = run_point(point)
+    if result.status != "ok":
+        raise RuntimeError(result.error)
+    return result.measures["ops_per_s"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=1.0)
+    args = ap.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    binary = build_ceiling()
+    samples: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        samples.setdefault(key, []).append(value)
+
+    for rnd in range(args.rounds):
+        print(f"round {rnd + 1}/{args.rounds}", flush=True)
+        add("ceiling_1", ceiling_ops(binary, args.seconds, cpus[:1])[0])
+        add("harness_lockfree_1", harness_ops("lockfree", 1, args.seconds))
+        if len(cpus) >= 2:
+            add("ceiling_2", sum(ceiling_ops(binary, args.seconds, cpus[:2])))
+        for driver in DRIVERS:
+            for workers in (1, 2):
+                add(f"{driver}_{workers}", harness_ops(driver, workers, args.seconds))
+
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    lines = [
+        f"# Harness vs minimal C loop ({time.strftime('%Y-%m-%d %H:%M')}, {len(cpus)} CPUs,"
+        f" {args.rounds} rounds x {args.seconds} s, medians)",
+        "",
+        f"- minimal C loop, 1 CPU: {med['ceiling_1'] / 1e6:.1f} Mops/s",
+        f"- harness lockfree, 1 worker: {med['harness_lockfree_1'] / 1e6:.1f} Mops/s"
+        f" = **{med['harness_lockfree_1'] / med['ceiling_1']:.2f}x** the minimal loop",
+    ]
+    if "ceiling_2" in med:
+        lines.append(
+            f"- minimal C loop, 2 copies on 2 CPUs: {med['ceiling_2'] / 1e6:.1f} Mops/s in all"
+            f" = **{med['ceiling_2'] / med['ceiling_1']:.2f}x** one copy (the machine's ceiling"
+            " for any 2-worker point)"
+        )
+    lines += ["", "| driver | 1 worker Mops/s | 2 workers Mops/s | 2w / 1w |", "|---|---|---|---|"]
+    for driver in DRIVERS:
+        one, two = med[f"{driver}_1"], med[f"{driver}_2"]
+        lines.append(f"| {driver} | {one / 1e6:.1f} | {two / 1e6:.1f} | {two / one:.2f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path("reports") / f"ceiling-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ceiling.md").write_text(text)
+    (out / "samples.json").write_text(json.dumps(samples, indent=2))
+    print(f"written to {out}/")
+
+
+if __name__ == "__main__":
+    main()

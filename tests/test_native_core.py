@@ -1,0 +1,47 @@
+"""Loading the native core: registries agree, and a stale build is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from iommubench import hist, native_core, registry
+from iommubench.native import build_core
+
+
+def test_native_registries_match_the_python_catalogue() -> None:
+    assert set(native_core.driver_names()) == set(registry.DRIVERS)
+    assert set(native_core.workload_names()) <= set(registry.WORKLOADS)
+
+
+def test_a_core_built_from_other_sources_is_refused(monkeypatch) -> None:
+    native_core.load.cache_clear()
+    monkeypatch.setattr(build_core, "source_hash", lambda: "0" * 16)
+    with pytest.raises(native_core.NativeCoreError, match="make install"):
+        native_core.load()
+    monkeypatch.undo()
+    native_core.load.cache_clear()
+    native_core.load()
+
+
+def test_a_core_of_another_version_is_refused(monkeypatch) -> None:
+    native_core.load.cache_clear()
+    monkeypatch.setattr(native_core, "EXPECTED_CORE_VERSION", -1)
+    with pytest.raises(native_core.NativeCoreError, match="version"):
+        native_core.load()
+    monkeypatch.undo()
+    native_core.load.cache_clear()
+
+
+@pytest.mark.parametrize("value", [0, 1, 63, 64, 65, 127, 128, 1000, 12345, 10**9, 2**41, 2**50])
+def test_native_histogram_buckets_mirror_python(value: int) -> None:
+    assert native_core.lib().ib_hist_index(value) == hist.bucket_index(value)
+
+
+def test_handoff_probe_measures_something_on_two_cpus() -> None:
+    import os
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("one CPU")
+    assert native_core.lib().ib_handoff_probe_ns(cpus[0], cpus[1], 1000) > 0
+    assert os.sched_getaffinity(0) == set(cpus)  # the caller's thread was not pinned
