@@ -9,8 +9,8 @@ times rather than assume one.
 from __future__ import annotations
 
 import pytest
-from conftest import prefault_point
 
+from conftest import prefault_point
 from iommubench.runner import run_point
 
 CORRECT_DRIVERS = ["serial-spin", "serial-mutex", "lockfree"]

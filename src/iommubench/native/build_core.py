@@ -48,9 +48,7 @@ ffibuilder.set_source(
     "iommubench._core",
     f'#include "core.h"\nstatic const char IB_SOURCE_HASH[] = "{source_hash()}";\n',
     sources=[
-        str(p.relative_to(NATIVE_DIR.parents[2]))
-        for p in native_sources()
-        if p.suffix == ".c"
+        str(p.relative_to(NATIVE_DIR.parents[2])) for p in native_sources() if p.suffix == ".c"
     ],
     include_dirs=[str(NATIVE_DIR.relative_to(NATIVE_DIR.parents[2]))],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
