@@ -287,7 +287,7 @@ def build(
         blocks.append(Block("figure", (f, svg if svg.exists() else None)))
 
     blocks.append(h(2, "Machine"))
-    blocks.append(table(["", ""], machine.summary_items(meta)))
+    blocks.append(table(["property", "value"], machine.summary_items(meta)))
 
     blocks.append(h(2, "Configuration (resolved)"))
     if meta.get("config_path"):
