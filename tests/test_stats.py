@@ -165,6 +165,8 @@ def test_noisy_and_single_rep(tmp_path):
     s1 = stats.summarize(stats.load_run(make_run(tmp_path, name="one", reps=1)))
     r = row(s1, "lockfree", 4)
     assert r["ci_single"] and r["ci_lo"] == r["ops_per_s"] == r["ci_hi"]
+    single = [w for w in stats.warnings(stats.load_run(tmp_path / "one"), s1) if "single" in w]
+    assert len(single) == 1 and "9 point(s)" in single[0]
 
 
 def test_scaling_metrics(summary):

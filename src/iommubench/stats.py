@@ -593,6 +593,17 @@ def warnings(run: Run, summary: pd.DataFrame) -> list[str]:
             f"available ({', '.join(str(int(p)) for p in over['point'])}); their workers "
             "time-share CPUs, so lock holders get preempted"
         )
+    single = summary[summary["valid"] & summary["ci_single"]]
+    if len(single):
+        which = (
+            "all"
+            if len(single) == len(summary)
+            else ", ".join(str(int(p)) for p in single["point"])
+        )
+        out.append(
+            f"single repetition: {len(single)} point(s) ({which}) have one valid repetition: "
+            "no confidence interval, noise cannot be judged (run with repetitions >= 3)"
+        )
     for _, r in summary.iterrows():
         n = name(r)
         if r["verdict"] == "error":
@@ -611,8 +622,6 @@ def warnings(run: Run, summary: pd.DataFrame) -> list[str]:
             and (r.get("workers") or 0) > 1
         ):
             out.append(f"{n}: the naive control passed its audit: the race was not exercised")
-        if r["valid"] and r["ci_single"]:
-            out.append(f"{n}: a single valid repetition: no confidence interval")
         if r["valid"] and r["noisy"]:
             out.append(
                 f"{n}: noisy: CV {r['cv']:.1%}, CI half-width {r['ci_rel_halfwidth']:.1%} "
