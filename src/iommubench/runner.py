@@ -9,6 +9,7 @@ happened.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import time
@@ -72,10 +73,22 @@ def handoff_probe(cpus: list[int]) -> float | None:
     return round(ns, 1) if ns > 0 else None
 
 
-def _worker_main(arena: Arena, worker: int, cpu: int) -> None:
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker whose harness was killed must not spin at the barrier forever."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(98)
+
+
+def _worker_main(arena: Arena, worker: int, cpu: int, parent: int) -> None:
     """Child process body: pin, run the native worker, leave without Python teardown."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a point stops
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
+        _die_with_parent(parent)
         os.sched_setaffinity(0, {cpu})
         rc = native_core.lib().ib_worker_run(arena.base, worker)
     except BaseException:  # a child must exit with a code, never a traceback
@@ -89,7 +102,11 @@ class _Workers:
     def __init__(self, arena: Arena, cpus: list[int], count: int) -> None:
         ctx = multiprocess.get_context("fork")
         self.procs = [
-            ctx.Process(target=_worker_main, args=(arena, w, cpus[w % len(cpus)]), daemon=True)
+            ctx.Process(
+                target=_worker_main,
+                args=(arena, w, cpus[w % len(cpus)], os.getpid()),
+                daemon=True,
+            )
             for w in range(count)
         ]
         self.cpus = [cpus[w % len(cpus)] for w in range(count)]

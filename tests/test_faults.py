@@ -1,0 +1,178 @@
+"""Faults and interruption with real processes: a worker killed mid-point, the harness
+interrupted or killed. Nothing may hang, no finished row may be lost, and no shared-memory
+segment or worker process may be left behind."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from iommubench.arena import SEGMENT_PREFIX, our_segments
+
+LONG = 8.0  # seconds a point would run if nobody intervened
+
+
+def start(config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "iommubench.cli", "run", str(config), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def config_file(tmp_path: Path, sweep: dict, duration: float = LONG, reps: int = 1) -> Path:
+    doc = {
+        "name": "faults",
+        "repetitions": reps,
+        "warmup_s": 0.0,
+        "duration_s": duration,
+        "defaults": {"workload": "prefault", "region_mib": 16, "chunk_pages": 1},
+        "sweep": sweep,
+    }
+    path = tmp_path / "faults.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def workers_of(harness: int) -> list[int]:
+    """The harness's worker processes: its children that run the harness's own command."""
+    own = Path(f"/proc/{harness}/cmdline").read_bytes()
+    pids = []
+    for task in Path(f"/proc/{harness}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes() == own:
+                    pids.append(int(pid))
+            except FileNotFoundError:
+                pass
+    return pids
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is gone for our purposes only once reaped; report it as alive
+    return True
+
+
+def rows(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "points.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def run_dir_in(out: Path) -> Path:
+    return wait_for(lambda: next(iter(out.glob("*-faults")), None), what="the run directory")
+
+
+@pytest.mark.parametrize("driver", ["serial-spin", "serial-mutex", "lockfree"])
+def test_killed_worker_fails_its_point_and_the_sweep_goes_on(tmp_path: Path, driver: str):
+    # the point we break, then a second one that must still run
+    config = config_file(tmp_path, {"driver": [driver], "workers": [2, 1]})
+    out = tmp_path / "results"
+    harness = start(config, "--out", str(out), "--set", "duration_s=1.5")
+    victims = wait_for(lambda: len(workers_of(harness.pid)) == 2 and workers_of(harness.pid))
+    time.sleep(0.3)  # well inside the measured window
+    os.kill(victims[0], signal.SIGKILL)
+    _, stderr = harness.communicate(timeout=60)
+    assert harness.returncode == 1, stderr
+    got = rows(run_dir_in(out))
+    assert [r["status"] for r in got] == ["failed", "ok"]
+    assert "SIGKILL" in got[0]["error"]
+    assert not any(alive(pid) for pid in victims)
+    assert not our_segments(harness.pid)
+
+
+def test_sigint_keeps_finished_rows_and_resume_completes_the_sweep(tmp_path: Path) -> None:
+    config = config_file(tmp_path, {"driver": ["lockfree", "serial-spin"], "workers": [1, 2]})
+    out = tmp_path / "results"
+    harness = start(config, "--out", str(out), "--set", "duration_s=0.4")
+    run_dir = run_dir_in(out)
+    wait_for(lambda: len(rows(run_dir)) >= 1, what="the first row")
+    workers = wait_for(lambda: workers_of(harness.pid), what="the next point's workers")
+    harness.send_signal(signal.SIGINT)
+    _, stderr = harness.communicate(timeout=30)
+    assert harness.returncode == 130
+    assert "--resume" in stderr and "Traceback" not in stderr
+    kept = rows(run_dir)
+    assert 1 <= len(kept) < 4 and all(r["status"] == "ok" for r in kept)
+    assert not any(alive(pid) for pid in workers)
+    assert not our_segments(harness.pid)
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "iommubench.cli", "run", str(config), "--resume", str(run_dir),
+         "--set", "duration_s=0.4"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    final = rows(run_dir)
+    assert sorted(int(r["point"]) for r in final) == [0, 1, 2, 3]
+    assert final[: len(kept)] == kept  # the rows kept before are untouched
+
+
+def test_sigterm_is_handled_like_sigint(tmp_path: Path) -> None:
+    config = config_file(tmp_path, {"driver": ["lockfree"], "workers": [2]})
+    out = tmp_path / "results"
+    harness = start(config, "--out", str(out))
+    wait_for(lambda: len(workers_of(harness.pid)) == 2)
+    harness.send_signal(signal.SIGTERM)
+    _, stderr = harness.communicate(timeout=30)
+    assert harness.returncode == 130 and "--resume" in stderr
+    assert not our_segments(harness.pid)
+
+
+def test_a_killed_harness_takes_its_workers_and_the_next_run_removes_its_arena(tmp_path):
+    config = config_file(tmp_path, {"driver": ["serial-spin"], "workers": [2]})
+    harness = start(config, "--out", str(tmp_path / "results"))
+    workers = wait_for(lambda: len(workers_of(harness.pid)) == 2 and workers_of(harness.pid))
+    harness.kill()
+    harness.communicate(timeout=30)
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10, what="workers to die")
+    # whatever the killed harness left (if its tracker did not already remove it), plus a
+    # planted segment of a creator that no longer exists, goes at the next start
+    dead_pid = harness.pid
+    planted = Path("/dev/shm") / f"{SEGMENT_PREFIX}{dead_pid}-999"
+    planted.write_bytes(b"\0" * 4096)
+    quick = config_file(tmp_path, {"driver": ["lockfree"], "workers": [1]}, duration=0.05)
+    proc = subprocess.run(
+        [sys.executable, "-m", "iommubench.cli", "run", str(quick), "--out",
+         str(tmp_path / "r2")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not our_segments(dead_pid)
+
+
+def test_point_timeout_fails_the_point_without_hanging(tmp_path: Path) -> None:
+    config = config_file(tmp_path, {"driver": ["serial-mutex"], "workers": [2]}, duration=2.0)
+    out = tmp_path / "results"
+    harness = start(config, "--out", str(out), "--set", "point_timeout_s=2.5")
+    # a stopped worker (SIGSTOP) never finishes: only the timeout can end the point
+    victims = wait_for(lambda: len(workers_of(harness.pid)) == 2 and workers_of(harness.pid))
+    os.kill(victims[0], signal.SIGSTOP)
+    _, stderr = harness.communicate(timeout=60)
+    assert harness.returncode == 1, stderr
+    got = rows(run_dir_in(out))
+    assert got[0]["status"] == "failed" and "timed out" in got[0]["error"]
+    assert not any(alive(pid) for pid in victims)
+    assert not our_segments(harness.pid)
