@@ -43,8 +43,12 @@ def config_file(tmp_path: Path, sweep: dict, duration: float = LONG, reps: int =
     return path
 
 
-def workers_of(harness: int) -> list[int]:
+def workers_of(harness: int | subprocess.Popen[str]) -> list[int]:
     """The harness's worker processes: its children that run the harness's own command."""
+    if isinstance(harness, subprocess.Popen):
+        if harness.poll() is not None:
+            raise AssertionError(f"the harness exited early: {harness.communicate()[1]}")
+        harness = harness.pid
     own = Path(f"/proc/{harness}/cmdline").read_bytes()
     pids = []
     for task in Path(f"/proc/{harness}/task").iterdir():
@@ -91,7 +95,7 @@ def test_killed_worker_fails_its_point_and_the_sweep_goes_on(tmp_path: Path, dri
     config = config_file(tmp_path, {"driver": [driver], "workers": [2, 1]})
     out = tmp_path / "results"
     harness = start(config, "--out", str(out), "--set", "duration_s=1.5")
-    victims = wait_for(lambda: len(workers_of(harness.pid)) == 2 and workers_of(harness.pid))
+    victims = wait_for(lambda: len(workers_of(harness)) == 2 and workers_of(harness))
     time.sleep(0.3)  # well inside the measured window
     os.kill(victims[0], signal.SIGKILL)
     _, stderr = harness.communicate(timeout=60)
@@ -109,7 +113,7 @@ def test_sigint_keeps_finished_rows_and_resume_completes_the_sweep(tmp_path: Pat
     harness = start(config, "--out", str(out), "--set", "duration_s=0.4")
     run_dir = run_dir_in(out)
     wait_for(lambda: len(rows(run_dir)) >= 1, what="the first row")
-    workers = wait_for(lambda: workers_of(harness.pid), what="the next point's workers")
+    workers = wait_for(lambda: workers_of(harness), what="the next point's workers")
     harness.send_signal(signal.SIGINT)
     _, stderr = harness.communicate(timeout=30)
     assert harness.returncode == 130
@@ -134,7 +138,7 @@ def test_sigterm_is_handled_like_sigint(tmp_path: Path) -> None:
     config = config_file(tmp_path, {"driver": ["lockfree"], "workers": [2]})
     out = tmp_path / "results"
     harness = start(config, "--out", str(out))
-    wait_for(lambda: len(workers_of(harness.pid)) == 2)
+    wait_for(lambda: len(workers_of(harness)) == 2)
     harness.send_signal(signal.SIGTERM)
     _, stderr = harness.communicate(timeout=30)
     assert harness.returncode == 130 and "--resume" in stderr
@@ -144,7 +148,7 @@ def test_sigterm_is_handled_like_sigint(tmp_path: Path) -> None:
 def test_a_killed_harness_takes_its_workers_and_the_next_run_removes_its_arena(tmp_path):
     config = config_file(tmp_path, {"driver": ["serial-spin"], "workers": [2]})
     harness = start(config, "--out", str(tmp_path / "results"))
-    workers = wait_for(lambda: len(workers_of(harness.pid)) == 2 and workers_of(harness.pid))
+    workers = wait_for(lambda: len(workers_of(harness)) == 2 and workers_of(harness))
     harness.kill()
     harness.communicate(timeout=30)
     wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10, what="workers to die")
@@ -168,7 +172,7 @@ def test_point_timeout_fails_the_point_without_hanging(tmp_path: Path) -> None:
     out = tmp_path / "results"
     harness = start(config, "--out", str(out), "--set", "point_timeout_s=2.5")
     # a stopped worker (SIGSTOP) never finishes: only the timeout can end the point
-    victims = wait_for(lambda: len(workers_of(harness.pid)) == 2 and workers_of(harness.pid))
+    victims = wait_for(lambda: len(workers_of(harness)) == 2 and workers_of(harness))
     os.kill(victims[0], signal.SIGSTOP)
     _, stderr = harness.communicate(timeout=60)
     assert harness.returncode == 1, stderr
