@@ -118,3 +118,27 @@ def test_list_names_every_strategy() -> None:
 def test_report_on_a_non_run_directory_exits_2(tmp_path: Path) -> None:
     proc = iommubench("report", str(tmp_path))
     assert proc.returncode == 2 and "not a run directory" in proc.stderr
+
+
+def test_compare_exit_codes_through_the_cli(tmp_path: Path) -> None:
+    from fixtures.synthetic_run import make_run
+
+    base = make_run(tmp_path, "base", handoff_flip=False, failed_rep=False)
+    same = make_run(tmp_path, "same", handoff_flip=False, failed_rep=False)
+    half = make_run(tmp_path, "half", scale=0.5, handoff_flip=False, failed_rep=False)
+    assert iommubench("compare", str(base), str(base)).returncode == 0
+    assert iommubench("compare", str(base), str(same), "--threshold", "5%").returncode == 0
+    proc = iommubench("compare", str(base), str(half))
+    assert proc.returncode == 1, proc.stdout
+    assert iommubench("compare", str(base), str(half), "--threshold", "x").returncode == 2
+
+
+def test_report_writes_markdown_html_and_figures(tmp_path: Path) -> None:
+    from fixtures.synthetic_run import make_run
+
+    run = make_run(tmp_path, "r")
+    out = tmp_path / "rep"
+    proc = iommubench("report", str(run), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "report.md").is_file() and (out / "report.html").is_file()
+    assert len(list(out.glob("*.png"))) >= 4 and len(list(out.glob("*.svg"))) >= 4
