@@ -5,7 +5,8 @@ Measured in one run, interleaved so drift hits both sides alike:
      C loop doing the same walk with nothing around it;
   2. the machine's own 2-process ceiling: two copies of that loop on two CPUs at once, which
      bounds what any 2-worker point can reach here;
-  3. for each driver, 2-worker / 1-worker throughput with 128 MiB chunks (separate tables).
+  3. for each driver, 2-worker / 1-worker throughput with 128 MiB chunks (separate tables);
+  4. what latency sampling costs: one lock-free worker timing no op, one in 1024, one in 64.
 
     make ceiling            (or: .venv/bin/python bench/ceiling.py [--rounds N] [--seconds S])
 """
@@ -25,6 +26,7 @@ from iommubench.runner import run_point
 HERE = Path(__file__).resolve().parent
 REGION_MIB = 1024
 DRIVERS = ["serial-spin", "serial-mutex", "lockfree", "naive"]
+SAMPLING = (0, 1024, 64)
 
 
 def build_ceiling() -> Path:
@@ -49,7 +51,7 @@ def ceiling_ops(binary: Path, seconds: float, cpus: list[int]) -> list[float]:
     return [float(p.communicate()[0].split()[1]) for p in procs]
 
 
-def harness_ops(driver: str, workers: int, seconds: float) -> float:
+def harness_ops(driver: str, workers: int, seconds: float, sample_every: int = 1024) -> float:
     point = {
         "workload": "prefault",
         "driver": driver,
@@ -60,7 +62,7 @@ def harness_ops(driver: str, workers: int, seconds: float) -> float:
         "cs_ns": 0,
         "warmup_s": 0.2,
         "duration_s_requested": seconds,
-        "sample_every": 1024,
+        "sample_every": sample_every,
         "seed": 1,
     }
     result = run_point(point)
@@ -90,6 +92,8 @@ def main() -> None:
         for driver in DRIVERS:
             for workers in (1, 2):
                 add(f"{driver}_{workers}", harness_ops(driver, workers, args.seconds))
+        for every in SAMPLING:
+            add(f"sampling_{every}", harness_ops("lockfree", 1, args.seconds, every))
 
     med = {k: statistics.median(v) for k, v in samples.items()}
     lines = [
@@ -110,6 +114,11 @@ def main() -> None:
     for driver in DRIVERS:
         one, two = med[f"{driver}_1"], med[f"{driver}_2"]
         lines.append(f"| {driver} | {one / 1e6:.1f} | {two / 1e6:.1f} | {two / one:.2f} |")
+    lines += ["", "| lock-free, 1 worker, sampling | Mops/s | vs no sampling |", "|---|---|---|"]
+    for every in SAMPLING:
+        name = "off" if every == 0 else f"1 op in {every}"
+        ratio = med[f"sampling_{every}"] / med["sampling_0"]
+        lines.append(f"| {name} | {med[f'sampling_{every}'] / 1e6:.1f} | {ratio:.3f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     out = Path("reports") / f"ceiling-{time.strftime('%Y%m%d-%H%M%S')}"
