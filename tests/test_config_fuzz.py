@@ -40,6 +40,7 @@ INT_RANGES: dict[str, tuple[int, float]] = {
     "region_mib": (1, MEMORY_MIB),
     "chunk_pages": (1, math.inf),
     "cycles": (0, math.inf),
+    "dma_bits": (20, 64),
     "sample_every": (0, math.inf),
     "seed": (0, math.inf),
 }
@@ -83,7 +84,9 @@ def check_sweep(sweep: Sweep) -> None:
         granule = point["granule_pages"]
         assert isinstance(granule, tuple) and granule
         assert all(_is_int(g) and 1 <= g <= 1024 for g in granule)
-        assert point["chunk_pages"] <= point["region_mib"] * 256
+        assert len(granule) <= 64
+        if point["workload"] == "prefault":  # region and chunk are prefault-only
+            assert point["chunk_pages"] <= point["region_mib"] * 256
     # And it survives its own round trip.
     again = parse_sweep(yaml.safe_load(sweep.resolved_yaml()), "again.yaml")
     assert again == sweep and again.fingerprint() == sweep.fingerprint()

@@ -72,6 +72,7 @@ PARAMETER_DEFAULTS: dict[str, object] = {
     "region_mib": 256,
     "chunk_pages": 32768,
     "depot": "list",
+    "dma_bits": 32,
     "cycles": 0,
     "sample_every": 1024,
     "seed": 1,
@@ -276,11 +277,20 @@ def _region_mib(value: object, path: str) -> int:
 _GRANULE = _int_field(1, 1024, " pages")
 
 
+MAX_GRANULE_MIX = 64  # IB_MAX_GRANULES in the native core
+
+
 def _granule(value: object, path: str) -> tuple[int, ...]:
     """An int or a non-empty list of ints (a mix), normalised to a tuple."""
     if isinstance(value, (list, tuple)):
         if not value:
             raise _Bad(path, "empty granule mix; give at least one size in 1..1024 pages")
+        if len(value) > MAX_GRANULE_MIX:
+            raise _Bad(
+                path,
+                f"a granule mix of {len(value)} entries; at most {MAX_GRANULE_MIX} "
+                "(repeat a size to weight it)",
+            )
         return tuple(int(_GRANULE(item, f"{path}[{i}]")) for i, item in enumerate(value))
     if not _is_int(value):
         raise _Bad(
@@ -309,6 +319,7 @@ FIELDS: dict[str, Validator] = {
     "region_mib": _region_mib,
     "chunk_pages": _int_field(1, None, " pages"),
     "depot": _choice_field(registry.DEPOTS),
+    "dma_bits": _int_field(20, 64, " bits"),
     "cycles": _int_field(0, None),
     "sample_every": _int_field(0, None),
     "seed": _int_field(0, None),
@@ -738,7 +749,8 @@ def _check_point(
 
     chunk, region = point["chunk_pages"], point["region_mib"]
     assert isinstance(chunk, int) and isinstance(region, int)
-    if chunk > region * PAGES_PER_MIB:
+    # region_mib, chunk_pages and cycles are prefault-only: a dma point ignores them
+    if point["workload"] == "prefault" and chunk > region * PAGES_PER_MIB:
         chunk_at, chunk_given = origin("chunk_pages")
         region_at, _ = origin("region_mib")
         # Name the key the user wrote: chunk_pages if given, else the region that is too small.

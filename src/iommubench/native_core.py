@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-EXPECTED_CORE_VERSION = 3
+EXPECTED_CORE_VERSION = 4
 REBUILD_HINT = "rebuild it with `make install` (or `pip install -e .`)"
 
 
@@ -65,3 +65,15 @@ def driver_names() -> list[str]:
 def workload_names() -> list[str]:
     f, core = load()
     return [f.string(core.ib_workload_name(i)).decode() for i in range(core.ib_workload_count())]
+
+
+def allocator_names() -> list[str]:
+    f, core = load()
+    return [f.string(core.ib_allocator_name(i)).decode() for i in range(core.ib_allocator_count())]
+
+
+def invalidation_names() -> list[str]:
+    f, core = load()
+    return [
+        f.string(core.ib_invalidation_name(i)).decode() for i in range(core.ib_invalidation_count())
+    ]

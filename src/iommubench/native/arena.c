@@ -3,7 +3,9 @@
 #include <errno.h>
 
 #include "clock.h"
+#include "iova/iova.h"
 #include "pool.h"
+#include "workloads/workloads.h"
 
 #define ALIGN_UP(v, a) (((v) + (a) - 1) / (a) * (a))
 
@@ -19,8 +21,67 @@ uint64_t ib_pool_pages_needed(uint64_t region_pages, uint32_t workers)
     return 1 + 2 * (leaves + mids + tops) + (uint64_t)workers * (2 * IB_POOL_BATCH + 8) + 16;
 }
 
+static int is_dma(const struct ib_params *p) { return p->workload == IB_WL_dma; }
+
+/* Full magazines a class's depot can hold at once: 32 (bounded) or, with the inline trim,
+ * one more than the workers momentarily (list). */
+static uint64_t depot_cap(const struct ib_params *p)
+{
+    return p->depot == 0 ? 32 : (uint64_t)p->workers + 1;
+}
+
+static uint32_t max_granule(const struct ib_params *p)
+{
+    uint32_t m = 1;
+    for (uint32_t i = 0; i < p->n_granules && i < IB_MAX_GRANULES; i++)
+        m = p->granules[i] > m ? p->granules[i] : m;
+    return m;
+}
+
+/* Ranges that can be allocated at once: every I/O in flight, every flush-queue entry, and
+ * every magazine slot (cached IOVAs stay allocated in the tree). */
+static uint64_t dma_max_ranges(const struct ib_params *p, uint64_t mags_per_order)
+{
+    uint64_t w = p->workers, cap = (uint64_t)p->queues_per_worker * p->queue_depth;
+    return w * cap + w * IB_FQ_SIZE + IB_RCACHE_ORDERS * mags_per_order * IB_MAG_SIZE + 64;
+}
+
+/* Each CPU: loaded + prev; the depot; one magazine per CPU in transit during a trim; spare. */
+static uint64_t dma_mags_per_order(const struct ib_params *p)
+{
+    return 3ull * p->workers + depot_cap(p) + 2;
+}
+
+/* The IOVA span a dma point can touch. Below 2^34 the whole space below the mask (at most 16
+ * MiB of tables); above, twice every page that can be allocated at once, plus slack for the
+ * alignment holes, at the top of the space where the allocator works. */
+static uint64_t dma_span_pages(const struct ib_params *p)
+{
+    uint32_t bits = p->dma_bits < 48 ? p->dma_bits : 48;
+    uint64_t space = 1ull << (bits - 12);
+    if (bits <= 34)
+        return space;
+    uint64_t w = p->workers, cap = (uint64_t)p->queues_per_worker * p->queue_depth;
+    uint64_t g = max_granule(p), ga = ib_iova_alloc_size(g) > g ? ib_iova_alloc_size(g) : g;
+    uint64_t live = (w * cap + w * IB_FQ_SIZE) * ga * 2 +
+                    dma_mags_per_order(p) * IB_MAG_SIZE * 63 /* 1 + 2 + ... + 32 pages */;
+    uint64_t span = 2 * live + (1ull << 20);
+    return span < space ? span : space;
+}
+
+uint64_t ib_pool_pages_for(const struct ib_params *p)
+{
+    if (!is_dma(p))
+        return ib_pool_pages_needed(p->region_pages, p->workers);
+    uint64_t span = dma_span_pages(p);
+    uint64_t leaves = span / 512 + 2, mids = span / (512 * 512) + 2;
+    uint64_t tops = span / (512ull * 512 * 512) + 2;
+    return 1 + 2 * (leaves + mids + tops) + (uint64_t)p->workers * (2 * IB_POOL_BATCH + 8) + 16;
+}
+
 int ib_layout(const struct ib_params *p, struct ib_layout *out)
 {
+    memset(out, 0, sizeof(*out));
     if (!p->workers || p->workers > IB_MAX_WORKERS || !p->pool_pages || p->pool_pages >= IB_NIL)
         return IB_ERR_PARAMS;
     uint64_t off = ALIGN_UP(sizeof(struct ib_header), IB_PAGE_BYTES);
@@ -32,6 +93,28 @@ int ib_layout(const struct ib_params *p, struct ib_layout *out)
     off = ALIGN_UP(off + p->pool_pages * sizeof(uint32_t), IB_PAGE_BYTES);
     out->pages_off = off;
     off += p->pool_pages * IB_PAGE_BYTES;
+    if (is_dma(p)) {
+        if (!p->queues_per_worker || !p->queue_depth)
+            return IB_ERR_PARAMS;
+        out->ring_cap = (uint64_t)p->queues_per_worker * p->queue_depth;
+        out->mags_per_order = dma_mags_per_order(p);
+        out->iova_nodes = dma_max_ranges(p, out->mags_per_order);
+        if (out->iova_nodes >= IB_NIL || out->mags_per_order * IB_RCACHE_ORDERS >= IB_NIL)
+            return IB_ERR_PARAMS;
+        out->iova_nodes_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
+        off += out->iova_nodes * sizeof(struct ib_iova_node);
+        out->mags_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
+        off += out->mags_per_order * IB_RCACHE_ORDERS * sizeof(struct ib_mag);
+        out->rcache_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
+        off += p->workers * sizeof(struct ib_cpu_rcache);
+        out->fq_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
+        off += p->workers * sizeof(struct ib_fq);
+        out->rings_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
+        off += p->workers * sizeof(struct ib_ring);
+        out->ring_entries_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
+        off += p->workers * out->ring_cap * sizeof(struct ib_io);
+        off = ALIGN_UP(off, IB_PAGE_BYTES);
+    }
     out->total_bytes = off;
     return IB_OK;
 }
@@ -53,15 +136,25 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
     struct ib_layout layout;
     if (ib_layout(p, &layout) != IB_OK || layout.total_bytes > size)
         return IB_ERR_PARAMS;
-    if (p->driver >= ib_driver_count() || p->workload >= ib_workload_count() ||
-        !p->region_pages || !p->chunk_pages)
+    if (p->driver >= ib_driver_count() || p->workload >= ib_workload_count())
         return IB_ERR_PARAMS;
+    if (!is_dma(p) && (!p->region_pages || !p->chunk_pages))
+        return IB_ERR_PARAMS;
+    if (is_dma(p) && (p->allocator >= ib_allocator_count() ||
+                      p->invalidation >= ib_invalidation_count() || p->depot > 1 ||
+                      p->completion > 1 || !p->n_granules || p->n_granules > IB_MAX_GRANULES ||
+                      p->dma_bits < 20 || p->dma_bits > 64))
+        return IB_ERR_PARAMS;
+    for (uint32_t i = 0; is_dma(p) && i < p->n_granules; i++)
+        if (!p->granules[i] || p->granules[i] > 1024)
+            return IB_ERR_PARAMS;
     struct ib_header *h = ib_hdr(base);
     memset(h, 0, sizeof(*h));
     h->params = *p;
     h->layout = layout;
     h->version = IB_CORE_VERSION;
     h->cs_loops = ib_calibrate_busy_loops(p->cs_ns);
+    h->inv_loops = ib_calibrate_busy_loops(p->inv_ns);
     static double tsc_per_ns, timer_cost;
     if (tsc_per_ns == 0) {
         tsc_per_ns = ib_calibrate_tsc_per_ns();
@@ -73,6 +166,11 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
         return IB_ERR_PARAMS;
     memset((char *)base + layout.slots_off, 0, layout.meta_off - layout.slots_off);
     ib_pool_init(base);
+    if (is_dma(p)) {
+        memset((char *)base + layout.rcache_off, 0, layout.ring_entries_off - layout.rcache_off);
+        ib_iova_init(base);
+        ib_rcache_init(base);
+    }
     /* magic last: a worker attaching early sees an arena that is not ready */
     __atomic_store_n(&h->magic, IB_MAGIC, __ATOMIC_RELEASE);
     return IB_OK;

@@ -6,6 +6,8 @@
  *   hist      per-worker latency histograms (map, unmap)
  *   meta      per-page metadata of the table pool (free-list links)
  *   pages     the table pool; page 0 is the root
+ *   dma only: iova nodes (the global allocator's tree), magazines, per-CPU rcaches, per-CPU
+ *             flush queues, per-worker completion rings and their entries
  */
 #ifndef IB_ARENA_H
 #define IB_ARENA_H
@@ -23,6 +25,27 @@
 #define IB_NIL 0xffffffffu
 
 struct ib_line_u32 { uint32_t v; } IB_ALIGNED;
+struct ib_line_u64 { uint64_t v; } IB_ALIGNED;
+
+/* The global IOVA allocator: an AVL tree of allocated ranges keyed by pfn_lo, in a node pool
+ * addressed by index. Everything in it is protected by iova.lock. */
+struct ib_iova_state {
+    uint32_t lock;        /* iova_rbtree_lock: every tree and node-pool access */
+    uint32_t root;
+    uint32_t free_nodes;  /* the node pool's free list, linked through .left */
+    uint32_t pad;
+    uint64_t hint;        /* cached32_node: allocation continues below this pfn (exclusive) */
+    uint64_t limit_pfn;   /* last pfn below the DMA mask */
+    uint64_t nodes_used;
+} IB_ALIGNED;
+
+/* One size class's depot: full magazines (a stack) and spare empty ones, under one lock. */
+struct ib_depot {
+    uint32_t lock;        /* rcache->lock: the full and empty lists and their counts */
+    uint32_t full_head;
+    uint32_t empty_head;
+    uint32_t count;       /* full magazines in the depot */
+} IB_ALIGNED;
 
 struct ib_header {
     uint64_t magic;
@@ -45,6 +68,68 @@ struct ib_header {
         uint32_t head;
         uint64_t count;
     } IB_ALIGNED pool;
+
+    /* dma workload */
+    uint64_t inv_loops;                     /* busy-loop iterations giving params.inv_ns */
+    struct ib_iova_state iova;
+    struct ib_depot depot[IB_RCACHE_ORDERS];
+    struct ib_line_u32 inv_lock;            /* the single invalidation (command) queue */
+    struct ib_line_u64 fq_flush_start;      /* flushes begun; own line (2019 split) */
+    struct ib_line_u64 fq_flush_finish;     /* flushes completed; own line */
+    struct ib_line_u64 fq_flush_done_max;   /* debug witness: 1 + highest completed ticket */
+};
+
+struct ib_iova_node {
+    uint64_t lo, hi;      /* inclusive pfn range */
+    uint32_t left, right;
+    int32_t height;
+    uint32_t pad;
+};
+
+struct ib_mag {
+    uint32_t size;
+    uint32_t next;        /* depot list link */
+    uint64_t pfns[IB_MAG_SIZE];
+};
+
+/* A CPU's loaded and prev magazines per size class: touched by the owning worker only (the
+ * kernel's per-CPU lock guards against preemption, which a pinned worker process has not). */
+struct ib_cpu_rcache {
+    uint32_t loaded[IB_RCACHE_ORDERS];
+    uint32_t prev[IB_RCACHE_ORDERS];
+} IB_ALIGNED;
+
+struct ib_fq_entry {
+    uint64_t pfn;
+    uint32_t pages;
+    uint32_t freelist;    /* table pages freed by this unmap, released with the IOVA (hook) */
+    uint64_t counter;     /* fq_flush_start when queued */
+};
+
+/* A CPU's flush queue: a ring of IB_FQ_SIZE entries, owner only. */
+struct ib_fq {
+    uint32_t head, tail;  /* head: oldest entry; tail: next free slot (mod 2*IB_FQ_SIZE) */
+    uint32_t armed;       /* the 10 ms timeout is pending */
+    uint32_t pad;
+    uint64_t armed_ns;
+    struct ib_fq_entry e[IB_FQ_SIZE];
+} IB_ALIGNED;
+
+/* One in-flight I/O. */
+struct ib_io {
+    uint64_t pfn;
+    uint64_t deadline;    /* TSC ticks at which the transfer is done */
+    uint32_t pages;
+    uint32_t pad;
+};
+
+/* A worker's device queues as one single-producer single-consumer ring of queues x depth
+ * I/Os, oldest first. The producer is the submitting worker; the consumer is the same worker
+ * (completion: local) or the next one (completion: remote). */
+struct ib_ring {
+    struct { uint64_t head; } IB_ALIGNED prod;     /* written by the producer only */
+    struct { uint64_t tail; } IB_ALIGNED cons;     /* written by the consumer only */
+    struct { uint32_t closed; } IB_ALIGNED done;   /* the producer submits no more */
 };
 
 struct ib_slot {
@@ -79,6 +164,37 @@ static inline uint64_t *ib_hist_of(void *base, uint32_t w, int which)
 {
     uint64_t *h = (uint64_t *)((char *)base + ib_hdr(base)->layout.hist_off);
     return h + ((uint64_t)w * 2 + (uint64_t)which) * IB_HIST_BUCKETS;
+}
+
+static inline struct ib_iova_node *ib_iova_nodes(void *base)
+{
+    return (struct ib_iova_node *)((char *)base + ib_hdr(base)->layout.iova_nodes_off);
+}
+
+static inline struct ib_mag *ib_mags(void *base)
+{
+    return (struct ib_mag *)((char *)base + ib_hdr(base)->layout.mags_off);
+}
+
+static inline struct ib_cpu_rcache *ib_cpu_rcache_of(void *base, uint32_t w)
+{
+    return (struct ib_cpu_rcache *)((char *)base + ib_hdr(base)->layout.rcache_off) + w;
+}
+
+static inline struct ib_fq *ib_fq_of(void *base, uint32_t w)
+{
+    return (struct ib_fq *)((char *)base + ib_hdr(base)->layout.fq_off) + w;
+}
+
+static inline struct ib_ring *ib_ring_of(void *base, uint32_t w)
+{
+    return (struct ib_ring *)((char *)base + ib_hdr(base)->layout.rings_off) + w;
+}
+
+static inline struct ib_io *ib_ring_entries(void *base, uint32_t w)
+{
+    struct ib_header *h = ib_hdr(base);
+    return (struct ib_io *)((char *)base + h->layout.ring_entries_off) + w * h->layout.ring_cap;
 }
 
 static inline void cpu_relax(void)

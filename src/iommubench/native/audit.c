@@ -3,7 +3,9 @@
  * reachable exactly once from the root or on exactly one free list. */
 #include <stdlib.h>
 
+#include "iova/iova.h"
 #include "pgtable.h"
+#include "workloads/workloads.h"
 
 enum { SEEN_TABLE = 1, SEEN_FREE = 2 };
 
@@ -109,6 +111,100 @@ static void count_expected(struct audit *a)
     }
 }
 
+/* The IOVA audit, after every worker drained its I/Os and its flush queue: the tree is a valid
+ * ordered set of disjoint ranges below the mask, every cached pfn names exactly one range of
+ * its class (a pfn cached twice would be handed out twice), and every range in the tree is
+ * cached: anything else was allocated and never freed. */
+static uint64_t tree_walk(struct audit *a, const struct ib_iova_node *n, uint32_t t,
+                          uint64_t *last_hi, uint64_t nodes, int depth)
+{
+    if (t == IB_NIL)
+        return 0;
+    if (t >= nodes || depth > 64) {
+        a->r->iova_corrupt++;
+        return 0;
+    }
+    uint64_t c = tree_walk(a, n, n[t].left, last_hi, nodes, depth + 1);
+    const struct ib_iova_state *s = &a->x.hdr->iova;
+    if (n[t].lo < IB_IOVA_START_PFN || n[t].hi < n[t].lo || n[t].hi > s->limit_pfn)
+        a->r->iova_corrupt++;
+    if (*last_hi != UINT64_MAX && n[t].lo <= *last_hi)
+        a->r->iova_double_allocs++; /* overlapping or out-of-order ranges */
+    *last_hi = n[t].hi;
+    return c + 1 + tree_walk(a, n, n[t].right, last_hi, nodes, depth + 1);
+}
+
+static void audit_cached(struct audit *a, uint8_t *seen, const struct ib_mag *m, uint32_t order)
+{
+    const struct ib_iova_node *n = ib_iova_nodes(a->x.base);
+    for (uint32_t i = 0; i < m->size && i < IB_MAG_SIZE; i++) {
+        a->r->iova_cached++;
+        uint32_t t = ib_iova_find(a->x.base, m->pfns[i]);
+        if (t == IB_NIL || n[t].hi - n[t].lo + 1 != (1ull << order)) {
+            a->r->iova_corrupt++;
+        } else if (seen[t]) {
+            a->r->iova_double_allocs++;
+        } else {
+            seen[t] = 1;
+        }
+    }
+}
+
+static void audit_iova(struct audit *a)
+{
+    void *base = a->x.base;
+    struct ib_header *h = a->x.hdr;
+    const struct ib_iova_node *n = ib_iova_nodes(base);
+    uint64_t nodes = h->layout.iova_nodes, last_hi = UINT64_MAX;
+    uint64_t in_tree = tree_walk(a, n, h->iova.root, &last_hi, nodes, 0);
+    a->r->iova_ranges = in_tree;
+    uint64_t free_nodes = 0;
+    for (uint32_t k = h->iova.free_nodes; k != IB_NIL && free_nodes <= nodes; k = n[k].left) {
+        if (k >= nodes) {
+            a->r->iova_corrupt++;
+            break;
+        }
+        free_nodes++;
+    }
+    if (in_tree + free_nodes != nodes || in_tree != h->iova.nodes_used)
+        a->r->iova_corrupt++;
+    uint8_t *seen = calloc(nodes ? nodes : 1, 1);
+    if (!seen) {
+        a->r->iova_corrupt++;
+        return;
+    }
+    const struct ib_mag *mags = ib_mags(base);
+    uint64_t per = h->layout.mags_per_order;
+    for (uint32_t order = 0; order < IB_RCACHE_ORDERS && per; order++) {
+        for (uint32_t w = 0; w < h->params.workers; w++) {
+            audit_cached(a, seen, &mags[ib_cpu_rcache_of(base, w)->loaded[order]], order);
+            audit_cached(a, seen, &mags[ib_cpu_rcache_of(base, w)->prev[order]], order);
+        }
+        uint64_t steps = 0;
+        for (uint32_t m = h->depot[order].full_head; m != IB_NIL && steps <= per;
+             m = mags[m].next, steps++) {
+            if (m < order * per || m >= (order + 1) * per) {
+                a->r->iova_corrupt++;
+                break;
+            }
+            audit_cached(a, seen, &mags[m], order);
+        }
+        if (steps != h->depot[order].count)
+            a->r->iova_corrupt++;
+    }
+    uint64_t cached_ranges = 0;
+    for (uint64_t t = 0; t < nodes; t++)
+        cached_ranges += seen[t];
+    free(seen);
+    a->r->iova_leaks = in_tree - cached_ranges;
+    for (uint32_t w = 0; w < h->params.workers; w++) {
+        const struct ib_fq *fq = ib_fq_of(base, w);
+        const struct ib_ring *r = ib_ring_of(base, w);
+        a->r->inflight_left += (fq->tail + 2 * IB_FQ_SIZE - fq->head) % (2 * IB_FQ_SIZE);
+        a->r->inflight_left += r->prod.head - r->cons.tail;
+    }
+}
+
 static int run_audit(void *base, struct ib_audit_result *r, uint64_t *pfns, uint64_t *frames,
                      uint64_t cap, uint64_t *dumped)
 {
@@ -130,6 +226,8 @@ static int run_audit(void *base, struct ib_audit_result *r, uint64_t *pfns, uint
             r->leaked_tables++;
     count_expected(&a);
     free(a.seen);
+    if (a.x.hdr->params.workload == IB_WL_dma)
+        audit_iova(&a);
     if (dumped)
         *dumped = a.dump_len;
     return IB_OK;

@@ -12,17 +12,22 @@
 
 /* Bumped whenever the arena layout or this interface changes; the Python side refuses to run
  * a compiled core whose version differs from the one it expects. */
-#define IB_CORE_VERSION 3
+#define IB_CORE_VERSION 4
 
 #define IB_HIST_SUB_BITS 6
 #define IB_HIST_BUCKETS 2304 /* 64 sub-buckets x 36 octaves */
 #define IB_MAX_WORKERS 4096
+#define IB_MAX_GRANULES 64    /* entries of a granule mix */
+#define IB_RCACHE_ORDERS 6    /* size classes 1..32 pages */
+#define IB_MAG_SIZE 127       /* IOVAs per magazine */
+#define IB_FQ_SIZE 256        /* flush-queue entries per CPU */
 
 enum ib_exit {
     IB_OK = 0,
     IB_ERR_PARAMS = 1,
     IB_ERR_POOL_EMPTY = 2,
     IB_ERR_ABORTED = 3,
+    IB_ERR_IOVA_SPACE = 4,
 };
 
 /* One point's parameters, as the harness resolved them (names as in the YAML). */
@@ -39,6 +44,18 @@ struct ib_params {
     uint64_t duration_ns;
     uint64_t pool_pages;    /* table pages in the pool, root included */
     uint64_t seed;
+    /* dma workload (zero for prefault) */
+    uint32_t allocator;     /* index into the allocator registry */
+    uint32_t invalidation;  /* index into the invalidation registry */
+    uint32_t depot;         /* 0 bounded (32 magazines per class), 1 list (trimmed) */
+    uint32_t completion;    /* 0 local, 1 remote: worker w's I/Os complete on (w + 1) % n */
+    uint32_t queues_per_worker;
+    uint32_t queue_depth;
+    uint64_t dma_ns;        /* each I/O stays mapped (in flight) this long */
+    uint64_t inv_ns;        /* one IOTLB invalidation, under the invalidation-queue lock */
+    uint32_t dma_bits;      /* the DMA mask: IOVAs lie below 2^dma_bits (clamped to 48) */
+    uint32_t n_granules;
+    uint32_t granules[64];  /* IB_MAX_GRANULES: the mix, drawn uniformly with the seeded RNG */
 };
 
 /* Per-worker counters, private during the run and published into the worker's slot at the
@@ -59,6 +76,31 @@ struct ib_counters {
     uint64_t unmap_missing;   /* unmap found no leaf, or another frame: a lost mapping */
     uint64_t cycles;
     uint64_t samples;
+    uint64_t pages_mapped;        /* dma: pages mapped by the I/Os submitted */
+    uint64_t rcache_hits;         /* allocations served by a magazine (loaded, prev or depot) */
+    uint64_t rcache_misses;       /* cacheable allocations that fell to the global allocator */
+    uint64_t depot_pushes;        /* full magazines pushed to the depot */
+    uint64_t depot_pops;          /* full magazines taken from the depot */
+    uint64_t depot_trims;         /* magazines returned to the tree: bounded overflow, list trim */
+    uint64_t iova_fallbacks;      /* IOVAs the rcache handed to, or took from, the global tree */
+    uint64_t iova_lock_acquisitions;
+    uint64_t iova_lock_contended;
+    uint64_t iova_lock_wait_ns;
+    uint64_t depot_lock_acquisitions;
+    uint64_t depot_lock_contended;
+    uint64_t depot_lock_wait_ns;
+    uint64_t inv_lock_acquisitions;
+    uint64_t inv_lock_contended;
+    uint64_t inv_lock_wait_ns;
+    uint64_t invalidations;       /* IOTLB invalidation commands: one per strict unmap or flush */
+    uint64_t flushes;             /* lazy: global flushes (start++, invalidate all, finish++) */
+    uint64_t fq_entries;          /* lazy: unmapped IOVAs queued */
+    uint64_t fq_full_flushes;     /* lazy: flushes because the queue was full */
+    uint64_t fq_timeout_flushes;  /* lazy: flushes because the oldest entry waited 10 ms */
+    uint64_t fq_early_frees;      /* lazy: IOVAs released with no completed flush after them */
+    uint64_t iova_alloc_failures; /* the IOVA space (below the DMA mask) was exhausted */
+    uint64_t iova_bad_frees;      /* freeing a range the tree does not hold: a double free */
+    uint64_t ring_full;           /* submissions held back by a full device queue */
     uint64_t start_ns;
     uint64_t end_ns;
 };
@@ -75,6 +117,12 @@ struct ib_audit_result {
     uint64_t double_frees;        /* free twice, or free and reachable */
     uint64_t multiply_linked;     /* reachable through more than one entry */
     uint64_t corrupt_entries;     /* an entry pointing outside the pool */
+    uint64_t iova_ranges;         /* dma: ranges allocated in the tree after the drain */
+    uint64_t iova_cached;         /* dma: IOVAs sitting in magazines (CPU caches and depot) */
+    uint64_t iova_leaks;          /* allocated, but neither cached nor in flight: never freed */
+    uint64_t iova_double_allocs;  /* cached twice, or overlapping ranges: handed out twice */
+    uint64_t iova_corrupt;        /* tree out of order, out of bounds, node pool inconsistent */
+    uint64_t inflight_left;       /* I/Os or flush-queue entries left after the drain */
 };
 
 struct ib_layout {
@@ -83,6 +131,16 @@ struct ib_layout {
     uint64_t hist_off;
     uint64_t meta_off;
     uint64_t pages_off;
+    /* dma workload sections (zero-sized for prefault) */
+    uint64_t iova_nodes;          /* tree nodes in the node pool */
+    uint64_t mags_per_order;      /* magazines per size class */
+    uint64_t ring_cap;            /* in-flight I/Os per worker: queues x depth */
+    uint64_t iova_nodes_off;
+    uint64_t mags_off;
+    uint64_t rcache_off;
+    uint64_t fq_off;
+    uint64_t rings_off;
+    uint64_t ring_entries_off;
 };
 
 /* Registries: names are the YAML spellings. */
@@ -90,10 +148,16 @@ uint32_t ib_driver_count(void);
 const char *ib_driver_name(uint32_t i);
 uint32_t ib_workload_count(void);
 const char *ib_workload_name(uint32_t i);
+uint32_t ib_allocator_count(void);
+const char *ib_allocator_name(uint32_t i);
+uint32_t ib_invalidation_count(void);
+const char *ib_invalidation_name(uint32_t i);
 
 uint32_t ib_core_version(void);
 int ib_layout(const struct ib_params *p, struct ib_layout *out);
 uint64_t ib_pool_pages_needed(uint64_t region_pages, uint32_t workers);
+/* The table pages a point needs, for any workload (dma: from the IOVA span it can touch). */
+uint64_t ib_pool_pages_for(const struct ib_params *p);
 
 /* Parent side. */
 int ib_arena_init(void *base, uint64_t size, const struct ib_params *p);

@@ -5,6 +5,9 @@
 
 void ib_exit_aborted(void) { _exit(100 + IB_ERR_ABORTED); }
 
+const struct ib_allocator *ib_allocator_get(uint32_t i);
+const struct ib_invalidation *ib_invalidation_get(uint32_t i);
+
 void ib_ctx_init(struct ib_ctx *x, void *base, uint32_t worker)
 {
     struct ib_header *h = ib_hdr(base);
@@ -24,15 +27,19 @@ void ib_ctx_init(struct ib_ctx *x, void *base, uint32_t worker)
     x->sample_every = h->params.sample_every;
     x->sample_left = x->sample_every ? x->sample_every : UINT64_MAX;
     x->phase = IB_WARMUP;
+    x->alloc = ib_allocator_get(h->params.allocator);
+    x->inval = ib_invalidation_get(h->params.invalidation);
 }
 
 static void ib_start_counting(struct ib_ctx *x, uint64_t now)
 {
     /* evidence of lost mappings survives the warm-up reset: correctness is never windowed */
-    uint64_t conflicts = x->c.map_conflicts, missing = x->c.unmap_missing;
+    struct ib_counters kept = x->c;
     memset(&x->c, 0, sizeof(x->c));
-    x->c.map_conflicts = conflicts;
-    x->c.unmap_missing = missing;
+    x->c.map_conflicts = kept.map_conflicts;
+    x->c.unmap_missing = kept.unmap_missing;
+    x->c.fq_early_frees = kept.fq_early_frees;
+    x->c.iova_bad_frees = kept.iova_bad_frees;
     /* warm-up samples are discarded with the warm-up counters */
     memset(x->hist_map, 0, IB_HIST_BUCKETS * sizeof(uint64_t));
     memset(x->hist_unmap, 0, IB_HIST_BUCKETS * sizeof(uint64_t));

@@ -4,8 +4,13 @@
 
 #include "arena.h"
 
+struct ib_allocator;
+struct ib_invalidation;
+
 struct ib_ctx {
     void *base;
+    const struct ib_allocator *alloc;       /* dma: the IOVA allocator */
+    const struct ib_invalidation *inval;    /* dma: the invalidation mode */
     struct ib_header *hdr;
     struct ib_slot *slot;
     uint32_t *meta;

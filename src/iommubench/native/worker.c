@@ -57,6 +57,12 @@ int ib_worker_run(void *base, uint32_t worker)
     r = drv->run[x.hdr->params.workload](&x);
     if (x.phase != IB_DONE)
         ib_ctx_finish(&x);
+    /* correctness is never windowed: evidence found while draining counts too */
+    x.final.map_conflicts = x.c.map_conflicts;
+    x.final.unmap_missing = x.c.unmap_missing;
+    x.final.fq_early_frees = x.c.fq_early_frees;
+    x.final.iova_bad_frees = x.c.iova_bad_frees;
+    x.final.iova_alloc_failures = x.c.iova_alloc_failures;
     x.slot->counters = x.final;
     x.slot->status = (uint32_t)r;
     __atomic_fetch_add(&x.hdr->finish.finished, 1, __ATOMIC_RELEASE);

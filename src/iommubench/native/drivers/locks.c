@@ -1,11 +1,12 @@
 #include "../clock.h"
+#include "../lock.h"
 #include "driver.h"
 
 /* Test-and-test-and-set with a pause loop: waiters spin on a shared (read) copy of the line
  * and only try the exchange when it looks free, so they do not hammer it with RFOs. */
-void ib_spin_lock_contended(struct ib_ctx *x, uint32_t *lock)
+void ib_spin_wait(struct ib_ctx *x, uint32_t *lock, uint64_t *contended, uint64_t *wait_ns)
 {
-    x->c.lock_contended++;
+    (*contended)++;
     uint64_t t0 = ib_clock_ns();
     unsigned spins = 0;
     do {
@@ -14,6 +15,12 @@ void ib_spin_lock_contended(struct ib_ctx *x, uint32_t *lock)
             if ((++spins & 4095u) == 0 && ib_aborted(x->base))
                 ib_exit_aborted();
         }
+        /* acquire: pairs with the holder's release store */
     } while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE));
-    x->c.lock_wait_ns += ib_clock_ns() - t0;
+    *wait_ns += ib_clock_ns() - t0;
+}
+
+void ib_spin_lock_contended(struct ib_ctx *x, uint32_t *lock)
+{
+    ib_spin_wait(x, lock, &x->c.lock_contended, &x->c.lock_wait_ns);
 }

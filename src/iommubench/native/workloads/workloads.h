@@ -11,12 +11,13 @@ struct ib_driver_ops {
     int (*unmap)(struct ib_ctx *x, uint64_t pfn, uint64_t *frame_out);
 };
 
-#define IB_WORKLOADS(X, arg) X(prefault, arg)
+#define IB_WORKLOADS(X, arg) X(prefault, arg) X(dma, arg)
 
 #define IB_WL_ENUM(wl, arg) IB_WL_##wl,
 enum ib_workload_id { IB_WORKLOADS(IB_WL_ENUM, 0) IB_WORKLOAD_COUNT };
 
 #include "sampling.h"
 #include "prefault.h"
+#include "dma.h"
 
 #endif

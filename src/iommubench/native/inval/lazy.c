@@ -1,0 +1,121 @@
+/* lazy: per-CPU flush queues (iommu.strict=0, IOMMU_DOMAIN_DMA_FQ; dma-iommu.c queue_iova).
+ *
+ * Each CPU queues unmapped IOVAs in a ring of 256 entries stamped with the global flush-start
+ * counter. A flush is start++, one invalidate-all command, finish++; an entry may be released
+ * once finish > its stamp, i.e. once a flush that started after the entry was queued has
+ * completed. On queueing: release what is covered; if the ring is full, flush and release
+ * again; append; arm the 10 ms timeout. The kernel's timer flushes and drains every CPU's ring;
+ * here each worker checks its own ring's timeout from its loop (no timer thread), so a ring is
+ * drained by its owner only.
+ *
+ * Debug witness: every flush records 1 + its ticket in fq_flush_done_max (an atomic max,
+ * before it bumps finish). At release an entry's stamp must be below that witness, re-read
+ * fresh; a release that breaks it is counted in fq_early_frees and fails the audit.
+ */
+#include "../clock.h"
+#include "../iova/iova.h"
+#include "inval.h"
+
+static void fq_flush(struct ib_ctx *x)
+{
+    struct ib_header *h = x->hdr;
+    /* acq_rel: the ticket orders this flush after every entry stamped with a lower value */
+    uint64_t ticket = __atomic_fetch_add(&h->fq_flush_start.v, 1, __ATOMIC_ACQ_REL);
+    ib_invalidate(x); /* invalidate-all: one command */
+    uint64_t want = ticket + 1, seen = __atomic_load_n(&h->fq_flush_done_max.v, __ATOMIC_RELAXED);
+    /* atomic max: concurrent flushes may finish out of order; the witness keeps the highest */
+    while (seen < want && !__atomic_compare_exchange_n(&h->fq_flush_done_max.v, &seen, want, 1,
+                                                       __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        ;
+    /* release: a CPU that sees this finish sees the invalidation and the witness before it */
+    __atomic_fetch_add(&h->fq_flush_finish.v, 1, __ATOMIC_RELEASE);
+    x->c.flushes++;
+}
+
+/* fq_ring_free: release every entry a completed flush covers, oldest first. */
+static void fq_release(struct ib_ctx *x, struct ib_fq *fq)
+{
+    /* acquire: pairs with the flusher's release increment of finish */
+    uint64_t finish = __atomic_load_n(&x->hdr->fq_flush_finish.v, __ATOMIC_ACQUIRE);
+    while (fq->head != fq->tail) {
+        struct ib_fq_entry *e = &fq->e[fq->head % IB_FQ_SIZE];
+        if (e->counter >= finish)
+            break;
+        /* acquire: the witness re-read independently of the decision above */
+        if (e->counter >= __atomic_load_n(&x->hdr->fq_flush_done_max.v, __ATOMIC_ACQUIRE))
+            x->c.fq_early_frees++;
+        ib_release_freelist(x, e->freelist);
+        x->alloc->free(x, e->pfn, e->pages);
+        fq->head = (fq->head + 1) % (2 * IB_FQ_SIZE);
+    }
+    if (fq->head == fq->tail)
+        fq->armed = 0;
+}
+
+static uint32_t fq_len(const struct ib_fq *fq)
+{
+    return (fq->tail + 2 * IB_FQ_SIZE - fq->head) % (2 * IB_FQ_SIZE);
+}
+
+static void lazy_unmapped(struct ib_ctx *x, uint64_t pfn, uint32_t pages, uint32_t freelist)
+{
+    struct ib_fq *fq = ib_fq_of(x->base, x->worker);
+    fq_release(x, fq);
+    /* The kernel flushes once here. But flushes on other CPUs may complete out of order: if an
+     * older flush is still running when ours bumps finish, finish stays at or below our
+     * newest stamps and the ring is still full; appending would overwrite (leak) the oldest
+     * entry. So flush until there is room. */
+    while (fq_len(fq) == IB_FQ_SIZE) {
+        if (ib_aborted(x->base))
+            ib_exit_aborted();
+        fq_flush(x);
+        x->c.fq_full_flushes++;
+        fq_release(x, fq);
+    }
+    struct ib_fq_entry *e = &fq->e[fq->tail % IB_FQ_SIZE];
+    e->pfn = pfn;
+    e->pages = pages;
+    e->freelist = freelist;
+    /* acquire: the stamp is read after this I/O's entries were cleared (program order) and
+     * pairs with the flusher's ticket increment */
+    e->counter = __atomic_load_n(&x->hdr->fq_flush_start.v, __ATOMIC_ACQUIRE);
+    fq->tail = (fq->tail + 1) % (2 * IB_FQ_SIZE);
+    x->c.fq_entries++;
+    if (!fq->armed) {
+        fq->armed = 1;
+        fq->armed_ns = 0; /* stamped lazily by the next poll: no clock read per I/O */
+    }
+}
+
+static void lazy_poll(struct ib_ctx *x, uint64_t now_ns)
+{
+    struct ib_fq *fq = ib_fq_of(x->base, x->worker);
+    if (!fq->armed)
+        return;
+    if (!fq->armed_ns) {
+        fq->armed_ns = now_ns;
+        return;
+    }
+    if (now_ns - fq->armed_ns < IB_FQ_TIMEOUT_NS)
+        return;
+    fq_flush(x);
+    x->c.fq_timeout_flushes++;
+    fq_release(x, fq);
+}
+
+/* Our flush may complete before an older one still running elsewhere, leaving finish below
+ * our newest stamps: flush again until everything is covered (bounded by the flushes in
+ * flight; a dead flusher aborts the point). */
+static void lazy_drain(struct ib_ctx *x)
+{
+    struct ib_fq *fq = ib_fq_of(x->base, x->worker);
+    while (fq->head != fq->tail) {
+        if (ib_aborted(x->base))
+            ib_exit_aborted();
+        fq_flush(x);
+        fq_release(x, fq);
+    }
+}
+
+const struct ib_invalidation ib_invalidation_lazy = {"lazy", lazy_unmapped, lazy_poll,
+                                                     lazy_drain};

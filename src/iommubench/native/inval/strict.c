@@ -1,0 +1,28 @@
+/* strict: every unmap invalidates before its IOVA is freed (iommu.strict=1, the
+ * IOMMU_DOMAIN_DMA default without a flush queue): one command, inv_ns, under the single
+ * invalidation-queue lock, as the SMMUv3 command queue's spinlock was until 2019. */
+#include "../lock.h"
+#include "inval.h"
+#include "../iova/iova.h"
+
+void ib_invalidate(struct ib_ctx *x)
+{
+    ib_lock_counted(x, &x->hdr->inv_lock.v, &x->c.inv_lock_acquisitions,
+                    &x->c.inv_lock_contended, &x->c.inv_lock_wait_ns);
+    ib_busy(x->hdr->inv_loops);
+    ib_unlock(&x->hdr->inv_lock.v);
+    x->c.invalidations++;
+}
+
+static void strict_unmapped(struct ib_ctx *x, uint64_t pfn, uint32_t pages, uint32_t freelist)
+{
+    ib_invalidate(x);
+    ib_release_freelist(x, freelist);
+    x->alloc->free(x, pfn, pages);
+}
+
+static void strict_poll(struct ib_ctx *x, uint64_t now_ns) { (void)x, (void)now_ns; }
+static void strict_drain(struct ib_ctx *x) { (void)x; }
+
+const struct ib_invalidation ib_invalidation_strict = {"strict", strict_unmapped, strict_poll,
+                                                       strict_drain};
