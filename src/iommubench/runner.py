@@ -19,7 +19,7 @@ from typing import Any
 import multiprocess
 import numpy as np
 
-from iommubench import native_core
+from iommubench import dma, native_core
 from iommubench.arena import Arena
 
 PAGES_PER_MIB = 256
@@ -54,14 +54,17 @@ def native_params(point: dict[str, Any]) -> Any:
     p.driver = native_core.driver_names().index(point["driver"])
     p.workers = point["workers"]
     p.sample_every = point.get("sample_every", 0)
-    p.region_pages = point["region_mib"] * PAGES_PER_MIB
-    p.chunk_pages = point["chunk_pages"]
-    p.cycles = point.get("cycles", 0)
     p.cs_ns = point.get("cs_ns", 0)
     p.warmup_ns = int(point.get("warmup_s", 0.0) * 1e9)
     p.duration_ns = int(point.get("duration_s_requested", 1.0) * 1e9)
-    p.pool_pages = lib.ib_pool_pages_needed(p.region_pages, p.workers)
     p.seed = point.get("seed", 1)
+    if point["workload"] == "dma":
+        dma.fill_params(p, point)  # region_mib, chunk_pages and cycles are prefault-only
+    else:
+        p.region_pages = point["region_mib"] * PAGES_PER_MIB
+        p.chunk_pages = point["chunk_pages"]
+        p.cycles = point.get("cycles", 0)
+    p.pool_pages = lib.ib_pool_pages_for(p)
     return p
 
 
@@ -203,9 +206,11 @@ def _measures(workers: list[dict[str, Any]], audit: dict[str, int]) -> dict[str,
         and audit["multiply_linked"] == 0
         and audit["corrupt_entries"] == 0
         and total["map_conflicts"] == 0
+        and dma.audit_ok(total, audit)
     )
     ops = [w["ops"] for w in workers]
     return {
+        **dma.measures(total, audit),
         "duration_s": duration_s,
         "ops": total["ops"],
         "ops_per_s": total["ops"] / duration_s,
