@@ -23,6 +23,7 @@ PARAMETERS = [
     "cs_ns",
     "region_mib",
     "chunk_pages",
+    "unmap_pages",
     "depot",
     "dma_bits",
     "cycles",
@@ -81,7 +82,16 @@ MEASURES = [
     "walker_reads",
     "walker_uaf_reads",
     "walker_pass_ns",
+    "walker_pass_ns_max",
+    "walker_uaf_tables",
+    "walker_uaf_per_million",
+    "walker_corrupt_reads",
+    "walker_wait_ns",
+    "guard_wait_ns",
     "limbo_pages_max",
+    "limbo_pages_end",
+    "grace_ns_mean",
+    "grace_ns_max",
 ]
 
 AUDIT = [

@@ -19,7 +19,7 @@ from typing import Any
 import multiprocess
 import numpy as np
 
-from iommubench import dma, native_core
+from iommubench import dma, native_core, walkers
 from iommubench.arena import Arena
 
 PAGES_PER_MIB = 256
@@ -64,6 +64,7 @@ def native_params(point: dict[str, Any]) -> Any:
         p.region_pages = point["region_mib"] * PAGES_PER_MIB
         p.chunk_pages = point["chunk_pages"]
         p.cycles = point.get("cycles", 0)
+    walkers.fill_params(p, point)
     p.pool_pages = lib.ib_pool_pages_for(p)
     return p
 
@@ -86,41 +87,45 @@ def _die_with_parent(parent: int) -> None:
         os._exit(98)
 
 
-def _worker_main(arena: Arena, worker: int, cpu: int, parent: int) -> None:
-    """Child process body: pin, run the native worker, leave without Python teardown."""
+def _worker_main(arena: Arena, role: str, index: int, cpu: int, parent: int) -> None:
+    """Child process body: pin, run the native worker or walker, leave without teardown."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a point stops
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         _die_with_parent(parent)
         os.sched_setaffinity(0, {cpu})
-        rc = native_core.lib().ib_worker_run(arena.base, worker)
+        core = native_core.lib()
+        run = core.ib_worker_run if role == "worker" else core.ib_walker_run
+        rc = run(arena.base, index)
     except BaseException:  # a child must exit with a code, never a traceback
         rc = 99
     os._exit(rc)
 
 
 class _Workers:
-    """The point's worker processes; always reaped by stop()."""
+    """The point's worker processes, then its walkers, pinned round-robin over the allowed
+    CPUs in that order; always reaped by stop()."""
 
-    def __init__(self, arena: Arena, cpus: list[int], count: int) -> None:
+    def __init__(self, arena: Arena, cpus: list[int], count: int, walkers: int = 0) -> None:
         ctx = multiprocess.get_context("fork")
+        self.roles = [("worker", w) for w in range(count)] + [("walker", w) for w in range(walkers)]
+        self.cpus = [cpus[i % len(cpus)] for i in range(len(self.roles))]
         self.procs = [
             ctx.Process(
                 target=_worker_main,
-                args=(arena, w, cpus[w % len(cpus)], os.getpid()),
+                args=(arena, role, index, cpu, os.getpid()),
                 daemon=True,
             )
-            for w in range(count)
+            for (role, index), cpu in zip(self.roles, self.cpus, strict=True)
         ]
-        self.cpus = [cpus[w % len(cpus)] for w in range(count)]
         for proc in self.procs:
             proc.start()
 
     def first_failure(self) -> str | None:
-        for w, proc in enumerate(self.procs):
+        for (role, index), proc in zip(self.roles, self.procs, strict=True):
             code = proc.exitcode
             if code not in (None, 0):
-                return _describe_exit(w, code)
+                return _describe_exit(f"{role} {index}", code)
         return None
 
     def all_exited(self) -> bool:
@@ -137,16 +142,16 @@ class _Workers:
             proc.join()
 
 
-def _describe_exit(worker: int, code: int) -> str:
+def _describe_exit(who: str, code: int) -> str:
     if code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        return f"worker {worker} killed by {name}"
+        return f"{who} killed by {name}"
     if code == ABORTED_EXIT:
-        return f"worker {worker} aborted"
-    return f"worker {worker} exited with status {code}"
+        return f"{who} aborted"
+    return f"{who} exited with status {code}"
 
 
 def _wait(arena: Arena, workers: _Workers, done: Any, deadline: float) -> str | None:
@@ -188,7 +193,12 @@ def _audit(arena: Arena) -> dict[str, int]:
     return {name: int(getattr(result, name)) for name in struct_fields("struct ib_audit_result")}
 
 
-def _measures(workers: list[dict[str, Any]], audit: dict[str, int]) -> dict[str, Any]:
+def _measures(
+    point: dict[str, Any],
+    workers: list[dict[str, Any]],
+    walker_rows: list[dict[str, int]],
+    audit: dict[str, int],
+) -> dict[str, Any]:
     timestamps = {"start_ns", "end_ns", "worker", "cpu"}
     total = {name: sum(w[name] for w in workers) for name in workers[0] if name not in timestamps}
     start = min(w["start_ns"] for w in workers)
@@ -197,6 +207,7 @@ def _measures(workers: list[dict[str, Any]], audit: dict[str, int]) -> dict[str,
     # workers start or stop unevenly, exact when they run together
     duration_s = max(end - start, 1) / 1e9
     lost = audit["lost_mappings"] + total["unmap_missing"]
+    walker_cols = walkers.measures(point, walker_rows, workers)
     audit_ok = (
         lost == 0
         and audit["wrong_translations"] == 0
@@ -207,10 +218,13 @@ def _measures(workers: list[dict[str, Any]], audit: dict[str, int]) -> dict[str,
         and audit["corrupt_entries"] == 0
         and total["map_conflicts"] == 0
         and dma.audit_ok(total, audit)
+        and walkers.audit_ok(point, walker_cols, audit)
     )
     ops = [w["ops"] for w in workers]
     return {
         **dma.measures(total, audit),
+        **walker_cols,
+        "limbo_pages_end": audit["limbo_pages"],
         "duration_s": duration_s,
         "ops": total["ops"],
         "ops_per_s": total["ops"] / duration_s,
@@ -238,18 +252,22 @@ def run_point(point: dict[str, Any], timeout_s: float = 120.0) -> PointResult:
     """Run one point to completion (or failure) and audit it."""
     cpus = allowed_cpus()
     count = point["workers"]
+    n_walkers = point.get("walkers", 0)
     params = native_params(point)
     placement = {
         "cpus_available": len(cpus),
-        "oversubscribed": count > len(cpus),
+        "oversubscribed": count + n_walkers > len(cpus),
         "handoff_ns_before": handoff_probe(cpus),
     }
     lib = native_core.lib()
     with Arena(params) as arena:
-        workers = _Workers(arena, cpus, count)
+        workers = _Workers(arena, cpus, count, n_walkers)
+        everyone = count + n_walkers
         try:
             deadline = time.monotonic() + timeout_s
-            failure = _wait(arena, workers, lambda: lib.ib_arrived(arena.base) == count, deadline)
+            failure = _wait(
+                arena, workers, lambda: lib.ib_arrived(arena.base) == everyone, deadline
+            )
             if failure is None:
                 lib.ib_release(arena.base, lib.ib_now_ns())
                 failure = _wait(arena, workers, workers.all_exited, deadline)
@@ -262,9 +280,10 @@ def run_point(point: dict[str, Any], timeout_s: float = 120.0) -> PointResult:
         if failure:
             return PointResult("failed", failure, measures=placement)
         rows, hist_map, hist_unmap = _collect(arena, count)
+        walker_rows = walkers.collect(arena.base, n_walkers)
         audit = _audit(arena)
     for w, row in enumerate(rows):
         row["worker"] = w
         row["cpu"] = workers.cpus[w]
-    measures = {**placement, **_measures(rows, audit)}
+    measures = {**placement, **_measures(point, rows, walker_rows, audit)}
     return PointResult("ok", "", measures, rows, hist_map, hist_unmap)

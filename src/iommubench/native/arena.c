@@ -69,7 +69,7 @@ static uint64_t dma_span_pages(const struct ib_params *p)
     return span < space ? span : space;
 }
 
-uint64_t ib_pool_pages_for(const struct ib_params *p)
+static uint64_t pool_pages_without_limbo(const struct ib_params *p)
 {
     if (!is_dma(p))
         return ib_pool_pages_needed(p->region_pages, p->workers);
@@ -77,6 +77,14 @@ uint64_t ib_pool_pages_for(const struct ib_params *p)
     uint64_t leaves = span / 512 + 2, mids = span / (512 * 512) + 2;
     uint64_t tops = span / (512ull * 512 * 512) + 2;
     return 1 + 2 * (leaves + mids + tops) + (uint64_t)p->workers * (2 * IB_POOL_BATCH + 8) + 16;
+}
+
+/* deferred-free: a table freed during a walker's pass stays out of the pool until the pass
+ * ends, so as many tables again can be waiting in limbo as the table itself holds */
+uint64_t ib_pool_pages_for(const struct ib_params *p)
+{
+    uint64_t n = pool_pages_without_limbo(p);
+    return p->walkers && p->walker_safety == IB_WS_DEFERRED_FREE ? 2 * n : n;
 }
 
 int ib_layout(const struct ib_params *p, struct ib_layout *out)
@@ -115,11 +123,18 @@ int ib_layout(const struct ib_params *p, struct ib_layout *out)
         off += p->workers * out->ring_cap * sizeof(struct ib_io);
         off = ALIGN_UP(off, IB_PAGE_BYTES);
     }
+    out->walker_slots_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
+    off += (uint64_t)p->walkers * sizeof(struct ib_walker_slot);
+    out->gen_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
+    off += p->pool_pages * sizeof(uint32_t);
+    out->limbo_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
+    off += p->pool_pages * sizeof(struct ib_limbo_mark);
+    off = ALIGN_UP(off, IB_PAGE_BYTES);
     out->total_bytes = off;
     return IB_OK;
 }
 
-static int init_domain_mutex(pthread_mutex_t *m)
+static int init_shared_mutex(pthread_mutex_t *m)
 {
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
@@ -145,6 +160,8 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
                       p->completion > 1 || !p->n_granules || p->n_granules > IB_MAX_GRANULES ||
                       p->dma_bits < 20 || p->dma_bits > 64))
         return IB_ERR_PARAMS;
+    if (p->walker_safety >= IB_WS_COUNT || p->walkers > 64)
+        return IB_ERR_PARAMS;
     for (uint32_t i = 0; is_dma(p) && i < p->n_granules; i++)
         if (!p->granules[i] || p->granules[i] > 1024)
             return IB_ERR_PARAMS;
@@ -162,8 +179,10 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
     }
     h->tsc_per_ns = tsc_per_ns;
     h->timer_cost_ticks = timer_cost;
-    if (init_domain_mutex(&h->domain_mutex.m) != 0)
+    if (init_shared_mutex(&h->domain_mutex.m) != 0 || init_shared_mutex(&h->group_mutex.m) != 0)
         return IB_ERR_PARAMS;
+    h->epoch.v = 1;
+    memset((char *)base + layout.walker_slots_off, 0, layout.gen_off - layout.walker_slots_off);
     memset((char *)base + layout.slots_off, 0, layout.meta_off - layout.slots_off);
     ib_pool_init(base);
     if (is_dma(p)) {
@@ -202,6 +221,14 @@ void ib_release(void *base, uint64_t go_ns)
 }
 
 void ib_abort(void *base) { __atomic_store_n(&ib_hdr(base)->abort_flag.v, 1, __ATOMIC_SEQ_CST); }
+
+int ib_read_walker_counters(void *base, uint32_t walker, struct ib_walker_counters *out)
+{
+    if (walker >= ib_hdr(base)->params.walkers)
+        return IB_ERR_PARAMS;
+    *out = ib_walker_slot_of(base, walker)->counters;
+    return IB_OK;
+}
 
 int ib_read_counters(void *base, uint32_t worker, struct ib_counters *out)
 {

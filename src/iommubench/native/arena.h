@@ -77,6 +77,17 @@ struct ib_header {
     struct ib_line_u64 fq_flush_start;      /* flushes begun; own line (2019 split) */
     struct ib_line_u64 fq_flush_finish;     /* flushes completed; own line */
     struct ib_line_u64 fq_flush_done_max;   /* debug witness: 1 + highest completed ticket */
+
+    /* walkers */
+    struct ib_line_u32 walk_guard;          /* exclusive: the reader/writer lock (guard.h) */
+    struct { pthread_mutex_t m; } IB_ALIGNED group_mutex; /* group-mutex: attach/detach only */
+    struct ib_line_u64 epoch;               /* deferred-free: tags limbo batches, starts at 1 */
+    struct {
+        uint32_t lock;      /* the limbo FIFO: any worker pushes, any worker reclaims */
+        uint32_t head, tail;
+        uint32_t reclaiming; /* workers between popping pages and returning them to the pool */
+        uint64_t count;
+    } IB_ALIGNED limbo;
 };
 
 struct ib_iova_node {
@@ -140,6 +151,19 @@ struct ib_slot {
     uint32_t status;
 } IB_ALIGNED;
 
+/* A walker's slot: the epoch it announced for the pass it is in (0 = between passes), on
+ * its own line because every freeing worker reads it, then its published counters. */
+struct ib_walker_slot {
+    struct { uint64_t epoch; } IB_ALIGNED announce;
+    struct ib_walker_counters counters;
+} IB_ALIGNED;
+
+/* Per pool page, for limbo: the epoch tag of the batch it was freed in, and when. */
+struct ib_limbo_mark {
+    uint64_t tag;
+    uint64_t freed_ns;
+};
+
 enum ib_ledger { IB_LEDGER_EMPTY = 0, IB_LEDGER_ALL_CHUNKS = 1 };
 
 static inline struct ib_header *ib_hdr(void *base) { return (struct ib_header *)base; }
@@ -164,6 +188,21 @@ static inline uint64_t *ib_hist_of(void *base, uint32_t w, int which)
 {
     uint64_t *h = (uint64_t *)((char *)base + ib_hdr(base)->layout.hist_off);
     return h + ((uint64_t)w * 2 + (uint64_t)which) * IB_HIST_BUCKETS;
+}
+
+static inline struct ib_walker_slot *ib_walker_slot_of(void *base, uint32_t w)
+{
+    return (struct ib_walker_slot *)((char *)base + ib_hdr(base)->layout.walker_slots_off) + w;
+}
+
+static inline uint32_t *ib_gen(void *base)
+{
+    return (uint32_t *)((char *)base + ib_hdr(base)->layout.gen_off);
+}
+
+static inline struct ib_limbo_mark *ib_limbo_marks(void *base)
+{
+    return (struct ib_limbo_mark *)((char *)base + ib_hdr(base)->layout.limbo_off);
 }
 
 static inline struct ib_iova_node *ib_iova_nodes(void *base)

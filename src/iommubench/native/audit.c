@@ -76,7 +76,9 @@ static void visit_table(struct audit *a, uint32_t index, int level, uint64_t pre
     }
 }
 
-static void visit_free_list(struct audit *a, uint32_t head)
+/* A free list (counted in free_pages) or a limbo list (limbo_pages): every page on it once,
+ * and nowhere else. */
+static void visit_list(struct audit *a, uint32_t head, uint64_t *count)
 {
     /* bounded: a page pushed twice can make the list cyclic */
     for (uint64_t steps = 0; head != IB_NIL && steps <= a->npages; steps++) {
@@ -91,7 +93,10 @@ static void visit_free_list(struct audit *a, uint32_t head)
         if (a->seen[head] & SEEN_TABLE)
             a->r->double_frees++;
         a->seen[head] |= SEEN_FREE;
-        a->r->free_pages++;
+        (*count)++;
+        /* a page's generation is odd exactly while it sits on a free list */
+        if ((count == &a->r->free_pages) != (a->x.gen[head] & 1u))
+            a->r->corrupt_entries++;
         head = a->x.meta[head];
     }
 }
@@ -218,9 +223,11 @@ static int run_audit(void *base, struct ib_audit_result *r, uint64_t *pfns, uint
     a.seen[IB_ROOT] = SEEN_TABLE;
     r->reachable_tables = 1;
     visit_table(&a, IB_ROOT, IB_LEVELS - 1, 0);
-    visit_free_list(&a, a.x.hdr->pool.head);
-    for (uint32_t w = 0; w < a.x.hdr->params.workers; w++)
-        visit_free_list(&a, ib_slot_of(base, w)->free_head);
+    visit_list(&a, a.x.hdr->pool.head, &r->free_pages);
+    for (uint32_t w = 0; w < a.x.hdr->params.workers; w++) {
+        visit_list(&a, ib_slot_of(base, w)->free_head, &r->free_pages);
+    }
+    visit_list(&a, a.x.hdr->limbo.head, &r->limbo_pages);
     for (uint64_t i = 0; i < a.npages; i++)
         if (!a.seen[i])
             r->leaked_tables++;

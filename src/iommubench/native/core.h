@@ -12,7 +12,7 @@
 
 /* Bumped whenever the arena layout or this interface changes; the Python side refuses to run
  * a compiled core whose version differs from the one it expects. */
-#define IB_CORE_VERSION 4
+#define IB_CORE_VERSION 5
 
 #define IB_HIST_SUB_BITS 6
 #define IB_HIST_BUCKETS 2304 /* 64 sub-buckets x 36 octaves */
@@ -56,6 +56,18 @@ struct ib_params {
     uint32_t dma_bits;      /* the DMA mask: IOVAs lie below 2^dma_bits (clamped to 48) */
     uint32_t n_granules;
     uint32_t granules[64];  /* IB_MAX_GRANULES: the mix, drawn uniformly with the seeded RNG */
+    /* walkers: debugfs-style dumps racing with unmap */
+    uint32_t walkers;       /* extra processes walking the whole table, pass after pass */
+    uint32_t walker_safety; /* index into the walker-safety registry */
+    uint64_t unmap_pages;   /* prefault: pages per unmap call; one covering a table frees it */
+};
+
+enum ib_walker_safety {
+    IB_WS_UNSAFE = 0,
+    IB_WS_EXCLUSIVE = 1,
+    IB_WS_DEFERRED_FREE = 2,
+    IB_WS_GROUP_MUTEX = 3,
+    IB_WS_COUNT = 4,
 };
 
 /* Per-worker counters, private during the run and published into the worker's slot at the
@@ -101,6 +113,12 @@ struct ib_counters {
     uint64_t iova_alloc_failures; /* the IOVA space (below the DMA mask) was exhausted */
     uint64_t iova_bad_frees;      /* freeing a range the tree does not hold: a double free */
     uint64_t ring_full;           /* submissions held back by a full device queue */
+    uint64_t guard_contended;     /* exclusive: shared acquisitions that waited for a walker */
+    uint64_t guard_wait_ns;
+    uint64_t limbo_pages_max;     /* deferred-free: most table pages waiting at once */
+    uint64_t grace_periods;       /* deferred-free: limbo batches reclaimed */
+    uint64_t grace_ns_total;      /* ... and the time each waited, summed */
+    uint64_t grace_ns_max;
     uint64_t start_ns;
     uint64_t end_ns;
 };
@@ -123,6 +141,22 @@ struct ib_audit_result {
     uint64_t iova_double_allocs;  /* cached twice, or overlapping ranges: handed out twice */
     uint64_t iova_corrupt;        /* tree out of order, out of bounds, node pool inconsistent */
     uint64_t inflight_left;       /* I/Os or flush-queue entries left after the drain */
+    uint64_t limbo_pages;         /* deferred-free: freed tables never reclaimed */
+};
+
+/* One walker's counters, published when it stops. */
+struct ib_walker_counters {
+    uint64_t passes;
+    uint64_t entries_read;        /* present entries read, every level */
+    uint64_t tables_read;
+    uint64_t uaf_reads;           /* entries read from a table page freed while being read */
+    uint64_t uaf_tables;          /* table reads that overlapped a free (or a reuse) */
+    uint64_t corrupt_reads;       /* entries pointing outside the pool: garbage from reuse */
+    uint64_t pass_ns_total;
+    uint64_t pass_ns_max;
+    uint64_t wait_ns;             /* exclusive / group-mutex: waiting for the lock */
+    uint64_t start_ns;
+    uint64_t end_ns;
 };
 
 struct ib_layout {
@@ -141,6 +175,10 @@ struct ib_layout {
     uint64_t fq_off;
     uint64_t rings_off;
     uint64_t ring_entries_off;
+    /* walkers and table freeing */
+    uint64_t walker_slots_off;
+    uint64_t gen_off;             /* per pool page: generation, odd while free */
+    uint64_t limbo_off;           /* per pool page: limbo tag and time */
 };
 
 /* Registries: names are the YAML spellings. */
@@ -152,6 +190,8 @@ uint32_t ib_allocator_count(void);
 const char *ib_allocator_name(uint32_t i);
 uint32_t ib_invalidation_count(void);
 const char *ib_invalidation_name(uint32_t i);
+uint32_t ib_walker_safety_count(void);
+const char *ib_walker_safety_name(uint32_t i);
 
 uint32_t ib_core_version(void);
 int ib_layout(const struct ib_params *p, struct ib_layout *out);
@@ -171,6 +211,10 @@ int ib_audit(void *base, struct ib_audit_result *out);
 
 /* Worker side: prefault, arrive, wait for release, run, publish. Returns an ib_exit. */
 int ib_worker_run(void *base, uint32_t worker);
+/* Walker side: arrive with the workers, then dump the table pass after pass until every
+ * worker has finished. */
+int ib_walker_run(void *base, uint32_t walker);
+int ib_read_walker_counters(void *base, uint32_t walker, struct ib_walker_counters *out);
 
 /* Single-threaded hooks for the differential tests against the reference model. */
 int ib_debug_map(void *base, uint64_t iova_pfn, uint64_t frame);

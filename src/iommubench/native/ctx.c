@@ -17,6 +17,9 @@ void ib_ctx_init(struct ib_ctx *x, void *base, uint32_t worker)
     x->worker = worker;
     x->slot = ib_slot_of(base, worker);
     x->meta = ib_meta(base);
+    x->gen = ib_gen(base);
+    x->gather = IB_NIL;
+    x->guarded = h->params.walkers > 0 && h->params.walker_safety == IB_WS_EXCLUSIVE;
     x->pages = (char *)base + h->layout.pages_off;
     x->hist_map = ib_hist_of(base, worker, 0);
     x->hist_unmap = ib_hist_of(base, worker, 1);
@@ -55,7 +58,11 @@ void ib_ctx_count_from_now(struct ib_ctx *x)
 
 void ib_ctx_finish(struct ib_ctx *x)
 {
-    x->c.end_ns = ib_clock_ns();
+    uint64_t now = ib_clock_ns();
+    /* the window closed before this worker's warm-up did: it counted nothing, over no time */
+    if (x->phase == IB_WARMUP)
+        ib_start_counting(x, now);
+    x->c.end_ns = now;
     x->final = x->c;
     x->phase = IB_DONE;
 }

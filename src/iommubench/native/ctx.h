@@ -14,6 +14,7 @@ struct ib_ctx {
     struct ib_header *hdr;
     struct ib_slot *slot;
     uint32_t *meta;
+    uint32_t *gen;              /* per pool page: odd while free (walkers detect reuse) */
     char *pages;
     uint64_t *hist_map;
     uint64_t *hist_unmap;
@@ -28,6 +29,8 @@ struct ib_ctx {
     double timer_cost_ticks;
     uint32_t worker;
     uint32_t phase;             /* enum ib_phase */
+    uint32_t guarded;           /* exclusive walkers: map/unmap take the walk guard shared */
+    uint32_t gather;            /* tables the current unmap detached, linked through meta */
 };
 
 enum ib_phase { IB_WARMUP = 0, IB_COUNTING = 1, IB_DONE = 2 };

@@ -105,4 +105,12 @@ IB_INLINE int ib_pt_unmap(struct ib_ctx *x, uint64_t pfn, uint64_t *frame_out)
     return IB_OP_OK;
 }
 
+/* Unmap [pfn, pfn + pages): clear every leaf, and detach every table whose whole span the
+ * range covers (and so every table below it), as VT-d's clear-level path does. Detached
+ * tables are chained on x->gather through the pool's links; the caller releases them only
+ * after the invalidation that covers this unmap. Returns how many of the pages were not
+ * mapped to the frame this model expects (lost mappings). The caller owns the range, so a
+ * covered table is touched by nobody else but walkers; detaching it is one release store. */
+uint64_t ib_pt_unmap_range(struct ib_ctx *x, uint64_t pfn, uint64_t pages);
+
 #endif

@@ -1,6 +1,7 @@
 #include "pool.h"
 
 #include "clock.h"
+#include "reclaim.h"
 
 /* The shared list's lock: held only to move a batch of pages, never across a walk. */
 static void pool_lock(struct ib_ctx *x)
@@ -30,7 +31,12 @@ void ib_pool_init(void *base)
     for (uint64_t i = 1; i < n; i++)
         meta[i] = i + 1 < n ? (uint32_t)(i + 1) : IB_NIL;
     meta[0] = IB_NIL;
+    /* generations: odd while a page is free, even while it is a table (the root, page 0) */
+    uint32_t *gen = ib_gen(base);
+    for (uint64_t i = 0; i < n; i++)
+        gen[i] = i ? 1 : 0;
     h->pool.head = n > 1 ? 1 : IB_NIL;
+    h->limbo.head = h->limbo.tail = IB_NIL;
     h->pool.count = n - 1;
     memset(ib_page(base, 0), 0, IB_PAGE_BYTES);
     for (uint32_t w = 0; w < h->params.workers; w++) {
@@ -70,16 +76,35 @@ static void pool_spill(struct ib_ctx *x)
     pool_unlock(x);
 }
 
+/* deferred-free: the pool is dry but freed tables wait in limbo for the walkers. Wait with
+ * them, as a synchronize_rcu() would, rather than fail the allocation. */
+static int pool_wait_for_limbo(struct ib_ctx *x)
+{
+    while (x->slot->free_count == 0) {
+        /* acquire: a reclaimer's pages are back in the pool before it stops counting itself */
+        if (__atomic_load_n(&x->hdr->limbo.count, __ATOMIC_RELAXED) == 0 &&
+            __atomic_load_n(&x->hdr->limbo.reclaiming, __ATOMIC_ACQUIRE) == 0)
+            return 0;
+        ib_reclaim(x, 1);
+        pool_refill(x);
+    }
+    return 1;
+}
+
 uint32_t ib_pool_alloc(struct ib_ctx *x)
 {
     struct ib_slot *s = x->slot;
     if (s->free_count == 0)
         pool_refill(x);
-    if (s->free_count == 0)
+    if (s->free_count == 0 && !pool_wait_for_limbo(x))
         return IB_NIL;
     uint32_t page = s->free_head;
     s->free_head = x->meta[page];
     s->free_count--;
+    /* seqlock writer: the generation moves before the page is rewritten, so a walker still
+     * reading this page as the table it used to be sees the reuse */
+    __atomic_store_n(&x->gen[page], x->gen[page] + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
     memset(ib_table(x, page), 0, IB_PAGE_BYTES);
     return page;
 }
@@ -87,6 +112,8 @@ uint32_t ib_pool_alloc(struct ib_ctx *x)
 void ib_pool_free(struct ib_ctx *x, uint32_t page)
 {
     struct ib_slot *s = x->slot;
+    /* release: the page was unlinked from the table before its generation says free */
+    __atomic_store_n(&x->gen[page], x->gen[page] + 1, __ATOMIC_RELEASE);
     x->meta[page] = s->free_head;
     s->free_head = page;
     s->free_count++;

@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "drivers/driver.h"
 #include "hist.h"
+#include "reclaim.h"
 
 const struct ib_driver *ib_driver_get(uint32_t i);
 
@@ -57,6 +58,13 @@ int ib_worker_run(void *base, uint32_t worker)
     r = drv->run[x.hdr->params.workload](&x);
     if (x.phase != IB_DONE)
         ib_ctx_finish(&x);
+    /* deferred-free: every table this worker freed is back in the pool before it leaves
+     * (the walkers keep passing, and so quiescing, until every worker has finished) */
+    ib_reclaim(&x, 1);
+    x.final.limbo_pages_max = x.c.limbo_pages_max;
+    x.final.grace_periods = x.c.grace_periods;
+    x.final.grace_ns_total = x.c.grace_ns_total;
+    x.final.grace_ns_max = x.c.grace_ns_max;
     /* correctness is never windowed: evidence found while draining counts too */
     x.final.map_conflicts = x.c.map_conflicts;
     x.final.unmap_missing = x.c.unmap_missing;

@@ -5,6 +5,7 @@
 #ifndef IB_DRIVER_H
 #define IB_DRIVER_H
 
+#include "../guard.h"
 #include "../pgtable.h"
 #include "../workloads/workloads.h"
 
@@ -21,25 +22,34 @@ struct ib_driver {
     static int drv##_run_##wl(struct ib_ctx *x) { return ib_workload_##wl(x, &drv##_ops); }
 #define IB_WORKLOAD_SLOT(wl, drv) [IB_WL_##wl] = drv##_run_##wl,
 
-/* enter -> optional calibrated critical-section work -> walk -> leave */
+/* guard (exclusive walkers only) -> enter -> optional calibrated critical-section work ->
+ * walk -> leave -> guard */
+#define IB_DRIVER_OP(drv, call)                                                            \
+    if (__builtin_expect(x->guarded, 0))                                                   \
+        ib_guard_shared_enter(x);                                                          \
+    drv##_enter(x);                                                                        \
+    ib_busy(x->cs_loops);                                                                  \
+    __typeof__(call) r = call;                                                             \
+    drv##_leave(x);                                                                        \
+    if (__builtin_expect(x->guarded, 0))                                                   \
+        ib_guard_shared_leave(x);                                                          \
+    return r;
+
 #define IB_DEFINE_DRIVER(yaml_name, drv)                                                   \
     static inline __attribute__((always_inline)) int drv##_map(struct ib_ctx *x,           \
                                                               uint64_t pfn, uint64_t fr) \
     {                                                                                      \
-        drv##_enter(x);                                                                    \
-        ib_busy(x->cs_loops);                                                              \
-        int r = ib_pt_map(x, pfn, fr, drv##_install);                                      \
-        drv##_leave(x);                                                                    \
-        return r;                                                                          \
+        IB_DRIVER_OP(drv, ib_pt_map(x, pfn, fr, drv##_install))                            \
     }                                                                                      \
     static inline __attribute__((always_inline)) int drv##_unmap(struct ib_ctx *x,         \
                                                                 uint64_t pfn, uint64_t *f) \
     {                                                                                      \
-        drv##_enter(x);                                                                    \
-        ib_busy(x->cs_loops);                                                              \
-        int r = ib_pt_unmap(x, pfn, f);                                                    \
-        drv##_leave(x);                                                                    \
-        return r;                                                                          \
+        IB_DRIVER_OP(drv, ib_pt_unmap(x, pfn, f))                                          \
+    }                                                                                      \
+    static inline __attribute__((always_inline)) uint64_t drv##_unmap_range(               \
+        struct ib_ctx *x, uint64_t pfn, uint64_t pages)                                    \
+    {                                                                                      \
+        IB_DRIVER_OP(drv, ib_pt_unmap_range(x, pfn, pages))                                \
     }                                                                                      \
     static int drv##_map_call(struct ib_ctx *x, uint64_t pfn, uint64_t fr)                 \
     {                                                                                      \
@@ -49,7 +59,8 @@ struct ib_driver {
     {                                                                                      \
         return drv##_unmap(x, pfn, f);                                                     \
     }                                                                                      \
-    static const struct ib_driver_ops drv##_ops = {drv##_map, drv##_unmap};                \
+    static const struct ib_driver_ops drv##_ops = {drv##_map, drv##_unmap,                 \
+                                                   drv##_unmap_range};                     \
     IB_WORKLOADS(IB_INSTANTIATE_WORKLOAD, drv)                                             \
     const struct ib_driver ib_driver_##drv = {                                             \
         yaml_name, {IB_WORKLOADS(IB_WORKLOAD_SLOT, drv)}, drv##_map_call, drv##_unmap_call};

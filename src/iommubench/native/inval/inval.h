@@ -11,6 +11,7 @@
 #define IB_INVAL_H
 
 #include "../ctx.h"
+#include "../reclaim.h"
 
 #define IB_FQ_TIMEOUT_NS 10000000ull /* 10 ms, dma-iommu.c's FQ_TIMEOUT */
 
@@ -26,11 +27,12 @@ struct ib_invalidation {
 /* One invalidation command on the single command queue: inv_ns of busy work under its lock. */
 void ib_invalidate(struct ib_ctx *x);
 
-/* Where table pages freed by an unmap go back to the pool, after their invalidation. */
+/* Where table pages freed by an unmap go back to the pool, after their invalidation: at
+ * once, or through limbo when walkers use deferred-free (reclaim.c). */
 static inline void ib_release_freelist(struct ib_ctx *x, uint32_t freelist)
 {
-    (void)x;
-    (void)freelist; /* no table is freed by unmap yet: nothing to release */
+    if (freelist != IB_NIL)
+        ib_release_tables(x, freelist);
 }
 
 #endif

@@ -81,13 +81,12 @@ ib_dma_complete(struct ib_ctx *x, const struct ib_driver_ops *ops, const struct 
     int timed = ib_sample_due(x, left);
     uint64_t t0 = timed ? ib_ticks() : 0;
     uint64_t pfn = io->pfn;
-    for (uint32_t i = 0; i < io->pages; i++) {
-        uint64_t frame = 0;
-        if (ops->unmap(x, pfn + i, &frame) != IB_OP_OK || frame != ib_frame_for(pfn + i))
-            x->c.unmap_missing++;
-    }
-    /* the gather's freelist: tables this unmap emptied (none until table freeing lands) */
-    x->inval->unmapped(x, pfn, io->pages, IB_NIL);
+    /* one unmap call for the I/O's range, as dma_unmap_page makes one iommu_unmap call; a
+     * range covering a whole table frees it, after the invalidation that covers the range */
+    x->c.unmap_missing += ops->unmap_range(x, pfn, io->pages);
+    uint32_t freelist = x->gather;
+    x->gather = IB_NIL;
+    x->inval->unmapped(x, pfn, io->pages, freelist);
     if (timed)
         ib_record_sample(x, x->hist_unmap, ib_ticks() - t0);
 }

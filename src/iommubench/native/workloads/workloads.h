@@ -9,6 +9,8 @@
 struct ib_driver_ops {
     int (*map)(struct ib_ctx *x, uint64_t pfn, uint64_t frame);
     int (*unmap)(struct ib_ctx *x, uint64_t pfn, uint64_t *frame_out);
+    /* Unmap a range in one call; tables it covers go on x->gather. Returns lost pages. */
+    uint64_t (*unmap_range)(struct ib_ctx *x, uint64_t pfn, uint64_t pages);
 };
 
 #define IB_WORKLOADS(X, arg) X(prefault, arg) X(dma, arg)

@@ -1,0 +1,163 @@
+#include "reclaim.h"
+
+#include <sched.h>
+
+#include "clock.h"
+#include "pool.h"
+
+static int deferred(const struct ib_ctx *x)
+{
+    return x->hdr->params.walkers > 0 && x->hdr->params.walker_safety == IB_WS_DEFERRED_FREE;
+}
+
+void ib_epoch_enter_pass(void *base, uint32_t walker)
+{
+    struct ib_header *h = ib_hdr(base);
+    uint64_t *announce = &ib_walker_slot_of(base, walker)->announce.epoch;
+    for (;;) {
+        uint64_t e = __atomic_load_n(&h->epoch.v, __ATOMIC_SEQ_CST);
+        /* seq_cst store, then re-check: once the epoch is seen unchanged after our
+         * announcement is visible, a batch tagged later than e was detached after this
+         * point, so the pass cannot reach it; a batch tagged e or earlier waits for us */
+        __atomic_store_n(announce, e, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&h->epoch.v, __ATOMIC_SEQ_CST) == e)
+            return;
+    }
+}
+
+void ib_epoch_leave_pass(void *base, uint32_t walker)
+{
+    /* release: every read of the pass is done before a reclaimer can see us quiescent */
+    __atomic_store_n(&ib_walker_slot_of(base, walker)->announce.epoch, 0, __ATOMIC_RELEASE);
+}
+
+/* Safe once no walker can still hold a pointer into the batch: each is between passes (0),
+ * or announced an epoch at or after the batch's tag. */
+static int grace_over(const struct ib_ctx *x, uint64_t tag)
+{
+    for (uint32_t w = 0; w < x->hdr->params.walkers; w++) {
+        /* acquire: pairs with ib_epoch_leave_pass, so the pass's reads are over */
+        uint64_t a = __atomic_load_n(&ib_walker_slot_of(x->base, w)->announce.epoch,
+                                     __ATOMIC_ACQUIRE);
+        if (a != 0 && a < tag)
+            return 0;
+    }
+    return 1;
+}
+
+static void limbo_lock(struct ib_ctx *x)
+{
+    uint32_t *l = &x->hdr->limbo.lock;
+    unsigned spins = 0;
+    /* acquire: the FIFO's links and marks as the previous holder left them */
+    while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+            cpu_relax();
+            if ((++spins & 1023u) == 0 && ib_aborted(x->base))
+                ib_exit_aborted();
+        }
+    }
+}
+
+static void limbo_unlock(struct ib_ctx *x)
+{
+    /* release: our FIFO updates are visible to the next holder */
+    __atomic_store_n(&x->hdr->limbo.lock, 0, __ATOMIC_RELEASE);
+}
+
+static void limbo_push(struct ib_ctx *x, uint32_t list)
+{
+    struct ib_limbo_mark *marks = ib_limbo_marks(x->base);
+    /* seq_cst: orders the detach stores (earlier) before any walker's announcement that
+     * reads the new epoch; the tag is the epoch a safe walker must have announced */
+    uint64_t tag = __atomic_add_fetch(&x->hdr->epoch.v, 1, __ATOMIC_SEQ_CST);
+    uint64_t now = ib_clock_ns();
+    limbo_lock(x);
+    while (list != IB_NIL) {
+        uint32_t page = list;
+        list = x->meta[page];
+        marks[page].tag = tag;
+        marks[page].freed_ns = now;
+        x->meta[page] = IB_NIL;
+        if (x->hdr->limbo.tail == IB_NIL)
+            x->hdr->limbo.head = page;
+        else
+            x->meta[x->hdr->limbo.tail] = page;
+        x->hdr->limbo.tail = page;
+        x->hdr->limbo.count++;
+    }
+    if (x->hdr->limbo.count > x->c.limbo_pages_max)
+        x->c.limbo_pages_max = x->hdr->limbo.count;
+    limbo_unlock(x);
+}
+
+/* Pop every page at the head of the FIFO whose grace period is over, onto `out`. Tags only
+ * grow along the FIFO (a batch is tagged, then appended, under the lock... or appended after a
+ * later-tagged batch: so stop at the first unsafe tag rather than skip it). */
+static uint32_t limbo_pop_safe(struct ib_ctx *x, uint64_t now)
+{
+    struct ib_limbo_mark *marks = ib_limbo_marks(x->base);
+    uint32_t out = IB_NIL;
+    uint64_t last_tag = 0;
+    limbo_lock(x);
+    while (x->hdr->limbo.head != IB_NIL) {
+        uint32_t page = x->hdr->limbo.head;
+        if (marks[page].tag != last_tag) {
+            if (!grace_over(x, marks[page].tag))
+                break;
+            uint64_t grace = now - marks[page].freed_ns;
+            x->c.grace_periods++;
+            x->c.grace_ns_total += grace;
+            x->c.grace_ns_max = grace > x->c.grace_ns_max ? grace : x->c.grace_ns_max;
+            last_tag = marks[page].tag;
+        }
+        x->hdr->limbo.head = x->meta[page];
+        if (x->hdr->limbo.head == IB_NIL)
+            x->hdr->limbo.tail = IB_NIL;
+        x->hdr->limbo.count--;
+        x->meta[page] = out;
+        out = page;
+    }
+    limbo_unlock(x);
+    return out;
+}
+
+void ib_reclaim(struct ib_ctx *x, int wait)
+{
+    unsigned spins = 0;
+    for (;;) {
+        /* acq_rel: a worker waiting on a dry pool sees either our pages in limbo or us here */
+        __atomic_fetch_add(&x->hdr->limbo.reclaiming, 1, __ATOMIC_ACQ_REL);
+        uint32_t list = limbo_pop_safe(x, ib_clock_ns());
+        while (list != IB_NIL) {
+            uint32_t page = list;
+            list = x->meta[page];
+            ib_pool_free(x, page);
+        }
+        /* release: the pages above are on a free list before we stop counting ourselves */
+        __atomic_fetch_sub(&x->hdr->limbo.reclaiming, 1, __ATOMIC_RELEASE);
+        if (!wait || __atomic_load_n(&x->hdr->limbo.count, __ATOMIC_RELAXED) == 0)
+            return;
+        /* the walker we wait for may need this very CPU to finish its pass */
+        if (spins > 64)
+            sched_yield();
+        else
+            cpu_relax();
+        if ((++spins & 1023u) == 0 && ib_aborted(x->base))
+            ib_exit_aborted();
+    }
+}
+
+void ib_release_tables(struct ib_ctx *x, uint32_t list)
+{
+    if (deferred(x)) {
+        limbo_push(x, list);
+        ib_reclaim(x, 0);
+        return;
+    }
+    while (list != IB_NIL) {
+        uint32_t page = list;
+        list = x->meta[page];
+        ib_pool_free(x, page);
+    }
+}

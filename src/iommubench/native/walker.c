@@ -1,0 +1,140 @@
+/* Walkers: debugfs-style dumps of the whole IO page table, racing with the workers' unmaps.
+ *
+ * A pass reads every present entry from the root down, following tables, as the VT-d
+ * domain_translation_struct dump does. Every table read is checked like a seqlock reader:
+ * the page's generation (odd while free; it moves on every free and every reuse) is read
+ * before and after; a change, or an odd value, means the walker read a table page that was
+ * freed, or freed and reused, while it was reading it. Those reads are counted, never
+ * followed outside the pool, never fatal. A reuse that completes between reading the parent
+ * entry and the child's first generation read escapes the check, so the count is a lower
+ * bound.
+ *
+ * walker_safety:
+ *   unsafe        no protection at all;
+ *   group-mutex   the merged VT-d behaviour ("iommu/vt-d: debugfs: Remove device_domain_lock
+ *                 usage", v6.0): hold the group mutex, which excludes attach/detach only, so
+ *                 nothing here -- unmap still frees under the walker;
+ *   exclusive     the walk guard (guard.h) held exclusive for the pass;
+ *   deferred-free announce an epoch for the pass; unmap's freed tables wait in limbo
+ *                 (reclaim.c) until no walker can still reach them.
+ */
+#include <errno.h>
+
+#include "clock.h"
+#include "guard.h"
+#include "pgtable.h"
+#include "reclaim.h"
+
+struct pass {
+    void *base;
+    char *pages;
+    uint32_t *gen;
+    uint64_t npages;
+    struct ib_walker_counters *c;
+};
+
+static const char *const safety_names[IB_WS_COUNT] = {
+    [IB_WS_UNSAFE] = "unsafe",
+    [IB_WS_EXCLUSIVE] = "exclusive",
+    [IB_WS_DEFERRED_FREE] = "deferred-free",
+    [IB_WS_GROUP_MUTEX] = "group-mutex",
+};
+
+uint32_t ib_walker_safety_count(void) { return IB_WS_COUNT; }
+
+const char *ib_walker_safety_name(uint32_t i) { return i < IB_WS_COUNT ? safety_names[i] : 0; }
+
+static uint64_t read_table(struct pass *p, uint32_t index, int level)
+{
+    uint64_t *t = (uint64_t *)(p->pages + (uint64_t)index * IB_PAGE_BYTES);
+    /* acquire: the generation is read before any entry of the page (seqlock reader) */
+    uint32_t before = __atomic_load_n(&p->gen[index], __ATOMIC_ACQUIRE);
+    uint64_t read = 0;
+    p->c->tables_read++;
+    for (unsigned i = 0; i < 512; i++) {
+        uint64_t e = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
+        if (!ib_pte_valid(e))
+            continue;
+        read++;
+        if (level == 0 || !ib_pte_is_table(e))
+            continue;
+        uint64_t child = ib_pte_target(e);
+        if (child == IB_ROOT || child >= p->npages) {
+            p->c->corrupt_reads++; /* garbage from a reused page: never follow it out */
+            continue;
+        }
+        read_table(p, (uint32_t)child, level - 1);
+    }
+    /* acquire fence: every entry above was read before the generation is read again */
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    uint32_t after = __atomic_load_n(&p->gen[index], __ATOMIC_RELAXED);
+    p->c->entries_read += read;
+    if ((before & 1u) || after != before) {
+        p->c->uaf_tables++;
+        p->c->uaf_reads += read;
+    }
+    return read;
+}
+
+static void lock_group_mutex(struct ib_header *h)
+{
+    if (pthread_mutex_lock(&h->group_mutex.m) == EOWNERDEAD)
+        pthread_mutex_consistent(&h->group_mutex.m);
+}
+
+static void one_pass(struct pass *p, uint32_t walker, uint32_t safety)
+{
+    struct ib_header *h = ib_hdr(p->base);
+    uint64_t t0 = ib_clock_ns();
+    if (safety == IB_WS_EXCLUSIVE)
+        ib_guard_exclusive_enter(p->base, &h->walk_guard.v, &p->c->wait_ns);
+    else if (safety == IB_WS_GROUP_MUTEX)
+        lock_group_mutex(h);
+    else if (safety == IB_WS_DEFERRED_FREE)
+        ib_epoch_enter_pass(p->base, walker);
+    uint64_t t1 = ib_clock_ns();
+    if (safety != IB_WS_EXCLUSIVE)
+        p->c->wait_ns += t1 - t0;
+    read_table(p, IB_ROOT, IB_LEVELS - 1);
+    if (safety == IB_WS_EXCLUSIVE)
+        ib_guard_exclusive_leave(&h->walk_guard.v);
+    else if (safety == IB_WS_GROUP_MUTEX)
+        pthread_mutex_unlock(&h->group_mutex.m);
+    else if (safety == IB_WS_DEFERRED_FREE)
+        ib_epoch_leave_pass(p->base, walker);
+    uint64_t ns = ib_clock_ns() - t1;
+    p->c->passes++;
+    p->c->pass_ns_total += ns;
+    p->c->pass_ns_max = ns > p->c->pass_ns_max ? ns : p->c->pass_ns_max;
+}
+
+int ib_walker_run(void *base, uint32_t walker)
+{
+    struct ib_header *h = ib_hdr(base);
+    if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != IB_MAGIC ||
+        h->version != IB_CORE_VERSION || walker >= h->params.walkers)
+        return IB_ERR_PARAMS;
+    for (uint64_t off = 0; off < h->layout.total_bytes; off += IB_PAGE_BYTES)
+        __atomic_fetch_or((uint64_t *)((char *)base + off), 0, __ATOMIC_RELAXED); /* prefault */
+    struct ib_walker_counters c = {0};
+    struct pass p = {base, (char *)base + h->layout.pages_off, ib_gen(base), h->params.pool_pages,
+                     &c};
+    /* acq_rel: arrive with the workers; the parent releases everyone at once */
+    __atomic_fetch_add(&h->barrier_arrive.arrived, 1, __ATOMIC_ACQ_REL);
+    unsigned spins = 0;
+    while (!__atomic_load_n(&h->barrier_go.go, __ATOMIC_ACQUIRE)) {
+        cpu_relax();
+        if ((++spins & 1023u) == 0 && ib_aborted(base))
+            return IB_ERR_ABORTED;
+    }
+    c.start_ns = ib_clock_ns();
+    /* acquire: pairs with each worker's release of finished; walk until all have */
+    while (__atomic_load_n(&h->finish.finished, __ATOMIC_ACQUIRE) < h->params.workers) {
+        if (ib_aborted(base))
+            ib_exit_aborted();
+        one_pass(&p, walker, h->params.walker_safety);
+    }
+    c.end_ns = ib_clock_ns();
+    ib_walker_slot_of(base, walker)->counters = c;
+    return IB_OK;
+}
