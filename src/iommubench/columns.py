@@ -13,6 +13,7 @@ PARAMETERS = [
     "invalidation",
     "walker_safety",
     "walkers",
+    "walker_gap_us",
     "workers",
     "queues_per_worker",
     "queue_depth",

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from iommubench import machine, plots, stats
+from iommubench import machine, plots, sections, stats
 
 WIN_BAND = 0.05
 
@@ -516,7 +516,7 @@ def write_report(
     run = stats.load_run(run_dir)
     summary = stats.with_scaling(stats.summarize(run))
     figures = plots.make_figures(run_dir, out, x=x, hue=hue, facet=facet, summary=summary)
-    blocks = build(run, summary, figures, extra_sections)
+    blocks = build(run, summary, figures, [*sections.for_run(run), *extra_sections])
     md_path = out / "report.md"
     html_path = out / "report.html"
     md_path.write_text(render_md(blocks, out))

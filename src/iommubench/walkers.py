@@ -28,6 +28,7 @@ def fill_params(p: Any, point: dict[str, Any]) -> None:
     p.walkers = point.get("walkers", 0)
     p.walker_safety = safety_names().index(point.get("walker_safety", "unsafe"))
     p.unmap_pages = point.get("unmap_pages", 1)
+    p.walker_gap_ns = point.get("walker_gap_us", 0) * 1000
 
 
 def collect(arena_base: Any, count: int) -> list[dict[str, int]]:

@@ -60,6 +60,7 @@ struct ib_params {
     uint32_t walkers;       /* extra processes walking the whole table, pass after pass */
     uint32_t walker_safety; /* index into the walker-safety registry */
     uint64_t unmap_pages;   /* prefault: pages per unmap call; one covering a table frees it */
+    uint64_t walker_gap_ns; /* walkers sleep this long between passes (0: back to back) */
 };
 
 enum ib_walker_safety {

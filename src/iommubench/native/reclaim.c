@@ -91,15 +91,16 @@ static void limbo_push(struct ib_ctx *x, uint32_t list)
     limbo_unlock(x);
 }
 
-/* Pop every page at the head of the FIFO whose grace period is over, onto `out`. Tags only
- * grow along the FIFO (a batch is tagged, then appended, under the lock... or appended after a
- * later-tagged batch: so stop at the first unsafe tag rather than skip it). */
-static uint32_t limbo_pop_safe(struct ib_ctx *x, uint64_t now)
+/* Pop every page at the head of the FIFO whose grace period is over, onto `out`. A batch is
+ * tagged before it takes the lock, so tags almost but not quite grow along the FIFO: stop at
+ * the first batch still in its grace period rather than skip past it. */
+static uint32_t limbo_pop_safe(struct ib_ctx *x)
 {
     struct ib_limbo_mark *marks = ib_limbo_marks(x->base);
     uint32_t out = IB_NIL;
     uint64_t last_tag = 0;
     limbo_lock(x);
+    uint64_t now = ib_clock_ns(); /* under the lock: no batch in the FIFO is younger */
     while (x->hdr->limbo.head != IB_NIL) {
         uint32_t page = x->hdr->limbo.head;
         if (marks[page].tag != last_tag) {
@@ -128,7 +129,7 @@ void ib_reclaim(struct ib_ctx *x, int wait)
     for (;;) {
         /* acq_rel: a worker waiting on a dry pool sees either our pages in limbo or us here */
         __atomic_fetch_add(&x->hdr->limbo.reclaiming, 1, __ATOMIC_ACQ_REL);
-        uint32_t list = limbo_pop_safe(x, ib_clock_ns());
+        uint32_t list = limbo_pop_safe(x);
         while (list != IB_NIL) {
             uint32_t page = list;
             list = x->meta[page];

@@ -19,6 +19,7 @@
  *                 (reclaim.c) until no walker can still reach them.
  */
 #include <errno.h>
+#include <time.h>
 
 #include "clock.h"
 #include "guard.h"
@@ -133,6 +134,12 @@ int ib_walker_run(void *base, uint32_t walker)
         if (ib_aborted(base))
             ib_exit_aborted();
         one_pass(&p, walker, h->params.walker_safety);
+        if (h->params.walker_gap_ns) {
+            /* a dump now and then, not back to back: the CPU is free meanwhile */
+            struct timespec gap = {(time_t)(h->params.walker_gap_ns / 1000000000ull),
+                                   (long)(h->params.walker_gap_ns % 1000000000ull)};
+            nanosleep(&gap, 0);
+        }
     }
     c.end_ns = ib_clock_ns();
     ib_walker_slot_of(base, walker)->counters = c;
