@@ -52,6 +52,22 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="drivers, allocators, invalidation modes, workloads, walkers")
     sub.add_parser("info", help="machine metadata and noise warnings")
+
+    bench = sub.add_parser(
+        "dma-map-benchmark",
+        help="the kernel's dma_map_benchmark, on the model (same options, same output)",
+    )
+    for flag, dest, default, what in (
+        ("-t", "threads", "1", "threads (1..1024)"),
+        ("-s", "seconds", "20", "seconds to run (1..300)"),
+        ("-n", "node", "-1", "NUMA node (-1: none)"),
+        ("-b", "bits", "32", "DMA mask bits (20..64)"),
+        ("-d", "dir", "0", "direction: 0 bidirectional, 1 to device, 2 from device"),
+        ("-x", "dma_trans_ns", "0", "ns each mapping is held (0..10000000)"),
+        ("-g", "granule", "1", "pages per mapping (1..1024)"),
+    ):
+        bench.add_argument(flag, dest=dest, default=default, help=what)
+    bench.add_argument("--invalidation", default="strict", help="strict (default) or lazy")
     return ap
 
 
@@ -192,6 +208,36 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def cmd_dma_map_benchmark(args: argparse.Namespace) -> int:
+    from iommubench import dma
+    from iommubench.runner import run_point
+
+    opts: dict[str, int] = {}
+    for name in ("threads", "seconds", "node", "bits", "dir", "dma_trans_ns", "granule"):
+        text = getattr(args, name)
+        try:
+            opts[name] = int(text)
+        except ValueError:
+            raise UsageError(f"dma-map-benchmark: {name}: {text!r} is not an integer") from None
+    if args.invalidation not in ("strict", "lazy"):
+        raise UsageError(f"dma-map-benchmark: --invalidation: {args.invalidation!r}; strict|lazy")
+    try:
+        dma.check_benchmark_args(opts)
+    except dma.BenchmarkInputError as exc:
+        raise UsageError(f"dma-map-benchmark: {exc}") from None
+    point = dma.benchmark_point(opts, args.invalidation)
+    result = run_point(point, timeout_s=60.0 + 2 * opts["seconds"])
+    if result.status != "ok":
+        print(f"iommubench: dma-map-benchmark failed: {result.error}", file=sys.stderr)
+        return EXIT_FAILED
+    for line in dma.benchmark_lines(opts, result.hist_map, result.hist_unmap):
+        print(line)
+    if not result.measures.get("audit_ok"):
+        print("iommubench: dma-map-benchmark: the audit failed", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from iommubench.config import ConfigError
     from iommubench.native_core import NativeCoreError
@@ -207,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "plot": cmd_plot,
             "report": cmd_report,
             "compare": cmd_compare,
+            "dma-map-benchmark": cmd_dma_map_benchmark,
         }
         return handlers[args.command](args)
     except (ConfigError, UsageError, NativeCoreError) as exc:

@@ -68,6 +68,7 @@ MEASURES = [
     "depot_pops",
     "depot_trims",
     "iova_fallbacks",
+    "iova_search_steps",
     "iova_lock_acquisitions",
     "iova_lock_contended",
     "iova_lock_wait_ns",

@@ -131,8 +131,11 @@ static uint64_t tree_walk(struct audit *a, const struct ib_iova_node *n, uint32_
     }
     uint64_t c = tree_walk(a, n, n[t].left, last_hi, nodes, depth + 1);
     const struct ib_iova_state *s = &a->x.hdr->iova;
-    if (n[t].lo < IB_IOVA_START_PFN || n[t].hi < n[t].lo || n[t].hi > s->limit_pfn)
-        a->r->iova_corrupt++;
+    uint64_t size = n[t].hi - n[t].lo + 1;
+    uint64_t align = size <= 1 ? 1 : 1ull << (64 - __builtin_clzll(size - 1));
+    if (n[t].lo < IB_IOVA_START_PFN || n[t].hi < n[t].lo || n[t].hi > s->limit_pfn ||
+        (n[t].lo & (align - 1)))
+        a->r->iova_corrupt++; /* out of bounds, or not size-aligned */
     if (*last_hi != UINT64_MAX && n[t].lo <= *last_hi)
         a->r->iova_double_allocs++; /* overlapping or out-of-order ranges */
     *last_hi = n[t].hi;

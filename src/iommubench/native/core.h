@@ -96,6 +96,7 @@ struct ib_counters {
     uint64_t depot_pops;          /* full magazines taken from the depot */
     uint64_t depot_trims;         /* magazines returned to the tree: bounded overflow, list trim */
     uint64_t iova_fallbacks;      /* IOVAs the rcache handed to, or took from, the global tree */
+    uint64_t iova_search_steps;   /* global: allocated ranges skipped while searching a gap */
     uint64_t iova_lock_acquisitions;
     uint64_t iova_lock_contended;
     uint64_t iova_lock_wait_ns;

@@ -173,6 +173,7 @@ uint64_t ib_iova_tree_alloc_locked(struct ib_ctx *x, uint64_t size)
             return lo;
         }
         high = n[p].lo;
+        x->c.iova_search_steps++;
     }
 }
 
