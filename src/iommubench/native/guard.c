@@ -1,6 +1,20 @@
 #include "guard.h"
 
+#include <sched.h>
+
 #include "clock.h"
+
+/* A pass or a map can take far longer than a spin is worth, and on an oversubscribed point
+ * the holder may need this very CPU: pause briefly, then yield. */
+static void ib_guard_backoff(void *base, unsigned spins)
+{
+    if (spins < 256)
+        cpu_relax();
+    else
+        sched_yield();
+    if ((spins & 1023u) == 0 && ib_aborted(base))
+        ib_exit_aborted();
+}
 
 /* A walker holds or wants the guard: undo our increment, wait until it is gone, retry. */
 void ib_guard_shared_wait(struct ib_ctx *x, uint32_t *guard)
@@ -11,9 +25,7 @@ void ib_guard_shared_wait(struct ib_ctx *x, uint32_t *guard)
     for (;;) {
         __atomic_fetch_sub(guard, 1, __ATOMIC_RELAXED);
         while (__atomic_load_n(guard, __ATOMIC_RELAXED) & (IB_GUARD_WRITER | IB_GUARD_WAITING)) {
-            cpu_relax();
-            if ((++spins & 1023u) == 0 && ib_aborted(x->base))
-                ib_exit_aborted();
+            ib_guard_backoff(x->base, ++spins);
         }
         /* acquire: as in ib_guard_shared_enter */
         uint32_t s = __atomic_fetch_add(guard, 1, __ATOMIC_ACQUIRE);
@@ -38,9 +50,7 @@ void ib_guard_exclusive_enter(void *base, uint32_t *guard, uint64_t *wait_ns)
         }
         if (!(s & IB_GUARD_WAITING))
             __atomic_fetch_or(guard, IB_GUARD_WAITING, __ATOMIC_RELAXED);
-        cpu_relax();
-        if ((++spins & 1023u) == 0 && ib_aborted(base))
-            ib_exit_aborted();
+        ib_guard_backoff(base, ++spins);
     }
     *wait_ns += ib_clock_ns() - t0;
 }
