@@ -44,48 +44,55 @@ def dma_point(**overrides):
     return point
 
 
-def assert_clean(result) -> dict:
+def check_clean(result) -> dict:
+    """Every correctness check; these hold on every run, however it was scheduled."""
     assert result.status == "ok", result.error
     m = result.measures
     assert m["audit_ok"], m
     assert m["iova_double_allocs"] == 0 and m["iova_leaks"] == 0, m
     assert m["lost_mappings"] == 0 and m["stray_mappings"] == 0 and m["leaked_tables"] == 0
     assert m["fq_early_frees"] == 0
-    assert m["ops"] > 0 and all(w["ops"] > 0 for w in result.workers)
     return m
+
+
+def run_clean(point, busy=lambda m: True) -> dict:
+    """Runs until a run shows activity (both workers did I/O, and `busy`): on a loaded machine
+    a worker may be descheduled for a whole window. Every run must be clean regardless."""
+    for _ in range(RETRIES):
+        result = run_point(point)
+        m = check_clean(result)
+        if m["ops"] > 0 and all(w["ops"] > 0 for w in result.workers) and busy(m):
+            return m
+    pytest.fail(f"no run with activity in {RETRIES} tries: {m}")
 
 
 @pytest.mark.parametrize("completion", ["local", "remote"])
 @pytest.mark.parametrize("allocator", ["global", "rcache"])
 def test_no_iova_handed_out_twice(allocator: str, completion: str) -> None:
-    m = assert_clean(run_point(dma_point(allocator=allocator, completion=completion)))
+    point = dma_point(allocator=allocator, completion=completion)
     if allocator == "global":
-        assert m["rcache_hits"] == 0 and m["iova_lock_acquisitions"] > 0
+        m = run_clean(point, lambda m: m["iova_lock_acquisitions"] > 0)
+        assert m["rcache_hits"] == 0
     else:
-        assert m["rcache_hits"] > 0
+        run_clean(point, lambda m: m["rcache_hits"] > 0)
 
 
 @pytest.mark.parametrize("depot", ["bounded", "list"])
 def test_magazines_flow_through_the_depot_under_remote_completion(depot: str) -> None:
-    for _ in range(RETRIES):
-        m = assert_clean(run_point(dma_point(completion="remote", depot=depot)))
-        if m["depot_pushes"] > 0 and m["depot_pops"] > 0:
-            return
-    pytest.fail(f"no magazine went through the depot in {RETRIES} runs: {m}")
+    point = dma_point(completion="remote", depot=depot)
+    run_clean(point, lambda m: m["depot_pushes"] > 0 and m["depot_pops"] > 0)
 
 
 @pytest.mark.parametrize("completion", ["local", "remote"])
 @pytest.mark.parametrize("allocator", ["global", "rcache"])
 def test_lazy_never_frees_an_iova_before_its_flush(allocator: str, completion: str) -> None:
-    m = assert_clean(
-        run_point(dma_point(allocator=allocator, completion=completion, invalidation="lazy"))
-    )
-    assert m["flushes"] > 0 and m["entries_per_flush"] > 0
-    assert m["fq_early_frees"] == 0
+    point = dma_point(allocator=allocator, completion=completion, invalidation="lazy")
+    m = run_clean(point, lambda m: m["flushes"] > 0)
+    assert m["entries_per_flush"] > 0 and m["fq_early_frees"] == 0
 
 
 def test_strict_invalidates_every_unmap() -> None:
-    m = assert_clean(run_point(dma_point(invalidation="strict")))
+    m = run_clean(dma_point(invalidation="strict"))
     assert m["flushes"] == 0
     assert m["invalidations"] >= m["unmaps"] > 0
 
@@ -94,17 +101,16 @@ def test_strict_invalidates_every_unmap() -> None:
 @pytest.mark.parametrize("driver", CORRECT_DRIVERS)
 def test_audit_clean_for_every_correct_driver(driver: str, invalidation: str) -> None:
     point = dma_point(driver=driver, invalidation=invalidation, completion="remote")
-    assert_clean(run_point(point))
+    run_clean(point)
 
 
 def test_large_granules_bypass_the_cache_and_deep_mask_works() -> None:
     point = dma_point(granule_pages=(1, 3, 64, 1024), dma_bits=48, dma_ns=2000, queue_depth=4)
-    m = assert_clean(run_point(point))
-    assert m["iova_fallbacks"] > 0  # 64 and 1024 pages always use the tree
+    run_clean(point, lambda m: m["iova_fallbacks"] > 0)  # 64 and 1024 pages use the tree
 
 
 def test_one_worker_remote_is_local() -> None:
-    assert_clean(run_point(dma_point(workers=1, completion="remote")))
+    run_clean(dma_point(workers=1, completion="remote"))
 
 
 def test_the_naive_control_fails_the_audit() -> None:
