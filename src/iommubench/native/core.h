@@ -12,7 +12,7 @@
 
 /* Bumped whenever the arena layout or this interface changes; the Python side refuses to run
  * a compiled core whose version differs from the one it expects. */
-#define IB_CORE_VERSION 5
+#define IB_CORE_VERSION 6
 
 #define IB_HIST_SUB_BITS 6
 #define IB_HIST_BUCKETS 2304 /* 64 sub-buckets x 36 octaves */
