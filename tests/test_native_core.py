@@ -9,8 +9,13 @@ from iommubench.native import build_core
 
 
 def test_native_registries_match_the_python_catalogue() -> None:
+    from iommubench.walkers import safety_names
+
     assert set(native_core.driver_names()) == set(registry.DRIVERS)
-    assert set(native_core.workload_names()) <= set(registry.WORKLOADS)
+    assert set(native_core.workload_names()) == set(registry.WORKLOADS)
+    assert set(native_core.allocator_names()) == set(registry.ALLOCATORS)
+    assert set(native_core.invalidation_names()) == set(registry.INVALIDATIONS)
+    assert set(safety_names()) == set(registry.WALKER_SAFETY)
 
 
 def test_a_core_built_from_other_sources_is_refused(monkeypatch) -> None:

@@ -93,8 +93,15 @@ def _parse_threshold(text: str) -> float:
 def cmd_list(_: argparse.Namespace) -> int:
     from iommubench import native_core
     from iommubench.registry import CATALOGUE
+    from iommubench.walkers import safety_names
 
-    implemented = {"driver": native_core.driver_names(), "workload": native_core.workload_names()}
+    implemented = {
+        "driver": native_core.driver_names(),
+        "workload": native_core.workload_names(),
+        "allocator": native_core.allocator_names(),
+        "invalidation": native_core.invalidation_names(),
+        "walker_safety": safety_names(),
+    }
     for kind, entries in CATALOGUE.items():
         print(f"{kind}:")
         for name, what in entries.items():

@@ -118,6 +118,9 @@ class _Workers:
             )
             for (role, index), cpu in zip(self.roles, self.cpus, strict=True)
         ]
+
+    def start(self) -> None:
+        """Inside the caller's try: an interrupt half-way leaves stop() to reap the started."""
         for proc in self.procs:
             proc.start()
 
@@ -129,16 +132,17 @@ class _Workers:
         return None
 
     def all_exited(self) -> bool:
-        return all(proc.exitcode is not None for proc in self.procs)
+        return all(proc.exitcode is not None for proc in self.procs if proc.pid is not None)
 
     def stop(self, grace_s: float = 1.0) -> None:
+        started = [proc for proc in self.procs if proc.pid is not None]
         deadline = time.monotonic() + grace_s
-        for proc in self.procs:
+        for proc in started:
             proc.join(max(0.0, deadline - time.monotonic()))
-        for proc in self.procs:
+        for proc in started:
             if proc.exitcode is None:
                 proc.kill()
-        for proc in self.procs:
+        for proc in started:
             proc.join()
 
 
@@ -264,6 +268,7 @@ def run_point(point: dict[str, Any], timeout_s: float = 120.0) -> PointResult:
         workers = _Workers(arena, cpus, count, n_walkers)
         everyone = count + n_walkers
         try:
+            workers.start()
             deadline = time.monotonic() + timeout_s
             failure = _wait(
                 arena, workers, lambda: lib.ib_arrived(arena.base) == everyone, deadline
