@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -154,10 +153,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return code
 
 
-def _terminate_as_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def _open_store(args: argparse.Namespace, sweep: Any, argv: Sequence[str]):
     from iommubench import config, machine
     from iommubench.results import RunStore, new_run_id
@@ -185,14 +180,14 @@ def _open_store(args: argparse.Namespace, sweep: Any, argv: Sequence[str]):
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from iommubench import arena, config, sweep
+    from iommubench import arena, config, interrupt, sweep
     from iommubench.progress import make_reporter
 
     loaded = config.load_sweep(args.config, args.overrides)
     arena.remove_stale_segments()
     store = _open_store(args, loaded, argv)
     tasks = sweep.plan(loaded.points, loaded.repetitions, store.completed())
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    interrupt.install()
     try:
         failures = sweep.run_sweep(
             tasks, store, sweep.LocalExecutor(), make_reporter(), loaded.point_timeout_s

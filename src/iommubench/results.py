@@ -66,6 +66,18 @@ def _trim_torn_line(path: Path) -> None:
         path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
+def _make_unique_dir(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
+        try:
+            candidate.mkdir()  # atomic: of two runs racing for a name, one gets it
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{path}: no free run directory name")
+
+
 class RunStore:
     """Writes one run directory; reopened by --resume."""
 
@@ -81,7 +93,9 @@ class RunStore:
 
     @classmethod
     def create(cls, run_dir: Path, resolved: dict[str, Any], meta: dict[str, Any]) -> RunStore:
-        run_dir.mkdir(parents=True, exist_ok=False)
+        """A new run directory; runs started in the same second get -2, -3, ... suffixes."""
+        run_dir = _make_unique_dir(run_dir)
+        meta = {**meta, "run_id": run_dir.name}
         store = cls(run_dir)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
         (run_dir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")

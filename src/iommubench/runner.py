@@ -19,7 +19,7 @@ from typing import Any
 import multiprocess
 import numpy as np
 
-from iommubench import dma, native_core, walkers
+from iommubench import dma, interrupt, native_core, walkers
 from iommubench.arena import Arena
 
 PAGES_PER_MIB = 256
@@ -78,6 +78,7 @@ def handoff_probe(cpus: list[int]) -> float | None:
 
 
 PR_SET_PDEATHSIG = 1
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def _die_with_parent(parent: int) -> None:
@@ -91,6 +92,7 @@ def _worker_main(arena: Arena, role: str, index: int, cpu: int, parent: int) -> 
     """Child process body: pin, run the native worker or walker, leave without teardown."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a point stops
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held while the parent forked
     try:
         _die_with_parent(parent)
         os.sched_setaffinity(0, {cpu})
@@ -120,9 +122,15 @@ class _Workers:
         ]
 
     def start(self) -> None:
-        """Inside the caller's try: an interrupt half-way leaves stop() to reap the started."""
-        for proc in self.procs:
-            proc.start()
+        """Inside the caller's try, so stop() reaps whatever started. SIGINT and SIGTERM wait
+        until the forks are done: raised inside fork's at-fork callbacks, their interrupt
+        would be printed and dropped."""
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            for proc in self.procs:
+                proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def first_failure(self) -> str | None:
         for (role, index), proc in zip(self.roles, self.procs, strict=True):
@@ -161,6 +169,7 @@ def _describe_exit(who: str, code: int) -> str:
 def _wait(arena: Arena, workers: _Workers, done: Any, deadline: float) -> str | None:
     """Poll until done() or a worker fails or the deadline passes; the reason on failure."""
     while not done():
+        interrupt.raise_if_requested()
         failure = workers.first_failure()
         if failure:
             return failure

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from iommubench import hist, native_core
+from iommubench import hist, interrupt, native_core
 from iommubench.progress import Reporter
 from iommubench.results import RunStore
 from iommubench.runner import PointResult, run_point
@@ -107,6 +107,7 @@ def run_sweep(
     reporter.start(len(tasks))
     try:
         for task in tasks:
+            interrupt.raise_if_requested()
             reporter.point_started(task.label)
             result = executor.run(task, timeout_s)
             row = make_row(store.run_id, task, result, timer_ns)
