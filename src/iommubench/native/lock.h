@@ -20,6 +20,16 @@ ib_lock_counted(struct ib_ctx *x, uint32_t *lock, uint64_t *acquisitions, uint64
         ib_spin_wait(x, lock, contended, wait_ns);
 }
 
+/* Uncounted, for the pool's and limbo's internal locks: held for a few list operations, never
+ * across a walk, and not part of any strategy being measured. */
+static inline void ib_lock_plain(struct ib_ctx *x, uint32_t *lock)
+{
+    uint64_t contended = 0, wait_ns = 0;
+    /* acquire: pairs with the previous holder's release in ib_unlock */
+    if (__builtin_expect(__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE) != 0, 0))
+        ib_spin_wait(x, lock, &contended, &wait_ns);
+}
+
 static inline void ib_unlock(uint32_t *lock)
 {
     /* release: what was written under the lock is visible to the next holder */

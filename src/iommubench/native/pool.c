@@ -1,26 +1,13 @@
 #include "pool.h"
 
 #include "clock.h"
+#include "lock.h"
 #include "reclaim.h"
 
 /* The shared list's lock: held only to move a batch of pages, never across a walk. */
-static void pool_lock(struct ib_ctx *x)
-{
-    uint32_t *l = &x->hdr->pool.lock;
-    unsigned spins = 0;
-    while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
-        while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
-            cpu_relax();
-            if ((++spins & 1023u) == 0 && ib_aborted(x->base))
-                ib_exit_aborted();
-        }
-    }
-}
+static void pool_lock(struct ib_ctx *x) { ib_lock_plain(x, &x->hdr->pool.lock); }
 
-static void pool_unlock(struct ib_ctx *x)
-{
-    __atomic_store_n(&x->hdr->pool.lock, 0, __ATOMIC_RELEASE);
-}
+static void pool_unlock(struct ib_ctx *x) { ib_unlock(&x->hdr->pool.lock); }
 
 void ib_pool_init(void *base)
 {

@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include "clock.h"
+#include "lock.h"
 #include "pool.h"
 
 static int deferred(const struct ib_ctx *x)
@@ -45,25 +46,9 @@ static int grace_over(const struct ib_ctx *x, uint64_t tag)
     return 1;
 }
 
-static void limbo_lock(struct ib_ctx *x)
-{
-    uint32_t *l = &x->hdr->limbo.lock;
-    unsigned spins = 0;
-    /* acquire: the FIFO's links and marks as the previous holder left them */
-    while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
-        while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
-            cpu_relax();
-            if ((++spins & 1023u) == 0 && ib_aborted(x->base))
-                ib_exit_aborted();
-        }
-    }
-}
+static void limbo_lock(struct ib_ctx *x) { ib_lock_plain(x, &x->hdr->limbo.lock); }
 
-static void limbo_unlock(struct ib_ctx *x)
-{
-    /* release: our FIFO updates are visible to the next holder */
-    __atomic_store_n(&x->hdr->limbo.lock, 0, __ATOMIC_RELEASE);
-}
+static void limbo_unlock(struct ib_ctx *x) { ib_unlock(&x->hdr->limbo.lock); }
 
 static void limbo_push(struct ib_ctx *x, uint32_t list)
 {
