@@ -189,9 +189,22 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     tasks = sweep.plan(loaded.points, loaded.repetitions, store.completed())
     interrupt.install()
     try:
-        failures = sweep.run_sweep(
-            tasks, store, sweep.LocalExecutor(), make_reporter(), loaded.point_timeout_s
-        )
+        failures = 0
+        while True:
+            if tasks:
+                failures += sweep.run_sweep(
+                    tasks, store, sweep.LocalExecutor(), make_reporter(), loaded.point_timeout_s
+                )
+            tasks = sweep.adaptive_round(
+                loaded.points, store.rows(), loaded.max_repetitions, loaded.target_halfwidth
+            )
+            if not tasks:
+                break
+            print(
+                f"adaptive: {len(tasks)} point(s) still wider than "
+                f"±{loaded.target_halfwidth:.1%}; one more repetition each",
+                file=sys.stderr,
+            )
     except KeyboardInterrupt:
         done = len(store.completed())
         print(

@@ -50,6 +50,8 @@ TOP_KEYS: tuple[str, ...] = (
     "warmup_s",
     "duration_s",
     "point_timeout_s",
+    "max_repetitions",
+    "target_halfwidth",
 )
 
 # Same order as the parameter columns of points.csv (columns.PARAMETERS, less the two timing
@@ -333,6 +335,7 @@ _REPETITIONS = _int_field(1, 1000)
 _WARMUP = _float_field(0.0, 60.0, lo_open=False)
 _DURATION = _float_field(0.0, 3600.0, lo_open=True)
 _TIMEOUT = _float_field(0.0, 86400.0, lo_open=True)
+_HALFWIDTH = _float_field(0.0, 1.0, lo_open=True, unit="")
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -357,6 +360,10 @@ class Sweep:
     point_timeout_s: float
     axes: dict[str, list[Any]]
     points: list[dict[str, object]]
+    # adaptive repetitions: a point whose 95% interval is wider than target_halfwidth (a
+    # fraction of its median) gets more repetitions, up to max_repetitions in all
+    max_repetitions: int = 0
+    target_halfwidth: float = 0.05
 
     def __hash__(self) -> int:
         return hash(self.fingerprint())
@@ -375,6 +382,8 @@ class Sweep:
             "warmup_s": self.warmup_s,
             "duration_s": self.duration_s,
             "point_timeout_s": self.point_timeout_s,
+            "max_repetitions": self.max_repetitions,
+            "target_halfwidth": self.target_halfwidth,
             "defaults": {k: _plain(first[k]) for k in PARAMETERS if k not in self.axes},
             "sweep": {k: [_plain(v) for v in values] for k, values in self.axes.items()},
         }
@@ -660,6 +669,15 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
             )
     else:
         timeout = 60.0 + 4.0 * (warmup_s + duration_s)
+    max_reps = int(
+        _REPETITIONS(doc.get("max_repetitions", repetitions), labels.top("max_repetitions"))
+    )
+    if max_reps < repetitions:
+        raise _Bad(
+            labels.top("max_repetitions"),
+            f"must be at least repetitions = {repetitions} (got {max_reps})",
+        )
+    target = float(_HALFWIDTH(doc.get("target_halfwidth", 0.05), labels.top("target_halfwidth")))
 
     # defaults: every key known, every value valid
     raw_defaults = doc.get("defaults")
@@ -732,6 +750,8 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
         point_timeout_s=timeout,
         axes=axes,
         points=points,
+        max_repetitions=max_reps,
+        target_halfwidth=target,
     )
 
 

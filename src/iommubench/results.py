@@ -111,6 +111,10 @@ class RunStore:
             _trim_torn_line(path)
         return store
 
+    def rows(self) -> list[dict[str, str]]:
+        with self.points_csv.open(newline="") as f:
+            return list(csv.DictReader(f))
+
     def completed(self) -> set[tuple[int, int]]:
         """(point, rep) pairs already recorded."""
         with self.points_csv.open(newline="") as f:

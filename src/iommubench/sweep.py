@@ -15,7 +15,7 @@ from iommubench import hist, interrupt, native_core
 from iommubench.progress import Reporter
 from iommubench.results import RunStore
 from iommubench.runner import PointResult, run_point
-from iommubench.stats import NEGATIVE_CONTROLS
+from iommubench.stats import NEGATIVE_CONTROLS, needs_more_reps
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 
@@ -51,6 +51,39 @@ def plan(points: list[dict[str, Any]], repetitions: int, done: Iterable[tuple[in
         for rep in range(repetitions)
         for i, params in enumerate(points)
         if (i, rep) not in skip
+    ]
+
+
+def valid_throughputs(rows: Iterable[dict[str, str]]) -> dict[int, list[float]]:
+    """ops/s of each point's repetitions that ran and passed their audit."""
+    out: dict[int, list[float]] = {}
+    for row in rows:
+        if row["status"] == "ok" and row["audit_ok"] == "True":
+            out.setdefault(int(row["point"]), []).append(float(row["ops_per_s"]))
+    return out
+
+
+def adaptive_round(
+    points: list[dict[str, Any]],
+    rows: list[dict[str, str]],
+    max_repetitions: int,
+    target_halfwidth: float,
+) -> list[Task]:
+    """One more repetition of every point whose interval is still wider than the target.
+
+    Points with no valid repetition (a failed point, the naive control) get none: more runs
+    cannot narrow an interval they do not have.
+    """
+    runs: dict[int, int] = {}
+    for row in rows:
+        runs[int(row["point"])] = runs.get(int(row["point"]), 0) + 1
+    valid = valid_throughputs(rows)
+    return [
+        Task(i, runs.get(i, 0), params)
+        for i, params in enumerate(points)
+        if runs.get(i, 0) < max_repetitions
+        and i in valid
+        and needs_more_reps(valid[i], target_halfwidth, min_reps=2)
     ]
 
 
