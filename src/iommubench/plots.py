@@ -73,9 +73,12 @@ class Series:
     def style(self, many_rest: bool) -> dict[str, Any]:
         i = self.hue_index
         ls = LINESTYLES[(self.rest_index if many_rest else i) % len(LINESTYLES)]
+        # the marker tells the other parameters apart too, since the latency figure spends
+        # the line style on the percentile
+        shift = self.rest_index * (len(MARKERS) // 2) if many_rest else 0
         return {
             "color": COLORS[i % len(COLORS)],
-            "marker": MARKERS[i % len(MARKERS)],
+            "marker": MARKERS[(i + shift) % len(MARKERS)],
             "linestyle": ls,
             "linewidth": 1.6,
             "markersize": 6,
@@ -460,7 +463,7 @@ def contention_figure(
             "cols": ["contention_share"],
             "draw": share,
             "ylabel": "lock wait / worker time",
-            "title": "lock wait share",
+            "title": "lock wait share (all locks)",
             "yfmt": PercentFormatter(1.0),
         },
         {

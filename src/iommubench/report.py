@@ -257,7 +257,8 @@ def build(
         p(
             "Median over valid repetitions (status ok and audit passed) with a 95% bootstrap "
             "interval of the median; CV = coefficient of variation; lock wait = share of worker "
-            "time spent waiting for a lock. Flags: over = oversubscribed, noisy = CV > 10% or "
+            "time spent waiting for any lock (domain, IOVA tree, invalidation queue, walk guard). "
+            "Flags: over = oversubscribed, noisy = CV > 10% or "
             "CI half-width > 5%, handoff = placement changed during the point."
         )
     )

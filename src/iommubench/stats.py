@@ -52,6 +52,8 @@ STRING_COLUMNS = [
 BOOL_COLUMNS = ["audit_ok", "oversubscribed"]
 LATENCY_COLUMNS = [c for c in MEASURES if c.endswith("_ns") and c[:-3].split("_")[-1][0] == "p"]
 AUDIT_COUNTERS = [c for c in AUDIT if c != "audit_ok"]
+WAIT_COLUMNS = ["lock_wait_ns", "iova_lock_wait_ns", "inv_lock_wait_ns", "guard_wait_ns"]
+
 # measures summarised as the median over a point's repetitions
 MEDIAN_COLUMNS = [
     "duration_s",
@@ -152,7 +154,11 @@ def _normalise_points(df: pd.DataFrame) -> pd.DataFrame:
         df["audit_ok"] = pd.array([pd.NA] * len(df), dtype="boolean")
     # derived per-repetition measures
     ones = pd.Series(np.nan, index=df.index)
-    wait, dur, wk = (df.get(c, ones) for c in ("lock_wait_ns", "duration_s", "workers"))
+    # every lock a worker can wait on: the domain lock, the IOVA tree, the invalidation queue
+    # and the walk guard (for the global allocator the tree lock is where the waiting is)
+    waits = [df[c].fillna(0) for c in WAIT_COLUMNS if c in df]
+    wait = sum(waits) if waits else ones
+    dur, wk = (df.get(c, ones) for c in ("duration_s", "workers"))
     with np.errstate(divide="ignore", invalid="ignore"):
         df["contention_share"] = wait / (dur * 1e9 * wk)
         df["cas_fail_per_op"] = df.get("cas_failures", ones) / df.get("ops", ones)
