@@ -26,9 +26,20 @@ void ib_pool_init(void *base)
     h->limbo.head = h->limbo.tail = IB_NIL;
     h->pool.count = n - 1;
     memset(ib_page(base, 0), 0, IB_PAGE_BYTES);
+    /* every worker starts with a batch of its own, so the first table installs of a run are
+     * not serialised on the shared list's lock (which would hide the start-up race) */
     for (uint32_t w = 0; w < h->params.workers; w++) {
-        ib_slot_of(base, w)->free_head = IB_NIL;
-        ib_slot_of(base, w)->free_count = 0;
+        struct ib_slot *s = ib_slot_of(base, w);
+        s->free_head = IB_NIL;
+        s->free_count = 0;
+        for (int i = 0; i < IB_POOL_BATCH && h->pool.head != IB_NIL; i++) {
+            uint32_t page = h->pool.head;
+            h->pool.head = meta[page];
+            h->pool.count--;
+            meta[page] = s->free_head;
+            s->free_head = page;
+            s->free_count++;
+        }
     }
 }
 
