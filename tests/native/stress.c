@@ -47,12 +47,12 @@ static void *thread_main(void *p)
     return 0;
 }
 
-/* A positive decimal, or -1. */
+/* A non-negative decimal, or -1. */
 static long parse_long(const char *s)
 {
     char *end;
     long v = strtol(s, &end, 10);
-    return (!*s || *end || v <= 0) ? -1 : v;
+    return (!*s || *end || v < 0) ? -1 : v;
 }
 
 typedef uint32_t (*count_fn)(void);
@@ -102,8 +102,8 @@ static int apply_option(struct ib_params *p, const char *opt, long *duration_ms)
     size_t klen = (size_t)(eq - opt);
     const char *v = eq + 1;
     long n = parse_long(v);
+    int i, positive = n > 0 ? 0 : -1; /* -1 unless v is a positive decimal */
 #define KEY(k) (klen == strlen(k) && strncmp(opt, k, klen) == 0)
-    int i;
     if (KEY("workload"))
         i = registry_index(ib_workload_count, ib_workload_name, v), p->workload = (uint32_t)i;
     else if (KEY("allocator"))
@@ -119,23 +119,23 @@ static int apply_option(struct ib_params *p, const char *opt, long *duration_ms)
     else if (KEY("depot"))
         i = word_index(depots, 2, v), p->depot = (uint32_t)i;
     else if (KEY("duration_ms"))
-        i = (int)(*duration_ms = n);
+        i = positive, *duration_ms = n;
     else if (KEY("chunk_pages"))
-        i = (int)n, p->chunk_pages = (uint64_t)n;
+        i = positive, p->chunk_pages = (uint64_t)n;
     else if (KEY("unmap_pages"))
-        i = (int)n, p->unmap_pages = (uint64_t)n;
+        i = positive, p->unmap_pages = (uint64_t)n;
     else if (KEY("queue_depth"))
-        i = (int)n, p->queue_depth = (uint32_t)n;
+        i = positive, p->queue_depth = (uint32_t)n;
     else if (KEY("dma_ns"))
-        i = 0, p->dma_ns = strtoull(v, 0, 10);
+        i = (int)(n < 0 ? -1 : 0), p->dma_ns = (uint64_t)n;
     else if (KEY("inv_ns"))
-        i = 0, p->inv_ns = strtoull(v, 0, 10);
+        i = (int)(n < 0 ? -1 : 0), p->inv_ns = (uint64_t)n;
     else if (KEY("dma_bits"))
-        i = (int)n, p->dma_bits = (uint32_t)n;
+        i = positive, p->dma_bits = (uint32_t)n;
     else if (KEY("walker_gap_us"))
-        i = (int)n, p->walker_gap_ns = (uint64_t)n * 1000;
+        i = (int)(n < 0 ? -1 : 0), p->walker_gap_ns = (uint64_t)n * 1000;
     else if (KEY("walkers"))
-        i = (n > MAX_THREADS / 2) ? -1 : (int)n, p->walkers = (uint32_t)n;
+        i = (n < 0 || n > MAX_THREADS / 2) ? -1 : 0, p->walkers = (uint32_t)n;
     else if (KEY("granules")) {
         p->n_granules = 0;
         i = 0;
