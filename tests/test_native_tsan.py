@@ -280,8 +280,8 @@ def test_dma_is_race_free(
     _assert_no_race(run)
 
 
-# Races TSan reports for deferred-free with the core as of version 6 (not fixed here; both go
-# away when the copy under test is patched as described):
+# Races TSan reports for deferred-free with the core as of version 6 (not fixed here; a copy
+# of the core with the entry load made acquire and the count updates made atomic runs clean):
 # - walker.c read_table loads each entry with __ATOMIC_RELAXED and then reads the child table,
 #   so nothing orders the installer's memset of a new table (pool.c ib_pool_alloc, published
 #   by a release store or CAS) before the walker's reads of it: the load needs
