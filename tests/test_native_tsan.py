@@ -280,30 +280,15 @@ def test_dma_is_race_free(
     _assert_no_race(run)
 
 
-# Races TSan reports for deferred-free with the core as of version 6 (not fixed here; a copy
-# of the core with the entry load made acquire and the count updates made atomic runs clean):
-# - walker.c read_table loads each entry with __ATOMIC_RELAXED and then reads the child table,
-#   so nothing orders the installer's memset of a new table (pool.c ib_pool_alloc, published
-#   by a release store or CAS) before the walker's reads of it: the load needs
-#   __ATOMIC_ACQUIRE to pair with the install. exclusive hides it (the guard orders them).
-# - reclaim.c limbo_push / limbo_pop_safe update hdr->limbo.count with plain ++/-- under the
-#   limbo lock, while ib_reclaim (and pool.c pool_wait_for_limbo) read it with an atomic load
-#   outside the lock: the updates need to be atomic too.
-DEFERRED_FREE_RACES = pytest.mark.xfail(
-    reason="TSan: walker.c read_table's relaxed entry load vs ib_pool_alloc's memset; "
-    "reclaim.c limbo.count plain ++/-- vs ib_reclaim's atomic load",
-    raises=TsanReport,
-    strict=False,
-)
-
-
 @pytest.mark.parametrize(
     ("safety", "gap"),
     [
         # a walker holding the guard back to back starves the workers; a 20 us gap between
         # passes lets them run whole map/unmap cycles in 50 ms
         ("exclusive", 20),
-        pytest.param("deferred-free", 0, marks=DEFERRED_FREE_RACES),
+        # found by this test and fixed: the walker's entry load is acquire (pairs with the
+        # install), and limbo.count is updated atomically (a dry pool reads it unlocked)
+        ("deferred-free", 0),
     ],
     ids=["exclusive", "deferred-free"],
 )

@@ -69,7 +69,8 @@ static void limbo_push(struct ib_ctx *x, uint32_t list)
         else
             x->meta[x->hdr->limbo.tail] = page;
         x->hdr->limbo.tail = page;
-        x->hdr->limbo.count++;
+        /* atomic although under the lock: a dry pool reads it without the lock */
+        __atomic_add_fetch(&x->hdr->limbo.count, 1, __ATOMIC_RELAXED);
     }
     if (x->hdr->limbo.count > x->c.limbo_pages_max)
         x->c.limbo_pages_max = x->hdr->limbo.count;
@@ -100,7 +101,7 @@ static uint32_t limbo_pop_safe(struct ib_ctx *x)
         x->hdr->limbo.head = x->meta[page];
         if (x->hdr->limbo.head == IB_NIL)
             x->hdr->limbo.tail = IB_NIL;
-        x->hdr->limbo.count--;
+        __atomic_sub_fetch(&x->hdr->limbo.count, 1, __ATOMIC_RELAXED); /* as in limbo_push */
         x->meta[page] = out;
         out = page;
     }

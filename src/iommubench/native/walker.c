@@ -53,7 +53,8 @@ static uint64_t read_table(struct pass *p, uint32_t index, int level)
     uint64_t read = 0;
     p->c->tables_read++;
     for (unsigned i = 0; i < 512; i++) {
-        uint64_t e = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
+        /* acquire: pairs with the installer's release, so a new child's zeroes are seen */
+        uint64_t e = __atomic_load_n(&t[i], __ATOMIC_ACQUIRE);
         if (!ib_pte_valid(e))
             continue;
         read++;
