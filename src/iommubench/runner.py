@@ -24,6 +24,9 @@ from iommubench.arena import Arena
 
 PAGES_PER_MIB = 256
 HANDOFF_ROUNDS = 20000
+# Workers start this long after the release: the parent is asleep again by then, so the
+# worker it preempted to write the release starts with the rest instead of microseconds late.
+START_DELAY_NS = 1_000_000
 ABORTED_EXIT = 103  # 100 + IB_ERR_ABORTED: the worker saw the abort flag and left
 
 
@@ -283,7 +286,7 @@ def run_point(point: dict[str, Any], timeout_s: float = 120.0) -> PointResult:
                 arena, workers, lambda: lib.ib_arrived(arena.base) == everyone, deadline
             )
             if failure is None:
-                lib.ib_release(arena.base, lib.ib_now_ns())
+                lib.ib_release(arena.base, lib.ib_now_ns() + START_DELAY_NS)
                 failure = _wait(arena, workers, workers.all_exited, deadline)
             failure = failure or workers.first_failure()
         finally:

@@ -129,6 +129,8 @@ int ib_walker_run(void *base, uint32_t walker)
         if ((++spins & 1023u) == 0 && ib_aborted(base))
             return IB_ERR_ABORTED;
     }
+    while (ib_clock_ns() < h->barrier_go.go_ns) /* start with the workers (worker.c) */
+        cpu_relax();
     c.start_ns = ib_clock_ns();
     /* acquire: pairs with each worker's release of finished; walk until all have */
     while (__atomic_load_n(&h->finish.finished, __ATOMIC_ACQUIRE) < h->params.workers) {

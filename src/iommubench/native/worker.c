@@ -37,6 +37,10 @@ static int wait_for_release(struct ib_ctx *x)
         if ((++spins & 1023u) == 0 && ib_aborted(x->base))
             return IB_ERR_ABORTED;
     }
+    /* then start together: go_ns lies a little in the future, so a worker that the parent's
+     * release preempted has caught up by then (the clock is shared by every CPU) */
+    while (ib_clock_ns() < h->barrier_go.go_ns)
+        cpu_relax();
     x->warm_end_ns = h->barrier_go.go_ns + h->params.warmup_ns;
     x->end_ns = x->warm_end_ns + h->params.duration_ns;
     return IB_OK;
