@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iommubench import columns, registry
-from iommubench.config import ConfigError, Sweep, load_sweep, parse_sweep
+from iommubench.config import TOP_KEYS, ConfigError, Sweep, load_sweep, parse_sweep
 
 SRC = "fuzz/x.yaml"
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -45,16 +45,7 @@ INT_RANGES: dict[str, tuple[int, float]] = {
     "seed": (0, math.inf),
 }
 PARAMS = sorted([*CHOICES, *INT_RANGES, "granule_pages"])
-TOP = [
-    "name",
-    "description",
-    "defaults",
-    "sweep",
-    "repetitions",
-    "warmup_s",
-    "duration_s",
-    "point_timeout_s",
-]
+TOP = list(TOP_KEYS)
 
 
 def _is_int(value: object) -> bool:

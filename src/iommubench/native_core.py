@@ -57,6 +57,11 @@ def lib() -> Any:
     return load()[1]
 
 
+def struct_fields(name: str) -> list[str]:
+    """Field names of a native struct, so counters are read by name with no list to keep."""
+    return [field for field, _ in ffi().typeof(name).fields]
+
+
 def driver_names() -> list[str]:
     f, core = load()
     return [f.string(core.ib_driver_name(i)).decode() for i in range(core.ib_driver_count())]

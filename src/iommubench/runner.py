@@ -40,11 +40,6 @@ class PointResult:
     hist_unmap: np.ndarray | None = None
 
 
-def struct_fields(name: str) -> list[str]:
-    """Field names of a native struct, so counters are read by name with no list to keep."""
-    return [field for field, _ in native_core.ffi().typeof(name).fields]
-
-
 def allowed_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
@@ -189,7 +184,7 @@ def _collect(arena: Arena, count: int) -> tuple[list[dict[str, Any]], np.ndarray
     hist_map = np.zeros(buckets, dtype=np.uint64)
     hist_unmap = np.zeros(buckets, dtype=np.uint64)
     counters = ffi.new("struct ib_counters *")
-    fields = struct_fields("struct ib_counters")
+    fields = native_core.struct_fields("struct ib_counters")
     mbuf, ubuf = np.zeros(buckets, np.uint64), np.zeros(buckets, np.uint64)
     for w in range(count):
         lib.ib_read_counters(arena.base, w, counters)
@@ -206,7 +201,8 @@ def _audit(arena: Arena) -> dict[str, int]:
     ffi, lib = native_core.load()
     result = ffi.new("struct ib_audit_result *")
     lib.ib_audit(arena.base, result)
-    return {name: int(getattr(result, name)) for name in struct_fields("struct ib_audit_result")}
+    fields = native_core.struct_fields("struct ib_audit_result")
+    return {name: int(getattr(result, name)) for name in fields}
 
 
 def _measures(

@@ -34,7 +34,7 @@ def fill_params(p: Any, point: dict[str, Any]) -> None:
 def collect(arena_base: Any, count: int) -> list[dict[str, int]]:
     ffi, lib = native_core.load()
     out = ffi.new("struct ib_walker_counters *")
-    fields = [name for name, _ in ffi.typeof("struct ib_walker_counters").fields]
+    fields = native_core.struct_fields("struct ib_walker_counters")
     rows = []
     for w in range(count):
         lib.ib_read_walker_counters(arena_base, w, out)
