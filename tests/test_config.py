@@ -16,6 +16,7 @@ CONFIGS = Path(__file__).parent / "configs"
 GOOD = sorted((CONFIGS / "good").glob("*.yaml"))
 BAD = sorted((CONFIGS / "bad").glob("*.yaml"))
 SRC = "bench/x.yaml"
+WORKERS = f"must be an integer in 1..{config.max_workers()} or auto"
 
 
 def _header(path: Path, tag: str) -> str:
@@ -151,7 +152,9 @@ def test_workers_limit_follows_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(config, "cpus_available", lambda: 2)
     assert parse_sweep({"defaults": {"workers": 128}}, SRC).points[0]["workers"] == 128
     message = _error({"defaults": {"workers": 129}})
-    assert message.startswith(f"{SRC}: defaults.workers: must be an integer in 1..128 (got 129)")
+    assert message.startswith(
+        f"{SRC}: defaults.workers: must be an integer in 1..128 or auto (got 129; the limit is 64"
+    )
 
 
 def test_region_limit_follows_the_memory(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -260,11 +263,11 @@ def test_bad_config_is_refused(path: Path) -> None:
             f"{SRC}: defaults.driver: unknown value 'lockfre'; allowed: lockfree, naive, "
             "serial-mutex, serial-spin; did you mean 'lockfree'?",
         ),
-        ({"sweep": {"workers": [1, 2, 0]}}, f"{SRC}: sweep.workers[2]: must be an integer >= 1"),
+        ({"sweep": {"workers": [1, 2, 0]}}, f"{SRC}: sweep.workers[2]: must be an integer in 1.."),
         ({"sweep": {"workers": []}}, f"{SRC}: sweep.workers: empty axis; give at least one value"),
         ({"defaults": {"wrkers": 2}}, f"{SRC}: defaults.wrkers: unknown key; allowed: allocator"),
         ({"repetitions": True}, f"{SRC}: repetitions: must be an integer in 1..1000"),
-        ({"defaults": {"cycles": -1}}, f"{SRC}: defaults.cycles: must be an integer >= 0"),
+        ({"defaults": {"cycles": -1}}, f"{SRC}: defaults.cycles: must be an integer in 0.."),
         ({"defaults": {"cs_ns": 1_000_001}}, f"{SRC}: defaults.cs_ns: must be an integer in 0.."),
         ({"duration_s": 3601}, f"{SRC}: duration_s: must be a number > 0 and <= 3600"),
         ({"point_timeout_s": 0}, f"{SRC}: point_timeout_s: must be a number > 0"),
@@ -285,8 +288,23 @@ def test_error_messages(doc: object, expected: str) -> None:
 
 def test_too_many_points() -> None:
     axis = list(range(1, 51))
-    doc = {"sweep": {"seed": axis, "cycles": axis, "walkers": list(range(50))}}
-    assert _error(doc).startswith(f"{SRC}: sweep: 125000 points; at most 100000")
+    doc = {"sweep": {"seed": axis, "cycles": axis, "walkers": list(range(5))}}
+    assert _error(doc).startswith(f"{SRC}: sweep: at least 12500 points; at most 10000 per sweep")
+    # A sweep with exactly the limit is accepted.
+    doc = {"sweep": {"seed": list(range(100)), "cycles": list(range(100))}}
+    assert len(parse_sweep(doc, SRC).points) == config.MAX_POINTS
+
+
+def test_too_many_points_is_refused_before_the_values_are_checked() -> None:
+    # 20,000 values, the last one bad: the count is refused first, from the axis length.
+    doc = {"sweep": {"seed": [*range(19_999), -1]}}
+    assert _error(doc).startswith(f"{SRC}: sweep: at least 20000 points; at most 10000")
+
+
+def test_duplicate_in_a_long_axis_names_both_places() -> None:
+    # 10,000 distinct values and one repeat at the end: found, and named with its first index.
+    message = _error({"sweep": {"seed": [*range(9_999), 5]}, "repetitions": 1})
+    assert message.startswith(f"{SRC}: sweep.seed[9999]: duplicate value 5 (also at [5])")
 
 
 def test_parse_does_not_mutate_the_document() -> None:
@@ -402,11 +420,11 @@ def test_set_applies_before_validation() -> None:
         ("wrkers=2", f"{SRC}: --set wrkers=2: unknown key; "),
         ("workers", f"{SRC}: --set workers: expected KEY=VALUE"),
         ("=4", f"{SRC}: --set =4: expected KEY=VALUE"),
-        ("workers=0", f"{SRC}: --set workers: must be an integer >= 1 (got 0)"),
-        ("workers=true", f"{SRC}: --set workers: must be an integer >= 1 (got boolean true)"),
-        ("workers='4'", f"{SRC}: --set workers: must be an integer >= 1 (got string '4'"),
+        ("workers=0", f"{SRC}: --set workers: {WORKERS} (got 0)"),
+        ("workers=true", f"{SRC}: --set workers: {WORKERS} (got boolean true)"),
+        ("workers='4'", f"{SRC}: --set workers: {WORKERS} (got string '4'; remove"),
         ("defaults.driver=lockfre", f"{SRC}: --set defaults.driver: unknown value 'lockfre'"),
-        ("sweep.workers=[1, 0]", f"{SRC}: --set sweep.workers[1]: must be an integer >= 1"),
+        ("sweep.workers=[1, 0]", f"{SRC}: --set sweep.workers[1]: must be an integer in 1.."),
         ("sweep.workers=[]", f"{SRC}: --set sweep.workers: empty axis"),
         ("defaults.wrkers=1", f"{SRC}: --set defaults.wrkers=1: unknown parameter"),
         ("default.workers=1", f"{SRC}: --set default.workers=1: unknown key"),

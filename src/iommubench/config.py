@@ -8,6 +8,11 @@ what is allowed`. YAML is read with `yaml.safe_load` only, so a tag can never bu
 
 `--set KEY=VALUE` overrides are applied to the loaded document before validation; an error in
 a value that came from an override names `--set KEY` instead of the file's key path.
+
+Every integer parameter has an upper bound that fits its field of the native `struct
+ib_params` and makes sense for it, so no value can wrap in C. `workers: auto` (a default, an
+axis, or one element of an axis) expands to 1, 2, 4, ... up to the CPUs this process may use,
+plus their count; the resolved config records the expanded list.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import itertools
 import json
 import math
 import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,8 +89,21 @@ PARAMETER_DEFAULTS: dict[str, object] = {
 }
 PARAMETERS: tuple[str, ...] = tuple(PARAMETER_DEFAULTS)
 
-MAX_POINTS = 100_000  # a bigger product is a typo, not a sweep anyone will wait for
+# A sweep of 10,000 points at the default 3 repetitions of 1.2 s runs for 10 hours: more is a
+# typo, not a plan. The count is checked from the axis lengths before any value is validated.
+MAX_POINTS = 10_000
 PAGES_PER_MIB = 256  # 4 KiB pages
+MAX_CONFIG_BYTES = 1 << 20  # a config is a page of YAML; more is the wrong file
+U32_MAX = 2**32 - 1  # struct ib_params: workers, sample_every, queue_depth, ... are uint32_t
+U64_MAX = 2**64 - 1  # struct ib_params: seed, cycles, region_pages, ... are uint64_t
+# region_mib x 256 pages must fit uint64_t with room for the arena arithmetic; physical
+# memory bounds it further where the OS says how much there is.
+MAX_REGION_MIB = 2**32
+MAX_REGION_PAGES = MAX_REGION_MIB * PAGES_PER_MIB
+# K fixed cycles map and unmap every page of the region K times; with K < 2^32 and the region
+# below 2^40 pages, the per-worker op counters (uint64_t) cannot wrap.
+MAX_CYCLES = U32_MAX
+AUTO = "auto"  # workers: auto
 MAX_DMA_NS = 10_000_000  # 10 ms, as the kernel's dma_map_benchmark allows
 FINGERPRINT_VERSION = "iommubench-config-v1"
 
@@ -258,20 +277,28 @@ def _choice_field(choices: dict[str, str]) -> Validator:
     return check
 
 
+def auto_workers() -> list[int]:
+    """What `workers: auto` expands to: 1, 2, 4, ... below the allowed CPUs, then their count."""
+    cpus = cpus_available()
+    counts = [1 << k for k in range(cpus.bit_length()) if 1 << k < cpus]
+    return [*counts, cpus]
+
+
 def _workers(value: object, path: str) -> int:
-    workers = int(_int_field(1, None)(value, path))  # type errors and < 1 first
+    """A worker count in 1..64 x the allowed CPUs (`auto` is expanded before this)."""
     limit = max_workers()
-    if workers > limit:
-        raise _Bad(
-            path,
-            f"must be an integer in 1..{limit} (got {workers}); the limit is 64 x "
-            f"the {cpus_available()} CPUs this process may use",
-        )
-    return workers
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if number is not None and 1 <= number <= limit:
+        return number
+    if number is not None and number > limit:
+        hint = f"; the limit is 64 x the {cpus_available()} CPUs this process may use"
+    else:
+        hint = _type_hint(value, "int")
+    raise _Bad(path, f"must be an integer in 1..{limit} or {AUTO} (got {_describe(value)}{hint})")
 
 
 def _region_mib(value: object, path: str) -> int:
-    mib = int(_int_field(1, None, " MiB")(value, path))
+    mib = int(_int_field(1, MAX_REGION_MIB, " MiB")(value, path))
     memory = physical_memory_mib()
     if memory is not None and mib > memory:
         raise _Bad(path, f"{mib} MiB exceeds this machine's physical memory ({memory} MiB)")
@@ -322,13 +349,13 @@ FIELDS: dict[str, Validator] = {
     "completion": _choice_field(registry.COMPLETIONS),
     "cs_ns": _int_field(0, 1_000_000, " ns"),
     "region_mib": _region_mib,
-    "chunk_pages": _int_field(1, None, " pages"),
-    "unmap_pages": _int_field(1, None, " pages"),
+    "chunk_pages": _int_field(1, MAX_REGION_PAGES, " pages"),
+    "unmap_pages": _int_field(1, MAX_REGION_PAGES, " pages"),
     "depot": _choice_field(registry.DEPOTS),
     "dma_bits": _int_field(20, 64, " bits"),
-    "cycles": _int_field(0, None),
-    "sample_every": _int_field(0, None),
-    "seed": _int_field(0, None),
+    "cycles": _int_field(0, MAX_CYCLES),
+    "sample_every": _int_field(0, U32_MAX),
+    "seed": _int_field(0, U64_MAX),
 }
 
 _REPETITIONS = _int_field(1, 1000)
@@ -424,18 +451,8 @@ def _node_paths(root: yaml.Node) -> Iterator[tuple[str, yaml.Node, yaml.Node | N
                 stack.append((f"{path}[{i}]", v, None))
 
 
-def _compose(text: str) -> yaml.Node | None:
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except (yaml.YAMLError, ValueError, RecursionError):
-        return None
-
-
-def _duplicate_key(text: str) -> _Bad | None:
-    """The first mapping key given twice (yaml.safe_load silently keeps the last one)."""
-    root = _compose(text)
-    if root is None:
-        return None
+def _duplicate_key(root: yaml.Node) -> _Bad | None:
+    """The first mapping key given twice (the YAML constructor silently keeps the last one)."""
     for path, node, _ in _node_paths(root):
         if not isinstance(node, yaml.MappingNode):
             continue
@@ -454,9 +471,8 @@ def _duplicate_key(text: str) -> _Bad | None:
     return None
 
 
-def _tag_path(text: str, mark: yaml.Mark | None) -> str:
+def _tag_path(root: yaml.Node | None, mark: yaml.Mark | None) -> str:
     """The key path of the node a constructor error points at, when it can be found."""
-    root = _compose(text)
     if root is None or mark is None:
         return ""
     for path, node, key_node in _node_paths(root):
@@ -469,12 +485,12 @@ def _tag_path(text: str, mark: yaml.Mark | None) -> str:
     return ""
 
 
-def _yaml_error(source: str, text: str, exc: yaml.YAMLError) -> ConfigError:
+def _yaml_error(source: str, root: yaml.Node | None, exc: yaml.YAMLError) -> ConfigError:
     mark = getattr(exc, "problem_mark", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     if isinstance(exc, yaml.constructor.ConstructorError):
-        path = _tag_path(text, mark)
+        path = _tag_path(root, mark)
         tag = problem.split("tag", 1)[-1].strip() if "tag" in problem else ""
         tag = tag.replace("tag:yaml.org,2002:", "!!")
         what = f"tag {_clip(tag)} is not allowed" if tag else _clip(problem, 120)
@@ -485,30 +501,94 @@ def _yaml_error(source: str, text: str, exc: yaml.YAMLError) -> ConfigError:
     return ConfigError(source, where, f"YAML syntax error: {_clip(problem, 120)}")
 
 
-def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
-    """Read, validate and expand the sweep config at `path`; raise ConfigError if it is bad."""
-    source = str(path)
-    file = Path(path)
+def _read_text(source: str, path: str | Path) -> str:
+    """The config file's text: a regular file of at most MAX_CONFIG_BYTES of UTF-8.
+
+    A FIFO, a device such as /dev/zero or a directory is refused from its `stat` before it is
+    opened (a FIFO would block the open, /dev/zero would be read until memory runs out); the
+    opened file is checked again with `fstat` and read only up to the cap, in case the path
+    was replaced or the file grows in between.
+    """
     try:
-        text = file.read_text(encoding="utf-8")
+        _check_file(source, os.stat(path))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ConfigError(source, "", "no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(source, "", "is a directory, not a config file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(source, "", f"not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(source, "", f"cannot read: {exc.strerror or exc}") from None
     try:
-        doc = yaml.safe_load(text)
+        _check_file(source, os.fstat(fd))
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, MAX_CONFIG_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(source, "", _too_big(size, exact=False))
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, "", f"not UTF-8 text (byte {exc.start})") from None
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _too_big(size: int, exact: bool = True) -> str:
+    amount = f"{size} bytes" if exact else f"over {MAX_CONFIG_BYTES} bytes"
+    return f"is {amount}; a config file may be at most {MAX_CONFIG_BYTES} bytes (1 MiB)"
+
+
+def _check_file(source: str, st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((what for test, what in _FILE_KINDS if test(st.st_mode)), "not a file")
+        raise ConfigError(source, "", f"is {kind}, not a regular file; give a YAML config file")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(source, "", _too_big(st.st_size))
+
+
+# libyaml's parser when PyYAML was built with it (about 8x faster than the pure-Python one);
+# either way only the safe constructor runs, so a tag can never build an object.
+_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_yaml(source: str, text: str) -> object:
+    """The YAML document in `text`, refusing syntax errors, object tags and duplicate keys."""
+    loader = _LOADER(text)
+    root: yaml.Node | None = None
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        duplicate = _duplicate_key(root)
+        if duplicate is not None:
+            raise ConfigError(source, duplicate.path, duplicate.detail)
+        return loader.construct_document(root)
     except yaml.YAMLError as exc:
-        raise _yaml_error(source, text, exc) from None
+        raise _yaml_error(source, root, exc) from None
     except (ValueError, RecursionError, OverflowError) as exc:
         raise ConfigError(source, "", f"cannot parse YAML: {_clip(str(exc), 120)}") from None
-    duplicate = _duplicate_key(text)
-    if duplicate is not None:
-        raise ConfigError(source, duplicate.path, duplicate.detail)
-    return parse_sweep(doc, source, overrides)
+    finally:
+        loader.dispose()
+
+
+def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
+    """Read, validate and expand the sweep config at `path`; raise ConfigError if it is bad."""
+    source = str(path)
+    return parse_sweep(parse_yaml(source, _read_text(source, path)), source, overrides)
 
 
 # --------------------------------------------------------------------------- overrides
@@ -626,6 +706,40 @@ def _check_keys(mapping: dict[Any, Any], label: Callable[[object], str]) -> None
         )
 
 
+def _too_many(count: str, repetitions: int, point_s: float) -> str:
+    hours = MAX_POINTS * repetitions * point_s / 3600
+    return (
+        f"{count} points; at most {MAX_POINTS} per sweep ({MAX_POINTS} points x {repetitions} "
+        f"repetitions x {point_s:g} s is already {hours:.0f} h); split it into several configs"
+    )
+
+
+def _axis(key: str, raw_values: object, label: str) -> list[Any]:
+    """One sweep axis: a non-empty list of valid, distinct values, `auto` workers expanded.
+
+    Worker counts that `auto` adds are dropped where the list already holds them; a value the
+    user wrote twice is refused (each point would run twice).
+    """
+    if not isinstance(raw_values, list):
+        raise _Bad(label, f"must be a list of values, e.g. [1, 2, 4] (got {_describe(raw_values)})")
+    if not raw_values:
+        raise _Bad(label, "empty axis; give at least one value")
+    seen: dict[Any, tuple[int, bool]] = {}  # value -> (index given at, came from auto)
+    for i, raw in enumerate(raw_values):
+        from_auto = key == "workers" and raw == AUTO
+        expanded = auto_workers() if from_auto else [FIELDS[key](raw, f"{label}[{i}]")]
+        for value in expanded:
+            if value not in seen:
+                seen[value] = (i, from_auto)
+            elif not (from_auto or seen[value][1]):
+                raise _Bad(
+                    f"{label}[{i}]",
+                    f"duplicate value {_describe(_plain(value))} (also at "
+                    f"[{seen[value][0]}]); each point would run twice",
+                )
+    return list(seen)
+
+
 def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
     if doc is None:
         raise _Bad("", "empty document; expected a mapping with keys such as defaults: and sweep:")
@@ -691,6 +805,8 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
     _check_keys(raw_defaults, lambda k: labels.param("defaults", k))
     values: dict[str, object] = dict(PARAMETER_DEFAULTS)
     for key, value in raw_defaults.items():
+        if key == "workers" and value == AUTO:
+            continue  # becomes an axis below, unless the sweep has its own workers axis
         values[key] = FIELDS[key](value, labels.param("defaults", key))
 
     # sweep: every axis a known parameter with a non-empty list of valid, distinct values
@@ -703,30 +819,28 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
             f"must be a mapping of parameter: [values] (got {_describe(raw_sweep)})",
         )
     _check_keys(raw_sweep, lambda k: labels.param("sweep", k))
-    axes: dict[str, list[Any]] = {}
-    for key, raw_values in raw_sweep.items():
-        label = labels.param("sweep", key)
-        if not isinstance(raw_values, list):
-            raise _Bad(
-                label, f"must be a list of values, e.g. [1, 2, 4] (got {_describe(raw_values)})"
-            )
-        if not raw_values:
-            raise _Bad(label, "empty axis; give at least one value")
-        checked: list[Any] = []
-        for i, raw in enumerate(raw_values):
-            value = FIELDS[key](raw, f"{label}[{i}]")
-            if value in checked:
-                raise _Bad(
-                    f"{label}[{i}]",
-                    f"duplicate value {_describe(_plain(value))} (also at "
-                    f"[{checked.index(value)}]); each point would run twice",
-                )
-            checked.append(value)
-        axes[key] = checked
+    if raw_sweep.get("workers") == AUTO:
+        raw_sweep = {**raw_sweep, "workers": [AUTO]}
+    at_least = math.prod(
+        max(1, sum(1 for v in raw if v != AUTO))
+        for raw in raw_sweep.values()
+        if isinstance(raw, list)
+    )
+    if at_least > MAX_POINTS:
+        raise _Bad(
+            labels.top("sweep"),
+            _too_many(f"at least {at_least}", repetitions, warmup_s + duration_s),
+        )
+    axes: dict[str, list[Any]] = {
+        key: _axis(key, raw_values, labels.param("sweep", key))
+        for key, raw_values in raw_sweep.items()
+    }
+    if raw_defaults.get("workers") == AUTO and "workers" not in axes:
+        axes["workers"] = auto_workers()
 
     count = math.prod(len(v) for v in axes.values())
     if count > MAX_POINTS:
-        raise _Bad(labels.top("sweep"), f"{count} points; at most {MAX_POINTS} per sweep")
+        raise _Bad(labels.top("sweep"), _too_many(str(count), repetitions, warmup_s + duration_s))
 
     points: list[dict[str, object]] = []
     names = list(axes)
