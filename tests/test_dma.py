@@ -188,14 +188,14 @@ def test_config_dma_bits_and_prefault_only_parameters() -> None:
 def test_bench_configs_load() -> None:
     from pathlib import Path
 
-    from iommubench.config import load_sweep
+    from iommubench.config import auto_workers, load_sweep
 
     bench = Path(__file__).resolve().parents[1] / "bench"
     default = load_sweep(bench / "default.yaml")
     assert {p["workload"] for p in default.points} == {"dma"}
     assert default.axes["driver"] == ["serial-spin", "serial-mutex", "lockfree"]
     assert default.axes["allocator"] == ["global", "rcache"]
-    assert default.axes["workers"] == [1, 2, 4, 8]
+    assert default.axes["workers"] == auto_workers()  # workers: auto
     assert {p["invalidation"] for p in default.points} == {"lazy"}
     assert load_sweep(bench / "invalidation.yaml").axes["invalidation"] == ["strict", "lazy"]
     assert load_sweep(bench / "remote-completion.yaml").axes["completion"] == ["local", "remote"]

@@ -1,37 +1,112 @@
-"""Command line: run · plot · report · compare · list · info.
+"""Command line: run · plot · report · compare · list · info · dma-map-benchmark.
 
 Exit codes: 0 every point ran and passed its audit (the naive control is expected to fail its
-own), 1 a point failed, 2 bad input, 130 interrupted.
+own), 1 a point failed, 2 bad input, 70 an internal error (a bug), 130 interrupted. Every
+error is one line on standard error, `iommubench: ...`, with no traceback; set
+IOMMUBENCH_DEBUG=1 to see the traceback of an internal error.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, distinct from a failed point or a regression (1)
+DEBUG_ENV = "IOMMUBENCH_DEBUG"
 
 
 class UsageError(Exception):
     """Bad input that is not a config error: one line, exit 2."""
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="iommubench", description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="command", required=True)
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: `iommubench: run: ...; see ... --help`, exit 2."""
 
-    run = sub.add_parser("run", help="run a sweep config")
-    run.add_argument("config", type=Path)
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix("iommubench").strip()
+        prefix = f"{where}: " if where else ""
+        self.exit(EXIT_BAD_INPUT, f"iommubench: {prefix}{message} (see '{self.prog} --help')\n")
+
+
+def version_text() -> str:
+    """The package version and the native core's version and source hash."""
+    from iommubench import __version__
+
+    try:
+        from iommubench import _core
+    except ImportError:
+        return f"iommubench {__version__} (native core not built)"
+    built = _core.ffi.string(_core.lib.IB_SOURCE_HASH).decode()
+    core = f"native core {_core.lib.ib_core_version()}, sources {built}"
+    try:
+        from iommubench import native_core
+
+        native_core.load()
+    except Exception as exc:  # a stale core is still worth naming, with why it would not load
+        return f"iommubench {__version__} ({core}; unusable: {exc})"
+    return f"iommubench {__version__} ({core})"
+
+
+class _Version(argparse.Action):
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=kwargs.get("help"))
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(version_text())
+        parser.exit(EXIT_OK)
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = _Parser(
+        prog="iommubench",
+        description="iommubench: what IOMMU page-table locking and IOVA allocation strategies "
+        "cost under DMA load.",
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    ap.add_argument(
+        "--version", action=_Version, help="print the package and native core versions and exit"
+    )
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run a sweep config",
+        description="Run every point of a sweep config; print the run directory.",
+    )
+    run.add_argument(
+        "config", type=Path, help="the sweep config (YAML, a regular file of at most 1 MiB)"
+    )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, repeatable: a top-level key (repetitions=5), a "
+        "parameter (workers=2, workers=auto), defaults.PARAMETER or sweep.PARAMETER=[1,2]; "
+        "the value is YAML (default: none)",
+    )
     run.add_argument("--out", type=Path, default=Path("results"), help="where run dirs go")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="run only missing points")
-    run.add_argument("--report", action="store_true", help="write figures and report after")
-    run.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    run.add_argument(
+        "--report",
+        action="store_true",
+        help="write the figures and the report after the run (default: off)",
+    )
+    run.add_argument(
+        "--reports-dir",
+        type=Path,
+        default=Path("reports"),
+        metavar="DIR",
+        help="with --report: the report goes to DIR/<run-id> (default: reports)",
+    )
 
     plot = sub.add_parser("plot", help="draw a run's figures")
     plot.add_argument("run_dir", type=Path)
@@ -49,24 +124,41 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("new", type=Path)
     compare.add_argument("--threshold", default="5%")
 
-    sub.add_parser("list", help="drivers, allocators, invalidation modes, workloads, walkers")
-    sub.add_parser("info", help="machine metadata and noise warnings")
+    sub.add_parser(
+        "list",
+        help="drivers, allocators, invalidation modes, workloads, walkers",
+        description="List every strategy a config may name, with what it models. No options.",
+    )
+    sub.add_parser(
+        "info",
+        help="machine metadata and noise warnings",
+        description="Print this machine's metadata and the settings that add noise. No options.",
+    )
 
     bench = sub.add_parser(
         "dma-map-benchmark",
         help="the kernel's dma_map_benchmark, on the model (same options, same output)",
+        description="The kernel's tools/testing/selftests/dma/dma_map_benchmark, with its "
+        "options and output, run on the model (lockfree driver, rcache allocator).",
     )
     for flag, dest, default, what in (
-        ("-t", "threads", "1", "threads (1..1024)"),
-        ("-s", "seconds", "20", "seconds to run (1..300)"),
-        ("-n", "node", "-1", "NUMA node (-1: none)"),
-        ("-b", "bits", "32", "DMA mask bits (20..64)"),
-        ("-d", "dir", "0", "direction: 0 bidirectional, 1 to device, 2 from device"),
-        ("-x", "dma_trans_ns", "0", "ns each mapping is held (0..10000000)"),
-        ("-g", "granule", "1", "pages per mapping (1..1024)"),
+        ("-t", "threads", "1", "threads, 1..1024"),
+        ("-s", "seconds", "20", "seconds to run, 1..300"),
+        ("-n", "node", "-1", "NUMA node, -1 (none) or an online node; printed, changes nothing"),
+        ("-b", "bits", "32", "DMA mask bits, 20..64"),
+        ("-d", "dir", "0", "direction, 0 bidirectional, 1 to device, 2 from device"),
+        ("-x", "dma_trans_ns", "0", "ns each mapping is held, 0..10000000"),
+        ("-g", "granule", "1", "pages per mapping, 1..1024"),
     ):
-        bench.add_argument(flag, dest=dest, default=default, help=what)
-    bench.add_argument("--invalidation", default="strict", help="strict (default) or lazy")
+        bench.add_argument(
+            flag, dest=dest, default=default, metavar="N", help=f"{what} (default: {default})"
+        )
+    bench.add_argument(
+        "--invalidation",
+        default="strict",
+        choices=("strict", "lazy"),
+        help="IOTLB invalidation: strict (arm64's default) or lazy (x86's) (default: strict)",
+    )
     return ap
 
 
@@ -231,8 +323,6 @@ def cmd_dma_map_benchmark(args: argparse.Namespace) -> int:
             opts[name] = int(text)
         except ValueError:
             raise UsageError(f"dma-map-benchmark: {name}: {text!r} is not an integer") from None
-    if args.invalidation not in ("strict", "lazy"):
-        raise UsageError(f"dma-map-benchmark: --invalidation: {args.invalidation!r}; strict|lazy")
     try:
         dma.check_benchmark_args(opts)
     except dma.BenchmarkInputError as exc:
@@ -250,27 +340,65 @@ def cmd_dma_map_benchmark(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from iommubench.config import ConfigError
-    from iommubench.native_core import NativeCoreError
+def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.command == "run":
+        return cmd_run(args, argv)
+    handlers = {
+        "list": cmd_list,
+        "info": cmd_info,
+        "plot": cmd_plot,
+        "report": cmd_report,
+        "compare": cmd_compare,
+        "dma-map-benchmark": cmd_dma_map_benchmark,
+    }
+    return handlers[args.command](args)
 
+
+def _fail(message: str, code: int) -> int:
+    print(f"iommubench: {' '.join(message.split())}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every error ends as one line on standard error and an exit code.
+
+    Bad input (a config, a usage or native-core error, or an OS error naming a path the user
+    gave) exits 2; Ctrl-C exits 130; anything else is a bug: one line naming the exception,
+    exit 70, and the traceback only with IOMMUBENCH_DEBUG=1.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
     try:
-        if args.command == "run":
-            return cmd_run(args, argv)
-        handlers = {
-            "list": cmd_list,
-            "info": cmd_info,
-            "plot": cmd_plot,
-            "report": cmd_report,
-            "compare": cmd_compare,
-            "dma-map-benchmark": cmd_dma_map_benchmark,
-        }
-        return handlers[args.command](args)
-    except (ConfigError, UsageError, NativeCoreError) as exc:
-        print(f"iommubench: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        from iommubench.config import ConfigError
+        from iommubench.native_core import NativeCoreError
+
+        args, extra = _parser().parse_known_args(argv)
+        if extra:  # name the command whose --help lists what it takes
+            return _fail(
+                f"{args.command}: unrecognized arguments: {shlex.join(extra)} "
+                f"(see 'iommubench {args.command} --help')",
+                EXIT_BAD_INPUT,
+            )
+        try:
+            return _dispatch(args, argv)
+        except (ConfigError, UsageError, NativeCoreError) as exc:
+            return _fail(str(exc), EXIT_BAD_INPUT)
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            return _fail(f"{exc.filename}: {exc.strerror or exc}", EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:  # e.g. `iommubench list | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        return _fail(
+            f"internal error: {type(exc).__name__}: {str(exc)[:300]} (a bug; rerun with "
+            f"{DEBUG_ENV}=1 for the traceback and report it)",
+            EXIT_INTERNAL,
+        )
 
 
 if __name__ == "__main__":

@@ -885,18 +885,25 @@ def _check_point(
             return labels.param("defaults", key), True
         return "built-in default", False
 
-    chunk, region = point["chunk_pages"], point["region_mib"]
-    assert isinstance(chunk, int) and isinstance(region, int)
-    # region_mib, chunk_pages and cycles are prefault-only: a dma point ignores them
-    if point["workload"] == "prefault" and chunk > region * PAGES_PER_MIB:
-        chunk_at, chunk_given = origin("chunk_pages")
+    region = point["region_mib"]
+    assert isinstance(region, int)
+    # region_mib, chunk_pages, unmap_pages and cycles are prefault-only: dma ignores them.
+    # A chunk or an unmap call larger than the region would make no sense (and an unmap
+    # stride near 2^64 would wrap the native page loop), so both must fit in the region.
+    if point["workload"] != "prefault":
+        return
+    for key in ("chunk_pages", "unmap_pages"):
+        pages = point[key]
+        assert isinstance(pages, int)
+        if pages <= region * PAGES_PER_MIB:
+            continue
+        key_at, key_given = origin(key)
         region_at, _ = origin("region_mib")
-        # Name the key the user wrote: chunk_pages if given, else the region that is too small.
-        path = chunk_at if chunk_given else region_at
+        # Name the key the user wrote: this one if given, else the region that is too small.
         raise _Bad(
-            path,
-            f"chunk_pages {chunk} ({chunk_at}) exceeds the {region * PAGES_PER_MIB} pages of "
-            f"region_mib {region} ({region_at}); chunk_pages must be <= region_mib x "
+            key_at if key_given else region_at,
+            f"{key} {pages} ({key_at}) exceeds the {region * PAGES_PER_MIB} pages of "
+            f"region_mib {region} ({region_at}); {key} must be <= region_mib x "
             f"{PAGES_PER_MIB} (point {index})",
         )
 
