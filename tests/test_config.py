@@ -457,3 +457,199 @@ def test_set_errors_name_the_set_not_the_file_key() -> None:
 
 def test_set_on_a_non_mapping_section_names_the_file() -> None:
     assert _error({"defaults": [1]}, ("seed=2",)).startswith(f"{SRC}: defaults: must be a mapping")
+
+
+# --------------------------------------------------------------------------- native bounds
+
+
+@pytest.mark.parametrize("name", sorted(config.INT_LIMITS))
+def test_every_integer_bound_fits_the_native_struct(name: str) -> None:
+    """The highest accepted value of each parameter can be written into struct ib_params."""
+    from iommubench.runner import native_params
+
+    lo, hi, _ = config.INT_LIMITS[name]
+    if name == "workers":
+        hi = config.max_workers()
+    if name == "region_mib":
+        hi = min(hi, config.physical_memory_mib() or hi)
+    too_big = _error({"defaults": {name: config.INT_LIMITS[name][1] + 1}})
+    assert too_big.startswith(f"{SRC}: defaults.{name}: "), too_big
+    assert _error({"defaults": {name: lo - 1}}).startswith(f"{SRC}: defaults.{name}: ")
+    for workload in ("prefault", "dma"):
+        point = dict(parse_sweep({"defaults": {"workload": workload}}, SRC).points[0])
+        point[name] = hi
+        native_params(point)  # cffi raises OverflowError for a value that does not fit
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("seed", 2**64, "defaults.seed: must be an integer in 0..18446744073709551615"),
+        ("cycles", 2**64, "defaults.cycles: must be an integer in 0..4294967295"),
+        ("cycles", 2**32, "defaults.cycles: must be an integer in 0..4294967295"),
+        ("sample_every", 2**32, "defaults.sample_every: must be an integer in 0..4294967295"),
+        ("unmap_pages", 2**64 - 1, "defaults.unmap_pages: must be an integer in 1.."),
+        ("chunk_pages", 2**64, "defaults.chunk_pages: must be an integer in 1.."),
+        ("region_mib", 2**54, "defaults.region_mib: must be an integer in 1.."),
+    ],
+)
+def test_values_that_would_overflow_are_refused(key: str, value: int, expected: str) -> None:
+    message = _error({"defaults": {key: value}})
+    assert message.startswith(f"{SRC}: {expected}"), message
+    assert f"(got {value})" in message
+
+
+def test_unmap_pages_must_fit_in_the_region() -> None:
+    # 256 MiB is 65536 pages: the whole region in one call is allowed, one page more is not.
+    sweep = parse_sweep({"defaults": {"region_mib": 256, "unmap_pages": 65536}}, SRC)
+    assert sweep.points[0]["unmap_pages"] == 65536
+    message = _error({"defaults": {"region_mib": 256, "unmap_pages": 65537}})
+    assert message.startswith(
+        f"{SRC}: defaults.unmap_pages: unmap_pages 65537 (defaults.unmap_pages) exceeds the "
+        "65536 pages of region_mib 256"
+    )
+    # A swept region too small for the given unmap_pages names the unmap_pages key.
+    doc = {"defaults": {"unmap_pages": 512, "chunk_pages": 1}, "sweep": {"region_mib": [4, 1]}}
+    message = _error(doc)
+    assert message.startswith(f"{SRC}: defaults.unmap_pages: unmap_pages 512 ")
+    assert "(point 1)" in message
+    # dma ignores the region, so it does not bound unmap_pages there
+    doc = {"defaults": {"workload": "dma", "region_mib": 1, "unmap_pages": 4096}}
+    assert parse_sweep(doc, SRC).points[0]["unmap_pages"] == 4096
+
+
+# --------------------------------------------------------------------------- workers: auto
+
+
+@pytest.mark.parametrize(
+    ("cpus", "expected"),
+    [
+        (1, [1]),
+        (2, [1, 2]),
+        (3, [1, 2, 3]),
+        (4, [1, 2, 4]),
+        (6, [1, 2, 4, 6]),
+        (64, [1, 2, 4, 8, 16, 32, 64]),
+    ],
+)
+def test_auto_workers_expansion(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, expected: list[int]
+) -> None:
+    monkeypatch.setattr(config, "cpus_available", lambda: cpus)
+    assert config.auto_workers() == expected
+    for doc in (
+        {"sweep": {"workers": "auto"}},
+        {"sweep": {"workers": ["auto"]}},
+        {"defaults": {"workers": "auto"}},
+    ):
+        sweep = parse_sweep(doc, SRC)
+        assert sweep.axes == {"workers": expected}, doc
+        assert [p["workers"] for p in sweep.points] == expected
+
+
+def test_auto_workers_is_recorded_in_the_resolved_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "cpus_available", lambda: 6)
+    doc = {"defaults": {"workers": "auto"}, "sweep": {"driver": ["lockfree", "naive"]}}
+    sweep = parse_sweep(doc, SRC)
+    resolved = sweep.resolved()
+    assert resolved["sweep"] == {"driver": ["lockfree", "naive"], "workers": [1, 2, 4, 6]}
+    assert "workers" not in resolved["defaults"]
+    assert "workers: auto" not in sweep.resolved_yaml()
+    again = _reload(sweep)
+    assert again == sweep and again.fingerprint() == sweep.fingerprint()
+    # The points: the workers axis added by a default is the innermost one.
+    assert [(p["driver"], p["workers"]) for p in sweep.points[:5]] == [
+        ("lockfree", 1),
+        ("lockfree", 2),
+        ("lockfree", 4),
+        ("lockfree", 6),
+        ("naive", 1),
+    ]
+
+
+def test_auto_workers_mixed_with_explicit_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "cpus_available", lambda: 4)
+    # auto's counts already in the list are dropped; an explicit oversubscribed count is kept
+    assert parse_sweep({"sweep": {"workers": ["auto", 2, 8]}}, SRC).axes["workers"] == [1, 2, 4, 8]
+    assert parse_sweep({"sweep": {"workers": [8, "auto"]}}, SRC).axes["workers"] == [8, 1, 2, 4]
+    # a sweep axis of workers wins over a default of auto
+    assert parse_sweep({"defaults": {"workers": "auto"}, "sweep": {"workers": [3]}}, SRC).axes == {
+        "workers": [3]
+    }
+    # explicit duplicates are still refused
+    assert "sweep.workers[2]: duplicate value 2" in _error({"sweep": {"workers": [2, "auto", 2]}})
+
+
+def test_auto_workers_through_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "cpus_available", lambda: 2)
+    assert parse_sweep({}, SRC, ["workers=auto"]).axes == {"workers": [1, 2]}
+    assert parse_sweep({}, SRC, ["sweep.workers=auto"]).axes == {"workers": [1, 2]}
+    assert parse_sweep({"sweep": {"workers": [1]}}, SRC, ["workers=[auto]"]).axes == {
+        "workers": [1, 2]
+    }
+    message = _error({}, ("workers=aut",))
+    assert message.startswith(f"{SRC}: --set workers: must be an integer in 1..128 or auto")
+    assert _error({"sweep": {"seed": "auto"}}).startswith(f"{SRC}: sweep.seed: must be a list")
+    assert "sweep.seed[0]: must be an integer" in _error({"sweep": {"seed": ["auto"]}})
+
+
+# --------------------------------------------------------------------------- the file itself
+
+
+def test_special_files_are_refused_without_reading(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # nobody writes: opening it for reading would block
+    cases = {
+        str(fifo): "is a FIFO (named pipe), not a regular file",
+        "/dev/zero": "is a character device, not a regular file",
+        str(tmp_path): "is a directory, not a regular file",
+    }
+    for path, expected in cases.items():
+        with pytest.raises(ConfigError) as info:
+            load_sweep(path)
+        assert str(info.value) == f"{path}: {expected}; give a YAML config file"
+
+
+def test_huge_and_binary_files_are_refused(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("# " + "x" * config.MAX_CONFIG_BYTES + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_sweep(huge)
+    assert str(info.value) == (
+        f"{huge}: is {config.MAX_CONFIG_BYTES + 3} bytes; a config file may be at most "
+        f"{config.MAX_CONFIG_BYTES} bytes (1 MiB)"
+    )
+    at_limit = tmp_path / "limit.yaml"
+    at_limit.write_text("# " + "x" * (config.MAX_CONFIG_BYTES - 24) + "\nname: ok\n")
+    assert at_limit.stat().st_size <= config.MAX_CONFIG_BYTES
+    assert load_sweep(at_limit).name == "ok"
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=rf"^{latin}: not UTF-8 text \(byte 9\)$"):
+        load_sweep(latin)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "secret.yaml"
+    path.write_text("name: x\n")
+    path.chmod(0)
+    if os.access(path, os.R_OK):
+        pytest.skip("running as a user who can read any file (root)")
+    with pytest.raises(ConfigError, match=rf"^{path}: cannot read: Permission denied$"):
+        load_sweep(path)
+
+
+def test_duplicate_key_and_merge_keys_in_one_parse(tmp_path: Path) -> None:
+    path = tmp_path / "merge.yaml"
+    # a merged key overridden locally is not a duplicate
+    path.write_text("defaults:\n  <<: {seed: 2}\n  seed: 3\n")
+    assert load_sweep(path).points[0]["seed"] == 3
+    path.write_text("defaults:\n  seed: 2\n  seed: 3\n")
+    with pytest.raises(
+        ConfigError, match=r"defaults.seed: duplicate key \(line 3; first given on line 2\)"
+    ):
+        load_sweep(path)

@@ -34,16 +34,21 @@ import yaml
 from iommubench import registry
 
 __all__ = [
+    "AUTO",
+    "INT_LIMITS",
+    "MAX_CONFIG_BYTES",
     "MAX_POINTS",
     "PARAMETERS",
     "PARAMETER_DEFAULTS",
     "TOP_KEYS",
     "ConfigError",
     "Sweep",
+    "auto_workers",
     "cpus_available",
     "load_sweep",
     "max_workers",
     "parse_sweep",
+    "parse_yaml",
     "physical_memory_mib",
 ]
 
@@ -298,7 +303,7 @@ def _workers(value: object, path: str) -> int:
 
 
 def _region_mib(value: object, path: str) -> int:
-    mib = int(_int_field(1, MAX_REGION_MIB, " MiB")(value, path))
+    mib = int(_int_field(*INT_LIMITS["region_mib"])(value, path))
     memory = physical_memory_mib()
     if memory is not None and mib > memory:
         raise _Bad(path, f"{mib} MiB exceeds this machine's physical memory ({memory} MiB)")
@@ -332,30 +337,40 @@ def _granule(value: object, path: str) -> tuple[int, ...]:
     return (int(_GRANULE(value, path)),)
 
 
+# (lowest, highest, unit) of every plain integer parameter. Each highest value fits the
+# parameter's field of struct ib_params after the runner's conversion (walker_gap_us x 1000,
+# region_mib x 256) and is a bound that makes sense for it; tests/test_config.py writes each
+# one into the native struct. workers and region_mib also follow the machine (see above).
+INT_LIMITS: dict[str, tuple[int, int, str]] = {
+    "walkers": (0, 64, ""),
+    "walker_gap_us": (0, 10_000_000, " us"),
+    "workers": (1, U32_MAX, ""),  # and at most 64 x the allowed CPUs
+    "queues_per_worker": (1, 64, ""),
+    "queue_depth": (1, 4096, ""),
+    "dma_ns": (0, MAX_DMA_NS, " ns"),
+    "inv_ns": (0, MAX_DMA_NS, " ns"),
+    "cs_ns": (0, 1_000_000, " ns"),
+    "region_mib": (1, MAX_REGION_MIB, " MiB"),  # and at most the physical memory
+    "chunk_pages": (1, MAX_REGION_PAGES, " pages"),  # prefault: and at most the region
+    "unmap_pages": (1, MAX_REGION_PAGES, " pages"),  # prefault: and at most the region
+    "dma_bits": (20, 64, " bits"),
+    "cycles": (0, MAX_CYCLES, ""),
+    "sample_every": (0, U32_MAX, ""),
+    "seed": (0, U64_MAX, ""),
+}
+
 FIELDS: dict[str, Validator] = {
     "workload": _choice_field(registry.WORKLOADS),
     "driver": _choice_field(registry.DRIVERS),
     "allocator": _choice_field(registry.ALLOCATORS),
     "invalidation": _choice_field(registry.INVALIDATIONS),
     "walker_safety": _choice_field(registry.WALKER_SAFETY),
-    "walkers": _int_field(0, 64),
-    "walker_gap_us": _int_field(0, 10_000_000, " us"),
-    "workers": _workers,
-    "queues_per_worker": _int_field(1, 64),
-    "queue_depth": _int_field(1, 4096),
-    "granule_pages": _granule,
-    "dma_ns": _int_field(0, MAX_DMA_NS, " ns"),
-    "inv_ns": _int_field(0, MAX_DMA_NS, " ns"),
     "completion": _choice_field(registry.COMPLETIONS),
-    "cs_ns": _int_field(0, 1_000_000, " ns"),
-    "region_mib": _region_mib,
-    "chunk_pages": _int_field(1, MAX_REGION_PAGES, " pages"),
-    "unmap_pages": _int_field(1, MAX_REGION_PAGES, " pages"),
     "depot": _choice_field(registry.DEPOTS),
-    "dma_bits": _int_field(20, 64, " bits"),
-    "cycles": _int_field(0, MAX_CYCLES),
-    "sample_every": _int_field(0, U32_MAX),
-    "seed": _int_field(0, U64_MAX),
+    "granule_pages": _granule,
+    **{name: _int_field(lo, hi, unit) for name, (lo, hi, unit) in INT_LIMITS.items()},
+    "workers": _workers,
+    "region_mib": _region_mib,
 }
 
 _REPETITIONS = _int_field(1, 1000)
