@@ -142,3 +142,187 @@ def test_report_writes_markdown_html_and_figures(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert (out / "report.md").is_file() and (out / "report.html").is_file()
     assert len(list(out.glob("*.png"))) >= 4 and len(list(out.glob("*.svg"))) >= 4
+
+
+def one_line_refusal(proc: subprocess.CompletedProcess[str]) -> str:
+    """The single stderr line of a bad-input exit (2), checked for the common rules."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("iommubench: "), proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("seed=18446744073709551616", "--set seed: must be an integer in 0..18446744073709551615"),
+        ("cycles=18446744073709551616", "--set cycles: must be an integer in 0..4294967295"),
+        ("sample_every=4294967296", "--set sample_every: must be an integer in 0..4294967295"),
+        ("unmap_pages=18446744073709551615", "--set unmap_pages: must be an integer in 1.."),
+        ("unmap_pages=4097", "--set unmap_pages: unmap_pages 4097 (--set unmap_pages) exceeds"),
+    ],
+)
+def test_values_that_overflow_the_native_types_exit_2(
+    tmp_path: Path, override: str, needle: str
+) -> None:
+    config = write_config(tmp_path, SMALL)
+    out = tmp_path / "results"
+    proc = iommubench("run", str(config), "--out", str(out), "--set", override)
+    line = one_line_refusal(proc)
+    assert line.startswith(f"iommubench: {config}: ") and needle in line, line
+    assert not out.exists()
+
+
+def test_special_config_files_are_refused_at_once(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # with no writer, opening it would block forever
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as f:
+        f.truncate(64 * 2**20)  # sparse: 64 MiB of zero bytes
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"name: caf\xe9\n")
+    cases = {
+        fifo: "is a FIFO (named pipe), not a regular file",
+        Path("/dev/zero"): "is a character device, not a regular file",
+        tmp_path: "is a directory, not a regular file",
+        huge: "is 67108864 bytes; a config file may be at most 1048576 bytes (1 MiB)",
+        latin: "not UTF-8 text (byte 9)",
+    }
+    out = tmp_path / "results"
+    for path, expected in cases.items():
+        # the timeout only guards against a hang: a refusal takes well under a second
+        proc = subprocess.run(
+            [sys.executable, "-m", "iommubench.cli", "run", str(path), "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert one_line_refusal(proc) == f"iommubench: {path}: {expected}" + (
+            "; give a YAML config file" if "regular file" in expected else ""
+        )
+    assert not out.exists()
+
+
+def test_a_60000_value_axis_is_refused_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "long.yaml"
+    config.write_text("sweep:\n  seed: [" + ", ".join(map(str, range(60_000))) + "]\n")
+    out = tmp_path / "results"
+    line = one_line_refusal(iommubench("run", str(config), "--out", str(out)))
+    assert line.startswith(f"iommubench: {config}: sweep: at least 60000 points; at most 10000")
+    assert not out.exists()
+
+
+def test_workers_auto_is_recorded_in_the_run_directory(tmp_path: Path) -> None:
+    from iommubench.config import auto_workers
+
+    doc = {**SMALL, "repetitions": 1, "sweep": {"workers": "auto"}}
+    proc = iommubench("run", str(write_config(tmp_path, doc)), "--out", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert resolved["sweep"]["workers"] == auto_workers()
+    assert [int(r["workers"]) for r in read_rows(run_dir)] == auto_workers()
+
+
+def test_version_names_the_package_and_the_core() -> None:
+    import re
+
+    from iommubench import __version__
+    from iommubench.native_core import EXPECTED_CORE_VERSION
+
+    proc = iommubench("--version")
+    assert proc.returncode == 0, proc.stderr
+    pattern = rf"iommubench {re.escape(__version__)} \(native core {EXPECTED_CORE_VERSION}, "
+    assert re.fullmatch(pattern + r"sources [0-9a-f]{16}\)\n", proc.stdout), proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), "iommubench: the following arguments are required: COMMAND (see 'iommubench --help')"),
+        (("frob",), "iommubench: argument COMMAND: invalid choice: 'frob'"),
+        (("run",), "iommubench: run: the following arguments are required: config (see "),
+        (("run", "x.yaml", "--bogus"), "iommubench: run: unrecognized arguments: --bogus (see "),
+        (("list", "extra"), "iommubench: list: unrecognized arguments: extra"),
+        (("dma-map-benchmark", "--invalidation", "x"), "iommubench: dma-map-benchmark: argument"),
+        (("dma-map-benchmark", "-t", "x"), "iommubench: dma-map-benchmark: threads: 'x' is not"),
+        (("dma-map-benchmark", "-t", "0"), "iommubench: dma-map-benchmark: threads must be in"),
+    ],
+)
+def test_usage_errors_are_one_line(args: tuple[str, ...], expected: str) -> None:
+    line = one_line_refusal(iommubench(*args))
+    assert line.startswith(expected), line
+
+
+def test_every_owned_option_says_its_default_and_allowed_values() -> None:
+    import argparse
+
+    from iommubench.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    others = {"--out", "--resume", "--allow-different-build"}  # run's results-store options
+    checked = 0
+    for command in ("run", "list", "info", "dma-map-benchmark"):
+        parser = sub.choices[command]
+        assert parser.description, command
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction) or others & set(action.option_strings):
+                continue
+            assert action.help, (command, action.dest)
+            if action.option_strings:  # an option: its default, and its values where limited
+                assert "(default: " in action.help, (command, action.dest, action.help)
+                checked += 1
+    assert checked >= 11
+
+
+def test_ctrl_c_while_the_config_loads_exits_130(tmp_path: Path) -> None:
+    # A real SIGINT, delivered while the config is being parsed (the parser is slowed down so
+    # the signal cannot land anywhere else).
+    config = write_config(tmp_path, SMALL)
+    out = tmp_path / "results"
+    script = (
+        "import os, signal, sys, time\n"
+        "from iommubench import cli, config\n"
+        "def slow(source, text):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(30)\n"
+        "config.parse_yaml = slow\n"
+        f"sys.exit(cli.main(['run', {str(config)!r}, '--out', {str(out)!r}]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "iommubench: interrupted\n"
+    assert not out.exists()
+
+
+def test_unexpected_errors_are_one_line_with_a_hint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from iommubench import cli
+
+    def broken(_: object) -> int:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(cli, "cmd_list", broken)
+    monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+    assert cli.main(["list"]) == cli.EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert err == (
+        "iommubench: internal error: ZeroDivisionError: division by zero (a bug; rerun with "
+        "IOMMUBENCH_DEBUG=1 for the traceback and report it)\n"
+    )
+    monkeypatch.setenv(cli.DEBUG_ENV, "1")
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["list"])
+
+    def missing(_: object) -> int:
+        raise FileNotFoundError(2, "No such file or directory", "/nonexistent/x")
+
+    monkeypatch.setattr(cli, "cmd_info", missing)
+    assert cli.main(["info"]) == cli.EXIT_BAD_INPUT
+    assert capsys.readouterr().err == "iommubench: /nonexistent/x: No such file or directory\n"
