@@ -37,12 +37,14 @@ INT_RANGES: dict[str, tuple[int, float]] = {
     "dma_ns": (0, 10_000_000),
     "inv_ns": (0, 10_000_000),
     "cs_ns": (0, 1_000_000),
-    "region_mib": (1, MEMORY_MIB),
-    "chunk_pages": (1, math.inf),
-    "cycles": (0, math.inf),
+    "region_mib": (1, min(MEMORY_MIB, 2**32)),
+    "chunk_pages": (1, 2**40),
+    "unmap_pages": (1, 2**40),
+    "walker_gap_us": (0, 10_000_000),
+    "cycles": (0, 2**32 - 1),
     "dma_bits": (20, 64),
-    "sample_every": (0, math.inf),
-    "seed": (0, math.inf),
+    "sample_every": (0, 2**32 - 1),  # uint32_t in struct ib_params
+    "seed": (0, 2**64 - 1),  # uint64_t
 }
 PARAMS = sorted([*CHOICES, *INT_RANGES, "granule_pages"])
 TOP = list(TOP_KEYS)
@@ -76,8 +78,10 @@ def check_sweep(sweep: Sweep) -> None:
         assert isinstance(granule, tuple) and granule
         assert all(_is_int(g) and 1 <= g <= 1024 for g in granule)
         assert len(granule) <= 64
-        if point["workload"] == "prefault":  # region and chunk are prefault-only
+        if point["workload"] == "prefault":  # region, chunk and unmap are prefault-only
             assert point["chunk_pages"] <= point["region_mib"] * 256
+            assert point["unmap_pages"] <= point["region_mib"] * 256
+    assert len(sweep.points) <= 10_000
     # And it survives its own round trip.
     again = parse_sweep(yaml.safe_load(sweep.resolved_yaml()), "again.yaml")
     assert again == sweep and again.fingerprint() == sweep.fingerprint()
@@ -116,7 +120,11 @@ names = st.sampled_from(sorted({n for c in CHOICES.values() for n in c}))
 plausible = st.one_of(
     names,
     st.integers(min_value=-2, max_value=5000),
-    st.sampled_from([0, 1, 2, 64, 65, 256, 1024, 1025, 4096, 4097, 32768, 10_000_001, 2**40]),
+    st.sampled_from(
+        [0, 1, 2, 64, 65, 256, 1024, 1025, 4096, 4097, 32768, 10_000_001, 2**40, 2**40 + 1]
+    ),
+    st.sampled_from([2**32 - 1, 2**32, 2**64 - 1, 2**64, 2**128]),
+    st.just("auto"),
     st.lists(st.integers(min_value=0, max_value=1100), max_size=4),
     st.floats(min_value=-1, max_value=100),
     st.booleans(),
@@ -143,10 +151,12 @@ valid_values: dict[str, st.SearchStrategy[Any]] = {
     **{
         k: st.integers(min_value=lo, max_value=int(min(hi, 10**6)))
         for k, (lo, hi) in INT_RANGES.items()
-        if k not in ("region_mib", "chunk_pages")
+        if k not in ("region_mib", "chunk_pages", "unmap_pages", "workers")
     },
+    "workers": st.one_of(st.integers(min_value=1, max_value=64 * CPUS), st.just("auto")),
     "region_mib": st.integers(min_value=1, max_value=min(MEMORY_MIB, 4096)),
     "chunk_pages": st.integers(min_value=1, max_value=300_000),
+    "unmap_pages": st.integers(min_value=1, max_value=300_000),
     "granule_pages": st.one_of(
         st.integers(min_value=1, max_value=1024),
         st.lists(st.integers(min_value=1, max_value=1024), min_size=1, max_size=4),
