@@ -280,6 +280,11 @@ def test_bad_config_is_refused(path: Path) -> None:
         ([1, 2], f"{SRC}: the document must be a mapping"),
         (None, f"{SRC}: empty document"),
         ({None: 1}, f"{SRC}: <null>: unknown top-level key"),
+        ({"defaults": {"seed": b"hi"}}, f"{SRC}: defaults.seed: must be an integer in 0.."),
+        (
+            {"defaults": {"cycles": b"hi"}},
+            f"{SRC}: defaults.cycles: must be an integer in 0..4294967295 (got binary data)",
+        ),
     ],
 )
 def test_error_messages(doc: object, expected: str) -> None:

@@ -189,6 +189,8 @@ def _describe(value: object) -> str:
         return f"a list of {len(value)} item{'' if len(value) == 1 else 's'}"
     if isinstance(value, dict):
         return f"a mapping of {len(value)} key{'' if len(value) == 1 else 's'}"
+    if isinstance(value, (bytes, bytearray)):
+        return "binary data"
     return f"a {type(value).__name__}"
 
 
