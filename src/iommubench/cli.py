@@ -142,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         "options and output, run on the model (lockfree driver, rcache allocator).",
     )
     for flag, dest, default, what in (
-        ("-t", "threads", "1", "threads, 1..1024"),
+        ("-t", "threads", "1", "threads, 1..1024 and at most 64 x the allowed CPUs"),
         ("-s", "seconds", "20", "seconds to run, 1..300"),
         ("-n", "node", "-1", "NUMA node, -1 (none) or an online node; printed, changes nothing"),
         ("-b", "bits", "32", "DMA mask bits, 20..64"),
@@ -314,6 +314,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def cmd_dma_map_benchmark(args: argparse.Namespace) -> int:
     from iommubench import dma
+    from iommubench.config import cpus_available, max_workers
     from iommubench.runner import run_point
 
     opts: dict[str, int] = {}
@@ -327,6 +328,11 @@ def cmd_dma_map_benchmark(args: argparse.Namespace) -> int:
         dma.check_benchmark_args(opts)
     except dma.BenchmarkInputError as exc:
         raise UsageError(f"dma-map-benchmark: {exc}") from None
+    if opts["threads"] > max_workers():  # a worker process per thread, as a run allows
+        raise UsageError(
+            f"dma-map-benchmark: threads must be in 1..{max_workers()} on this machine (64 x "
+            f"the {cpus_available()} CPUs this process may use; got {opts['threads']})"
+        )
     point = dma.benchmark_point(opts, args.invalidation)
     result = run_point(point, timeout_s=60.0 + 2 * opts["seconds"])
     if result.status != "ok":
