@@ -212,7 +212,10 @@ def test_a_60000_value_axis_is_refused_with_one_line(tmp_path: Path) -> None:
     config.write_text("sweep:\n  seed: [" + ", ".join(map(str, range(60_000))) + "]\n")
     out = tmp_path / "results"
     line = one_line_refusal(iommubench("run", str(config), "--out", str(out)))
-    assert line.startswith(f"iommubench: {config}: sweep: at least 60000 points; at most 10000")
+    assert line.startswith(
+        f"iommubench: {config}: sweep: at least 60000 points (2 days at 3 repetitions of 1.2 s); "
+        "at most 10000 per sweep"
+    )
     assert not out.exists()
 
 

@@ -294,7 +294,10 @@ def test_error_messages(doc: object, expected: str) -> None:
 def test_too_many_points() -> None:
     axis = list(range(1, 51))
     doc = {"sweep": {"seed": axis, "cycles": axis, "walkers": list(range(5))}}
-    assert _error(doc).startswith(f"{SRC}: sweep: at least 12500 points; at most 10000 per sweep")
+    assert _error(doc).startswith(
+        f"{SRC}: sweep: at least 12500 points (12 h at 3 repetitions of 1.2 s); at most 10000 "
+        "per sweep: split it into several configs"
+    )
     # A sweep with exactly the limit is accepted.
     doc = {"sweep": {"seed": list(range(100)), "cycles": list(range(100))}}
     assert len(parse_sweep(doc, SRC).points) == config.MAX_POINTS
@@ -303,7 +306,9 @@ def test_too_many_points() -> None:
 def test_too_many_points_is_refused_before_the_values_are_checked() -> None:
     # 20,000 values, the last one bad: the count is refused first, from the axis length.
     doc = {"sweep": {"seed": [*range(19_999), -1]}}
-    assert _error(doc).startswith(f"{SRC}: sweep: at least 20000 points; at most 10000")
+    assert _error(doc).startswith(
+        f"{SRC}: sweep: at least 20000 points (20 h at 3 repetitions of 1.2 s); at most 10000 per"
+    )
 
 
 def test_duplicate_in_a_long_axis_names_both_places() -> None:

@@ -723,11 +723,20 @@ def _check_keys(mapping: dict[Any, Any], label: Callable[[object], str]) -> None
         )
 
 
-def _too_many(count: str, repetitions: int, point_s: float) -> str:
-    hours = MAX_POINTS * repetitions * point_s / 3600
+def _too_many(count: int, exact: bool, repetitions: int, point_s: float) -> str:
+    seconds = count * repetitions * point_s
+    span = next(
+        (
+            f"{seconds / unit:.0f} {name}"
+            for unit, name in ((86400, "days"), (3600, "h"), (60, "min"))
+            if seconds >= 2 * unit
+        ),
+        f"{seconds:.0f} s",
+    )
     return (
-        f"{count} points; at most {MAX_POINTS} per sweep ({MAX_POINTS} points x {repetitions} "
-        f"repetitions x {point_s:g} s is already {hours:.0f} h); split it into several configs"
+        f"{'' if exact else 'at least '}{count} points ({span} at {repetitions} "
+        f"repetition{'' if repetitions == 1 else 's'} of {point_s:g} s); at most {MAX_POINTS} "
+        "per sweep: split it into several configs"
     )
 
 
@@ -846,7 +855,7 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
     if at_least > MAX_POINTS:
         raise _Bad(
             labels.top("sweep"),
-            _too_many(f"at least {at_least}", repetitions, warmup_s + duration_s),
+            _too_many(at_least, False, repetitions, warmup_s + duration_s),
         )
     axes: dict[str, list[Any]] = {
         key: _axis(key, raw_values, labels.param("sweep", key))
@@ -857,7 +866,7 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
 
     count = math.prod(len(v) for v in axes.values())
     if count > MAX_POINTS:
-        raise _Bad(labels.top("sweep"), _too_many(str(count), repetitions, warmup_s + duration_s))
+        raise _Bad(labels.top("sweep"), _too_many(count, True, repetitions, warmup_s + duration_s))
 
     points: list[dict[str, object]] = []
     names = list(axes)
