@@ -4,7 +4,8 @@ A config file names one point's parameters under `defaults:` and the axes to var
 `sweep:`; the points are the cartesian product of the axes (first axis outermost, file order)
 over the defaults, with every parameter filled in. Everything a user can get wrong ends as a
 `ConfigError` whose text is the whole message for the user: `<file>: <key.path>: what is wrong;
-what is allowed`. YAML is read with `yaml.safe_load` only, so a tag can never build an object.
+what is allowed`. YAML is read with the safe constructor only, so a tag can never build an
+object.
 
 `--set KEY=VALUE` overrides are applied to the loaded document before validation; an error in
 a value that came from an override names `--set KEY` instead of the file's key path.
@@ -105,8 +106,10 @@ U64_MAX = 2**64 - 1  # struct ib_params: seed, cycles, region_pages, ... are uin
 # memory bounds it further where the OS says how much there is.
 MAX_REGION_MIB = 2**32
 MAX_REGION_PAGES = MAX_REGION_MIB * PAGES_PER_MIB
-# K fixed cycles map and unmap every page of the region K times; with K < 2^32 and the region
-# below 2^40 pages, the per-worker op counters (uint64_t) cannot wrap.
+# K fixed cycles map and unmap every page of the region K times: 2^32 - 1 cycles of the
+# smallest region (1 MiB) are already 2^41 operations, hours of work that the point timeout
+# cuts short. (Counters count the operations done, which the timeout of at most a day keeps
+# far below 2^64, whatever K is.)
 MAX_CYCLES = U32_MAX
 AUTO = "auto"  # workers: auto
 MAX_DMA_NS = 10_000_000  # 10 ms, as the kernel's dma_map_benchmark allows
