@@ -3,6 +3,10 @@
 Workers are forked and inherit the mapping, so no child ever opens the segment by name and no
 child-side tracker can unlink it early. Segment names carry the creating harness's pid so a
 later run can tell a stale arena (its creator gone) from a live one and remove it.
+
+The segment's pages are reserved with posix_fallocate before anything touches them: a tmpfs
+that cannot hold the arena then fails here with a message saying what was needed and what was
+free, instead of killing the first process that writes an unbacked page with SIGBUS.
 """
 
 from __future__ import annotations
@@ -18,7 +22,45 @@ from multiprocess import shared_memory
 from iommubench import native_core
 
 SEGMENT_PREFIX = "iommubench-"
+SHM_DIR = Path("/dev/shm")
 _counter = itertools.count()
+
+
+class ArenaSpaceError(OSError):
+    """/dev/shm cannot hold an arena."""
+
+
+def shm_free_bytes(shm_dir: Path = SHM_DIR) -> int | None:
+    try:
+        st = os.statvfs(shm_dir)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _mib(n: int | None) -> str:
+    return "unknown" if n is None else f"{n / 2**20:.1f} MiB"
+
+
+def space_message(needed: int, free: int | None) -> str:
+    return f"{SHM_DIR} cannot hold the arena: it needs {_mib(needed)}, {_mib(free)} is free"
+
+
+def arena_bytes(params: Any) -> int:
+    """The size of the arena the native core lays out for these native parameters."""
+    ffi, lib = native_core.load()
+    layout = ffi.new("struct ib_layout *")
+    if lib.ib_layout(params, layout) != 0:
+        raise ValueError("the native core rejected the point's parameters (layout)")
+    return int(layout.total_bytes)
+
+
+def _reserve(fd: int, size: int) -> None:
+    """Back every page of the segment now; ENOSPC becomes an ArenaSpaceError."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        raise ArenaSpaceError(exc.errno, space_message(size, shm_free_bytes())) from None
 
 
 class Arena:
@@ -26,13 +68,18 @@ class Arena:
 
     def __init__(self, params: Any) -> None:
         ffi, lib = native_core.load()
-        layout = ffi.new("struct ib_layout *")
-        if lib.ib_layout(params, layout) != 0:
-            raise ValueError("the native core rejected the point's parameters (layout)")
-        self.size = int(layout.total_bytes)
+        self.size = arena_bytes(params)
         name = f"{SEGMENT_PREFIX}{os.getpid()}-{next(_counter)}"
-        self._shm = shared_memory.SharedMemory(name=name, create=True, size=self.size)
+        try:
+            self._shm = shared_memory.SharedMemory(name=name, create=True, size=self.size)
+        except OSError as exc:  # ENOSPC/ENOMEM creating or sizing the segment
+            raise ArenaSpaceError(exc.errno, space_message(self.size, shm_free_bytes())) from None
         self.name = name
+        try:
+            _reserve(self._shm._fd, self.size)
+        except ArenaSpaceError:
+            self.close()
+            raise
         self._cbuf = ffi.from_buffer(self._shm.buf)
         self.base = ffi.cast("void *", self._cbuf)
         if lib.ib_arena_init(self.base, self.size, params) != 0:

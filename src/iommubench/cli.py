@@ -9,9 +9,11 @@ IOMMUBENCH_DEBUG=1 to see the traceback of an internal error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,8 +95,26 @@ def _parser() -> argparse.ArgumentParser:
         "parameter (workers=2, workers=auto), defaults.PARAMETER or sweep.PARAMETER=[1,2]; "
         "the value is YAML (default: none)",
     )
-    run.add_argument("--out", type=Path, default=Path("results"), help="where run dirs go")
-    run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="run only missing points")
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results"),
+        help="directory to create the run directory in; made if missing, must be writable "
+        "(default: results)",
+    )
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="run only the missing (point, rep) pairs of RUN_DIR, after checking every stored "
+        "row; the command to use is in RUN_DIR/RESUME (default: start a new run)",
+    )
+    run.add_argument(
+        "--allow-different-build",
+        action="store_true",
+        help="let --resume continue a run made by another version, native core or git SHA; "
+        "recorded in meta.json (default: refuse)",
+    )
     run.add_argument(
         "--report",
         action="store_true",
@@ -163,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _reports_dir(run_dir: Path, out: Path | None) -> Path:
-    return out if out is not None else Path("reports") / run_dir.name
+    return _writable_dir(out if out is not None else Path("reports") / run_dir.name, "--out")
 
 
 def _require_run_dir(run_dir: Path) -> None:
@@ -242,66 +262,265 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return code
 
 
-def _open_store(args: argparse.Namespace, sweep: Any, argv: Sequence[str]):
-    from iommubench import config, machine
-    from iommubench.results import RunStore, new_run_id
+def _say(text: str) -> None:
+    """A line on stderr, which may be a terminal that has hung up (SIGHUP): never raises."""
+    with contextlib.suppress(OSError):
+        print(text, file=sys.stderr, flush=True)
 
-    if args.resume is not None:
-        stored = args.resume / "config.yaml"
-        if not stored.is_file():
-            raise UsageError(f"--resume {args.resume}: not a run directory (no config.yaml)")
-        if config.load_sweep(stored).fingerprint() != sweep.fingerprint():
-            raise UsageError(
-                f"--resume {args.resume}: the config differs from the one this run used; "
-                "start a new run instead"
-            )
-        return RunStore.reopen(args.resume)
+
+def _writable_dir(path: Path, option: str) -> Path:
+    """`path` as a directory we can create files in (made if missing), or a UsageError naming
+    `option`: a file, a read-only or full filesystem, a name too long."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".iommubench-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError:
+        raise UsageError(f"{option} {path}: exists and is not a directory") from None
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command that resumes a run: it reads the run's own resolved config, so it needs
+    neither the original config file nor its --set overrides, and works from any directory."""
+    run_dir = run_dir.resolve()
+    return shlex.join(["iommubench", "run", str(run_dir / "config.yaml"), "--resume", str(run_dir)])
+
+
+def _session(command: str, build: dict[str, Any], allowed: bool) -> dict[str, Any]:
+    return {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": command,
+        "build": build,
+        "allow_different_build": allowed,
+        "overlapping_runs": [],
+    }
+
+
+def _create_store(args: argparse.Namespace, sweep: Any, command: str, build: dict[str, Any]):
+    from iommubench import machine
+    from iommubench.results import RunStore, new_run_id
+    from iommubench.runlock import RunDirLock
+
+    out = _writable_dir(args.out, "--out")
     run_id = new_run_id(sweep.name)
     meta = {
         **machine.collect(),
         "run_id": run_id,
-        "command": shlex.join(["iommubench", *argv]),
+        "command": command,
         "config_path": str(args.config),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "fingerprint": sweep.fingerprint(),
+        "build": build,
+        "sessions": [_session(command, build, False)],
     }
-    return RunStore.create(args.out / run_id, sweep.resolved(), meta)
+    locks: list[RunDirLock] = []
+    try:
+        store = RunStore.create(
+            out / run_id, sweep.resolved(), meta, lambda d: locks.append(RunDirLock(d, command))
+        )
+        store.write_resume_command(resume_command(store.dir))
+    except OSError as exc:
+        for lock in locks:
+            lock.release()
+        detail = exc.strerror or str(exc)
+        raise UsageError(f"--out {args.out}: cannot create the run directory: {detail}") from None
+    store.writer_lock = locks[0]
+    return store
+
+
+def _reopen_store(args: argparse.Namespace, sweep: Any, command: str, build: dict[str, Any]):
+    from iommubench import config, machine, resume
+    from iommubench.results import RunStore
+    from iommubench.runlock import RunDirLock, RunLockedError
+
+    run_dir: Path = args.resume
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / "points.csv").is_file():
+        raise UsageError(f"--resume {run_dir}: not a run directory (no config.yaml or points.csv)")
+    try:
+        lock = RunDirLock(run_dir, command)
+    except RunLockedError as exc:
+        raise UsageError(f"--resume {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"--resume {run_dir}: cannot lock it: {exc.strerror or exc}") from None
+    if config.load_sweep(run_dir / "config.yaml").fingerprint() != sweep.fingerprint():
+        raise UsageError(
+            f"--resume {run_dir}: the config differs from the one this run used; resume with "
+            f"{resume_command(run_dir)}"
+        )
+    store = RunStore.reopen(run_dir)
+    store.writer_lock = lock
+    try:
+        meta = store.meta()
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--resume {store.meta_json}: unreadable ({exc})") from None
+    differs = machine.build_differences(meta.get("build") or {}, build)
+    if differs and not args.allow_different_build:
+        raise UsageError(
+            f"--resume {run_dir}: this build differs from the run's ({'; '.join(differs)}); "
+            "rerun with --allow-different-build to mix them (recorded in meta.json)"
+        )
+    max_reps = max(sweep.repetitions, sweep.max_repetitions)
+    try:
+        done = resume.check_points(
+            store.points_csv, sweep.points, max_reps, store.run_id, resume.builds_of(meta)
+        )
+        resume.check_workers(store.workers_csv, done)
+    except resume.ResumeError as exc:
+        raise UsageError(f"--resume: {exc}") from None
+    store.keep_worker_rows_of(done)
+    store.update_meta(
+        lambda m: m.setdefault("sessions", []).append(
+            _session(command, build, bool(differs and args.allow_different_build))
+        )
+    )
+    store.write_resume_command(resume_command(store.dir))
+    return store
+
+
+def _open_store(args: argparse.Namespace, sweep: Any, argv: Sequence[str]):
+    """The run directory to write, locked against other writers: a new one, or the validated
+    one named by --resume with this session recorded in its meta.json."""
+    from iommubench import machine
+
+    command = shlex.join(["iommubench", *argv])
+    build = machine.build()
+    if args.resume is not None:
+        return _reopen_store(args, sweep, command, build)
+    return _create_store(args, sweep, command, build)
+
+
+def _check_shm_space(loaded: Any) -> None:
+    """Refuse a run whose largest arena cannot fit in /dev/shm now."""
+    from iommubench import arena
+    from iommubench.runner import native_params
+
+    free = arena.shm_free_bytes()
+    if free is None:
+        return
+    needed = 0
+    for point in loaded.points:
+        try:
+            needed = max(needed, arena.arena_bytes(native_params(point)))
+        except ValueError:
+            continue  # the point fails on its own, with its reason
+    if needed > free:
+        raise UsageError(arena.space_message(needed, free))
+
+
+class _Overlap:
+    """Other iommubench runs active on this machine while this one runs (they compete for the
+    same CPUs): found at the start and before each point, or told to this run by a run that
+    started later; each is warned of once and recorded in this session's entry in meta.json."""
+
+    def __init__(self, store: Any, command: str) -> None:
+        from iommubench.runlock import ActiveRun
+
+        self.store = store
+        self.active = ActiveRun(command, store.dir)
+        self.seen: set[tuple[Any, Any]] = set()
+
+    def check(self) -> None:
+        found = self.active.others()
+        for other in found:
+            self.active.tell(other)
+        new = []
+        for other in found + self.active.told():
+            key = (other.get("pid"), other.get("started"))
+            if key not in self.seen:
+                self.seen.add(key)
+                other.pop("lock_file", None)
+                new.append(other)
+                _say(
+                    f"iommubench: warning: another run shares this machine (pid "
+                    f"{other.get('pid')}, {other.get('run_dir')}): each slows the other down"
+                )
+        if new:
+            with contextlib.suppress(OSError, KeyError, IndexError, ValueError):
+                self.store.update_meta(lambda m: m["sessions"][-1]["overlapping_runs"].extend(new))
+
+    def release(self) -> None:
+        self.check()  # a run that came and went during the last point
+        self.active.release()
+
+
+def _end_session(store: Any, outcome: str) -> None:
+    def change(meta: dict[str, Any]) -> None:
+        if meta.get("sessions"):
+            meta["sessions"][-1].update(ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), outcome=outcome)
+
+    with contextlib.suppress(OSError, ValueError):  # a full disk: rows and RESUME matter more
+        store.update_meta(change)
+
+
+def _run_rounds(store: Any, loaded: Any, overlap: _Overlap, build: dict[str, Any]) -> int:
+    """The planned tasks, then adaptive rounds until none is needed; returns the failures."""
+    from iommubench import sweep
+    from iommubench.progress import make_reporter
+
+    tasks = sweep.plan(loaded.points, loaded.repetitions, store.completed())
+    failures = 0
+    while True:
+        if tasks:
+            failures += sweep.run_sweep(
+                tasks,
+                store,
+                sweep.LocalExecutor(),
+                make_reporter(),
+                loaded.point_timeout_s,
+                build,
+                overlap.check,
+            )
+        tasks = sweep.adaptive_round(
+            loaded.points, store.rows(), loaded.max_repetitions, loaded.target_halfwidth
+        )
+        if not tasks:
+            return failures
+        _say(
+            f"adaptive: {len(tasks)} point(s) still wider than "
+            f"±{loaded.target_halfwidth:.1%}; one more repetition each"
+        )
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from iommubench import arena, config, interrupt, sweep
-    from iommubench.progress import make_reporter
+    from iommubench import arena, config, interrupt
+    from iommubench.results import StoreWriteError
 
     loaded = config.load_sweep(args.config, args.overrides)
     arena.remove_stale_segments()
-    store = _open_store(args, loaded, argv)
-    tasks = sweep.plan(loaded.points, loaded.repetitions, store.completed())
+    _check_shm_space(loaded)
     interrupt.install()
     try:
-        failures = 0
-        while True:
-            if tasks:
-                failures += sweep.run_sweep(
-                    tasks, store, sweep.LocalExecutor(), make_reporter(), loaded.point_timeout_s
-                )
-            tasks = sweep.adaptive_round(
-                loaded.points, store.rows(), loaded.max_repetitions, loaded.target_halfwidth
-            )
-            if not tasks:
-                break
-            print(
-                f"adaptive: {len(tasks)} point(s) still wider than "
-                f"±{loaded.target_halfwidth:.1%}; one more repetition each",
-                file=sys.stderr,
-            )
+        store = _open_store(args, loaded, argv)
     except KeyboardInterrupt:
-        done = len(store.completed())
-        print(
-            f"interrupted: {done} rows kept in {store.dir}; resume with:\n"
-            f"  iommubench run {shlex.quote(str(args.config))} --resume {store.dir}",
-            file=sys.stderr,
+        _say(f"interrupted by {interrupt.received() or 'SIGINT'} before the first point")
+        return EXIT_INTERRUPTED
+    build = store.meta()["sessions"][-1]["build"]
+    overlap = _Overlap(store, store.meta()["sessions"][-1]["command"])
+    try:
+        overlap.check()
+        failures = _run_rounds(store, loaded, overlap, build)
+    except KeyboardInterrupt:
+        signame = interrupt.received() or "SIGINT"
+        _end_session(store, f"interrupted by {signame}")
+        _say(
+            f"interrupted by {signame}: {len(store.completed())} rows kept in {store.dir}; "
+            f"resume with (also in {store.resume_file}):\n  {resume_command(store.dir)}"
         )
         return EXIT_INTERRUPTED
+    except StoreWriteError as exc:
+        _end_session(store, f"stopped: {exc}")
+        _say(
+            f"iommubench: cannot write {exc.strerror}; {len(store.completed())} rows kept in "
+            f"{store.dir}; resume with: {resume_command(store.dir)}"
+        )
+        return EXIT_FAILED
+    finally:
+        overlap.release()
+    _end_session(store, "completed" if not failures else f"{failures} point(s) failed")
     print(store.dir)
     if args.report:
         for path in write_report(store.dir, args.reports_dir / store.run_id):

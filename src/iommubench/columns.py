@@ -4,7 +4,8 @@ One row is one (point, repetition). Columns that a workload or an issue does not
 empty in the CSV (NaN in pandas); they are never dropped, so every run has the same header.
 """
 
-IDENTITY = ["run_id", "point", "rep", "status", "error"]
+# core_hash and version: the build that measured the row (a resume may run on another build)
+IDENTITY = ["run_id", "point", "rep", "status", "error", "core_hash", "version"]
 
 PARAMETERS = [
     "workload",

@@ -1,4 +1,8 @@
-"""SIGINT and SIGTERM: stop the current point, keep every finished row.
+"""SIGINT, SIGTERM and SIGHUP: stop the current point, keep every finished row.
+
+SIGHUP (a closed terminal, a dropped SSH session, a killed tmux session) takes the same path
+as SIGTERM, so the arena is unlinked and the workers reaped there too; the resume command is
+in the run directory (RESUME) for a user who no longer has the terminal.
 
 The handler raises KeyboardInterrupt at once, so a blocking wait ends promptly. But an
 exception raised while the interpreter runs an at-fork callback or a destructor is printed
@@ -12,6 +16,7 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _received: int | None = None
 
 
@@ -24,8 +29,13 @@ def _handler(signum: int, frame: Any) -> None:
 def install() -> None:
     global _received
     _received = None
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in HANDLED:
         signal.signal(sig, _handler)
+
+
+def received() -> str | None:
+    """The name of the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), if any."""
+    return None if _received is None else signal.Signals(_received).name
 
 
 def raise_if_requested() -> None:

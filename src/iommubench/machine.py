@@ -150,6 +150,26 @@ def package_version() -> str | None:
         return None
 
 
+def build() -> dict[str, str | None]:
+    """What the results depend on of this installation: version, native core, git SHA."""
+    from iommubench import native_core
+
+    return {
+        "version": package_version(),
+        "core_hash": native_core.built_source_hash(),
+        "git_sha": git_sha(),
+    }
+
+
+def build_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """'key recorded -> current' for every build field that differs."""
+    return [
+        f"{key} {recorded.get(key)} -> {current.get(key)}"
+        for key in ("version", "core_hash", "git_sha")
+        if recorded.get(key) != current.get(key)
+    ]
+
+
 def collect() -> dict[str, Any]:
     """Everything about this machine a result depends on, as a JSON-serialisable dict."""
     online = online_cpus()

@@ -49,6 +49,12 @@ def _current_source_hash() -> str | None:
     return build_core.source_hash()
 
 
+def built_source_hash() -> str:
+    """The hash of the native sources this core was compiled from (its build identity)."""
+    f, core = load()
+    return f.string(core.IB_SOURCE_HASH).decode()
+
+
 def ffi() -> Any:
     return load()[0]
 

@@ -1,18 +1,23 @@
-"""A run directory: config.yaml, meta.json, points.csv, workers.csv, hist/.
+"""A run directory: config.yaml, meta.json, RESUME, points.csv, workers.csv, hist/.
 
-The resolved config and meta.json are written before the first point. Each finished point is
-appended to points.csv as one write of whole lines followed by fsync, so a crash leaves at
-most a torn final line, which reopening (for --resume) trims.
+The resolved config, meta.json and RESUME (the command that resumes the run) are written
+before the first point. Each finished point is appended to workers.csv, then points.csv, as
+whole lines followed by fsync; a write that fails (disk full, I/O error) is cut back to the
+file's length before it, so a row is either whole or absent. A crash can still leave a torn
+final line, which reopening (for --resume) trims, and workers.csv rows of a point that never
+reached points.csv, which reopening drops so the re-run point cannot duplicate them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -51,19 +56,62 @@ def _csv_lines(columns: list[str], rows: Iterable[dict[str, Any]]) -> bytes:
     return buf.getvalue().encode()
 
 
+class StoreWriteError(OSError):
+    """A result file could not be written (disk full, I/O error); nothing partial was kept."""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written: a write may be short without failing."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _append_durably(path: Path, data: bytes) -> None:
+    """Append whole lines and fsync; on failure cut the file back to its length before."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
+        before = os.fstat(fd).st_size
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, before)
+                os.fsync(fd)
+            raise StoreWriteError(exc.errno, f"{path}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
 
 
-def _trim_torn_line(path: Path) -> None:
+def _truncate(path: Path, length: int) -> None:
+    with contextlib.suppress(OSError):
+        os.truncate(path, length)
+
+
+def _trim_torn_line(path: Path) -> int:
+    """Cut a torn final line (a crash mid-append); returns how many bytes were cut."""
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
+        keep = data.rfind(b"\n") + 1
+        path.write_bytes(data[:keep])
+        return len(data) - keep
+    return 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace a small file whole: a reader sees the old or the new text, never a mix."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreWriteError(exc.errno, f"{path}: {exc.strerror or exc}") from exc
 
 
 def _make_unique_dir(path: Path) -> Path:
@@ -86,30 +134,72 @@ class RunStore:
         self.points_csv = run_dir / "points.csv"
         self.workers_csv = run_dir / "workers.csv"
         self.hist_dir = run_dir / "hist"
+        self.meta_json = run_dir / "meta.json"
+        self.resume_file = run_dir / "RESUME"
+        self._done: set[tuple[int, int]] | None = None
+        self._run_id: str | None = None
+        self.writer_lock: Any = None  # the RunDirLock held while this process writes here
 
     @property
     def run_id(self) -> str:
-        return self.dir.name
+        """The id the run was created with (kept if its directory is moved or renamed)."""
+        if self._run_id is None:
+            try:
+                self._run_id = str(self.meta()["run_id"])
+            except (OSError, ValueError, KeyError):
+                return self.dir.name
+        return self._run_id
 
     @classmethod
-    def create(cls, run_dir: Path, resolved: dict[str, Any], meta: dict[str, Any]) -> RunStore:
-        """A new run directory; runs started in the same second get -2, -3, ... suffixes."""
+    def create(
+        cls,
+        run_dir: Path,
+        resolved: dict[str, Any],
+        meta: dict[str, Any],
+        on_created: Callable[[Path], None] = lambda _: None,
+    ) -> RunStore:
+        """A new run directory; runs started in the same second get -2, -3, ... suffixes.
+
+        `on_created` runs on the empty directory first (to lock it). If anything fails, the
+        directory is removed again: a refused run leaves nothing behind.
+        """
         run_dir = _make_unique_dir(run_dir)
-        meta = {**meta, "run_id": run_dir.name}
-        store = cls(run_dir)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-        (run_dir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
-        _append_durably(store.points_csv, (",".join(POINT_COLUMNS) + "\n").encode())
-        _append_durably(store.workers_csv, (",".join(WORKER_COLUMNS) + "\n").encode())
-        store.hist_dir.mkdir()
+        try:
+            on_created(run_dir)
+            meta = {**meta, "run_id": run_dir.name}
+            store = cls(run_dir)
+            write_atomically(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+            store.write_meta(meta)
+            _append_durably(store.points_csv, (",".join(POINT_COLUMNS) + "\n").encode())
+            _append_durably(store.workers_csv, (",".join(WORKER_COLUMNS) + "\n").encode())
+            store.hist_dir.mkdir()
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         return store
 
     @classmethod
     def reopen(cls, run_dir: Path) -> RunStore:
+        """The store of an existing run, its torn final lines trimmed (a crash mid-append)."""
         store = cls(run_dir)
         for path in (store.points_csv, store.workers_csv):
-            _trim_torn_line(path)
+            if path.is_file():
+                _trim_torn_line(path)
         return store
+
+    def meta(self) -> dict[str, Any]:
+        return json.loads(self.meta_json.read_text())
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        write_atomically(self.meta_json, json.dumps(meta, indent=2, default=str) + "\n")
+
+    def update_meta(self, change: Callable[[dict[str, Any]], None]) -> None:
+        meta = self.meta()
+        change(meta)
+        self.write_meta(meta)
+
+    def write_resume_command(self, command: str) -> None:
+        write_atomically(self.resume_file, command + "\n")
 
     def rows(self) -> list[dict[str, str]]:
         with self.points_csv.open(newline="") as f:
@@ -120,6 +210,20 @@ class RunStore:
         with self.points_csv.open(newline="") as f:
             return {(int(r["point"]), int(r["rep"])) for r in csv.DictReader(f)}
 
+    def keep_worker_rows_of(self, done: set[tuple[int, int]]) -> int:
+        """Drop workers.csv rows of pairs not in points.csv (a crash between the two
+        appends); the pair runs again and writes them anew. Returns how many were dropped."""
+        with self.workers_csv.open(newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            lines = list(reader)
+        keep = [r for r in lines if len(r) >= 2 and (_int(r[0]), _int(r[1])) in done]
+        if len(keep) != len(lines):
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerows([header or WORKER_COLUMNS, *keep])
+            write_atomically(self.workers_csv, buf.getvalue())
+        return len(lines) - len(keep)
+
     def append(
         self,
         row: dict[str, Any],
@@ -127,12 +231,33 @@ class RunStore:
         hist_map: np.ndarray | None,
         hist_unmap: np.ndarray | None,
     ) -> None:
+        """Store one finished (point, rep): all of it, or on a write error none of it."""
         point, rep = row["point"], row["rep"]
-        if hist_map is not None and hist_unmap is not None:
-            np.savez_compressed(
-                self.hist_dir / f"p{point:04d}-r{rep:03d}.npz", map=hist_map, unmap=hist_unmap
-            )
-        per_worker = [{**w, "point": point, "rep": rep} for w in workers]
-        _append_durably(self.workers_csv, _csv_lines(WORKER_COLUMNS, per_worker))
-        # points.csv last: a row there means everything else for it is on disk
-        _append_durably(self.points_csv, _csv_lines(POINT_COLUMNS, [row]))
+        if self._done is None:
+            self._done = self.completed()
+        if (point, rep) in self._done:
+            raise ValueError(f"point {point} rep {rep} is already in {self.points_csv}")
+        workers_size = self.workers_csv.stat().st_size
+        hist_path = self.hist_dir / f"p{point:04d}-r{rep:03d}.npz"
+        try:
+            if hist_map is not None and hist_unmap is not None:
+                np.savez_compressed(hist_path, map=hist_map, unmap=hist_unmap)
+            per_worker = [{**w, "point": point, "rep": rep} for w in workers]
+            _append_durably(self.workers_csv, _csv_lines(WORKER_COLUMNS, per_worker))
+            # points.csv last: a row there means everything else for it is on disk
+            _append_durably(self.points_csv, _csv_lines(POINT_COLUMNS, [row]))
+        except OSError as exc:
+            _truncate(self.workers_csv, workers_size)
+            with contextlib.suppress(OSError):
+                hist_path.unlink()
+            if isinstance(exc, StoreWriteError):
+                raise
+            raise StoreWriteError(exc.errno, f"{hist_path}: {exc.strerror or exc}") from exc
+        self._done.add((point, rep))
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None

@@ -76,7 +76,7 @@ def handoff_probe(cpus: list[int]) -> float | None:
 
 
 PR_SET_PDEATHSIG = 1
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+STOP_SIGNALS = set(interrupt.HANDLED)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -89,6 +89,7 @@ def _die_with_parent(parent: int) -> None:
 def _worker_main(arena: Arena, role: str, index: int, cpu: int, parent: int) -> None:
     """Child process body: pin, run the native worker or walker, leave without teardown."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a point stops
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # likewise when the terminal hangs up
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held while the parent forked
     try:

@@ -7,11 +7,12 @@ cluster engine can later replace the local runner: it takes one task and returns
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from iommubench import hist, interrupt, native_core
+from iommubench.arena import ArenaSpaceError
 from iommubench.progress import Reporter
 from iommubench.results import RunStore
 from iommubench.runner import PointResult, run_point
@@ -40,7 +41,10 @@ class LocalExecutor:
     """Runs each task on this machine, one at a time."""
 
     def run(self, task: Task, timeout_s: float) -> PointResult:
-        return run_point(task.params, timeout_s)
+        try:
+            return run_point(task.params, timeout_s)
+        except ArenaSpaceError as exc:  # /dev/shm filled up: this point fails, the rest go on
+            return PointResult("failed", str(exc), measures={})
 
 
 def plan(points: list[dict[str, Any]], repetitions: int, done: Iterable[tuple[int, int]] = ()):
@@ -75,11 +79,14 @@ def adaptive_round(
     cannot narrow an interval they do not have.
     """
     runs: dict[int, int] = {}
+    next_rep: dict[int, int] = {}
     for row in rows:
-        runs[int(row["point"])] = runs.get(int(row["point"]), 0) + 1
+        point, rep = int(row["point"]), int(row["rep"])
+        runs[point] = runs.get(point, 0) + 1
+        next_rep[point] = max(next_rep.get(point, 0), rep + 1)  # never a rep already stored
     valid = valid_throughputs(rows)
     return [
-        Task(i, runs.get(i, 0), params)
+        Task(i, next_rep.get(i, 0), params)
         for i, params in enumerate(points)
         if runs.get(i, 0) < max_repetitions
         and i in valid
@@ -97,13 +104,22 @@ def latency_columns(result: PointResult) -> dict[str, float | None]:
     return cols
 
 
-def make_row(run_id: str, task: Task, result: PointResult, timer_ns: float) -> dict[str, Any]:
+def make_row(
+    run_id: str,
+    task: Task,
+    result: PointResult,
+    timer_ns: float,
+    build: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    build = build or {}
     row: dict[str, Any] = {
         "run_id": run_id,
         "point": task.point,
         "rep": task.rep,
         "status": result.status,
         "error": result.error,
+        "core_hash": build.get("core_hash"),
+        "version": build.get("version"),
         **task.params,
         **result.measures,
     }
@@ -133,17 +149,24 @@ def run_sweep(
     executor: Executor,
     reporter: Reporter,
     timeout_s: float,
+    build: dict[str, Any] | None = None,
+    before_point: Callable[[], None] = lambda: None,
 ) -> int:
-    """Runs every task; returns how many counted as failures."""
+    """Runs every task; returns how many counted as failures.
+
+    `build` fills each row's core_hash and version; `before_point` runs before each point
+    (the check for other runs on this machine).
+    """
     timer_ns = round(native_core.lib().ib_timer_cost_ns(), 2)
     failures = 0
     reporter.start(len(tasks))
     try:
         for task in tasks:
             interrupt.raise_if_requested()
+            before_point()
             reporter.point_started(task.label)
             result = executor.run(task, timeout_s)
-            row = make_row(store.run_id, task, result, timer_ns)
+            row = make_row(store.run_id, task, result, timer_ns, build)
             store.append(row, result.workers, result.hist_map, result.hist_unmap)
             failures += counts_as_failure(row)
             reporter.point_finished(task.label, summary_text(row))
