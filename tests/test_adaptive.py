@@ -10,23 +10,40 @@ from iommubench.sweep import adaptive_round
 POINTS = [{"driver": d} for d in ("tight", "wide", "capped", "naive")]
 
 
-def row(point: int, ops: float, audit: bool = True) -> dict[str, str]:
-    return {"point": str(point), "status": "ok", "audit_ok": str(audit), "ops_per_s": str(ops)}
+def row(point: int, ops: float, audit: bool = True, rep: int = 0) -> dict[str, str]:
+    return {
+        "point": str(point),
+        "rep": str(rep),
+        "status": "ok",
+        "audit_ok": str(audit),
+        "ops_per_s": str(ops),
+    }
+
+
+def reps(point: int, values: tuple[float, ...], audit: bool = True) -> list[dict[str, str]]:
+    return [row(point, v, audit, rep) for rep, v in enumerate(values)]
 
 
 def test_only_wide_uncapped_valid_points_get_another_repetition() -> None:
     rows = (
-        [row(0, v) for v in (100.0, 100.1, 99.9)]  # tight
-        + [row(1, v) for v in (50.0, 100.0, 150.0)]  # wide
-        + [row(2, v) for v in (50.0, 100.0, 150.0, 60.0, 140.0)]  # wide but at the cap
-        + [row(3, v, audit=False) for v in (10.0, 90.0, 50.0)]  # no valid repetition
+        reps(0, (100.0, 100.1, 99.9))  # tight
+        + reps(1, (50.0, 100.0, 150.0))  # wide
+        + reps(2, (50.0, 100.0, 150.0, 60.0, 140.0))  # wide but at the cap
+        + reps(3, (10.0, 90.0, 50.0), audit=False)  # no valid repetition
     )
     tasks = adaptive_round(POINTS, rows, max_repetitions=5, target_halfwidth=0.05)
     assert [(t.point, t.rep) for t in tasks] == [(1, 3)]
 
 
+def test_the_next_repetition_never_reuses_a_stored_rep_number() -> None:
+    # rep 1 of point 1 is missing (reps 0, 2, 3 stored): the next is 4, not 3 again
+    rows = [row(1, v, rep=r) for r, v in ((0, 50.0), (2, 100.0), (3, 150.0))]
+    tasks = adaptive_round(POINTS, rows, max_repetitions=5, target_halfwidth=0.05)
+    assert [(t.point, t.rep) for t in tasks] == [(1, 4)]
+
+
 def test_nothing_more_when_max_equals_repetitions() -> None:
-    rows = [row(1, v) for v in (50.0, 100.0, 150.0)]
+    rows = reps(1, (50.0, 100.0, 150.0))
     assert adaptive_round(POINTS, rows, max_repetitions=3, target_halfwidth=0.05) == []
 
 

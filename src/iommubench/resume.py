@@ -152,8 +152,7 @@ def check_points(
         key = (int(row["point"]), int(row["rep"]))
         if key in seen:
             raise ResumeError(
-                f"{path} line {line}: point {key[0]} rep {key[1]} again (first on line "
-                f"{seen[key]})"
+                f"{path} line {line}: point {key[0]} rep {key[1]} again (first on line {seen[key]})"
             )
         seen[key] = line
     return set(seen)

@@ -62,8 +62,9 @@ def _lock_file(path: Path, holder: dict[str, Any]) -> int | None:
 
 
 def _read_holder(path: Path) -> dict[str, Any]:
+    """The holder line (the first) of a lock file; {} while it is being written."""
     try:
-        return json.loads(path.read_text() or "{}")
+        return json.loads(path.read_text().partition("\n")[0] or "{}")
     except (OSError, ValueError):
         return {}
 
@@ -126,7 +127,9 @@ class ActiveRun:
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
-                found.append({**_read_holder(path), "lock_file": str(path)})
+                holder = _read_holder(path)
+                if holder:  # else it has just been locked: the next check reads it
+                    found.append({**holder, "lock_file": str(path)})
             else:
                 fcntl.flock(fd, fcntl.LOCK_UN)  # nobody holds it: that run has ended
             finally:
