@@ -357,12 +357,6 @@ def _reopen_store(args: argparse.Namespace, sweep: Any, command: str, build: dic
         meta = store.meta()
     except (OSError, ValueError) as exc:
         raise UsageError(f"--resume {store.meta_json}: unreadable ({exc})") from None
-    differs = machine.build_differences(meta.get("build") or {}, build)
-    if differs and not args.allow_different_build:
-        raise UsageError(
-            f"--resume {run_dir}: this build differs from the run's ({'; '.join(differs)}); "
-            "rerun with --allow-different-build to mix them (recorded in meta.json)"
-        )
     max_reps = max(sweep.repetitions, sweep.max_repetitions)
     try:
         done = resume.check_points(
@@ -371,13 +365,19 @@ def _reopen_store(args: argparse.Namespace, sweep: Any, command: str, build: dic
         resume.check_workers(store.workers_csv, done)
     except resume.ResumeError as exc:
         raise UsageError(f"--resume: {exc}") from None
-    store.keep_worker_rows_of(done)
-    store.update_meta(
-        lambda m: m.setdefault("sessions", []).append(
-            _session(command, build, bool(differs and args.allow_different_build))
+    differs = machine.build_differences(meta.get("build") or {}, build)
+    if differs and not args.allow_different_build:
+        raise UsageError(
+            f"--resume {run_dir}: this build differs from the run's ({'; '.join(differs)}); "
+            "rerun with --allow-different-build to mix them (recorded in meta.json)"
         )
-    )
-    store.write_resume_command(resume_command(store.dir))
+    session = _session(command, build, bool(differs and args.allow_different_build))
+    try:
+        store.keep_worker_rows_of(done)
+        store.update_meta(lambda m: m.setdefault("sessions", []).append(session))
+        store.write_resume_command(resume_command(store.dir))
+    except OSError as exc:
+        raise UsageError(f"--resume {run_dir}: cannot write: {exc.strerror or exc}") from None
     return store
 
 

@@ -63,6 +63,7 @@ def _check_header(path: Path, first: tuple[int, list[str]] | None, want: list[st
     for i, expected in enumerate(want):
         if i >= len(header) or header[i] != expected:
             got = repr(header[i]) if i < len(header) else "missing"
+            expected = repr(expected)
             break
     else:
         i, got, expected = len(want), repr(header[len(want)]), "no more columns"
