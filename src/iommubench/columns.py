@@ -110,3 +110,9 @@ AUDIT = [
 ]
 
 POINT_COLUMNS: list[str] = IDENTITY + PARAMETERS + PLACEMENT + MEASURES + AUDIT
+
+# The type of each column, for the checks --resume makes on stored rows: parameters must equal
+# their point's values, these columns hold text or True/False, and every other column is empty
+# or a number >= 0 (nan allowed). A new text or boolean column must be listed here.
+TEXT_COLUMNS = {"run_id", "status", "error", "flags", "core_hash", "version"}
+BOOLEAN_COLUMNS = {"oversubscribed", "audit_ok", "level_shift"}

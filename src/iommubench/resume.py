@@ -17,12 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from iommubench.columns import PARAMETERS, POINT_COLUMNS
+from iommubench.columns import BOOLEAN_COLUMNS, PARAMETERS, POINT_COLUMNS, TEXT_COLUMNS
 from iommubench.results import WORKER_COLUMNS, format_cell
 
 STATUSES = ("ok", "failed")
-BOOLEAN_COLUMNS = {"oversubscribed", "audit_ok", "level_shift"}
-TEXT_COLUMNS = {"run_id", "status", "error", "flags", "core_hash", "version"}
 INTEGER_COLUMNS = {"point", "rep"}
 BOOLEANS = ("True", "False")
 
