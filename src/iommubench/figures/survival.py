@@ -1,0 +1,163 @@
+"""Latency survival curves from the histograms: P(latency > t) on log-log axes, one line per
+series, at the smallest worker count and the largest one the CPUs can run without
+oversubscription. On a log y axis the tail is readable: p99 is where a curve crosses 10^-2,
+p99.9 where it crosses 10^-3 (both marked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from iommubench import hist, stats
+from iommubench.figures.data import point_hist
+from iommubench.figures.labels import title
+from iommubench.figures.series import Series, split_series
+from iommubench.figures.style import grid
+
+TAILS = {99.0: "p99", 99.9: "p99.9"}
+KINDS = ("map", "unmap")
+
+
+def survival(h: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Step points (t, P(latency > t)) of a histogram: 1 before the first bucket, then after
+    each occupied bucket's upper bound the share of samples above it (the final 0 left out,
+    since a log axis cannot show it). None for an empty histogram."""
+    h = np.asarray(h, dtype=np.float64)
+    n = h.sum()
+    if n == 0:
+        return None
+    idx = np.flatnonzero(h)
+    surv = 1.0 - np.cumsum(h)[idx] / n
+    ends = np.array([hist.bucket_bounds(int(i))[1] for i in idx], dtype=np.float64)
+    start = max(float(hist.bucket_bounds(int(idx[0]))[0]), 1.0)
+    xs = np.concatenate([[start], ends])
+    ys = np.concatenate([[1.0], surv])
+    keep = ys > 0
+    return xs[keep], ys[keep]
+
+
+def headline_workers(summary: pd.DataFrame) -> list[float | None]:
+    """The smallest worker count and the largest valid, non-oversubscribed one."""
+    if "workers" not in summary:
+        return [None]
+    ws = pd.to_numeric(summary["workers"], errors="coerce")
+    ok = summary["valid"].astype(bool) & ws.notna()
+    if "oversubscribed" in summary:
+        ok &= ~summary["oversubscribed"].astype(bool)
+    if not ok.any():
+        return []
+    lo, hi = float(ws[ok].min()), float(ws[ok].max())
+    return [lo] if lo == hi else [lo, hi]
+
+
+def survival_figure(
+    run_dir: str | Path,
+    points: pd.DataFrame,
+    summary: pd.DataFrame,
+    hue: str | None = "driver",
+    notes: list[str] | None = None,
+) -> Figure | None:
+    """Map and unmap survival curves (rows) at the headline worker counts (columns)."""
+    counts = headline_workers(summary)
+    hue = hue if hue != "workers" else None
+    curves: dict[tuple[str, float | None], list[tuple[Series, np.ndarray]]] = {}
+    for w in counts:
+        sub = summary if w is None else summary[pd.to_numeric(summary["workers"]) == w]
+        sub = sub[sub["valid"].astype(bool)]
+        if sub.empty:
+            continue
+        x = "workers" if w is not None else "point"
+        for s in split_series(sub, x, hue, None).groups[""]:
+            for kind in KINDS:
+                h = point_hist(run_dir, points, int(s.frame["point"].iloc[0]), kind)
+                if hist.count(h):
+                    curves.setdefault((kind, w), []).append((s, h))
+    if not curves:
+        if notes is not None:
+            notes.append("latency survival: figure skipped (no latency histograms)")
+        return None
+    kinds = [k for k in KINDS if any(key[0] == k for key in curves)]
+    cols = [w for w in counts if any(key[1] == w for key in curves)]
+    encoded = stats.varying_params(summary, exclude=["workers"])
+    fig, axes = grid(
+        len(kinds), len(cols), title("latency survival", summary, ["workers"]), True, True
+    )
+    for r, kind in enumerate(kinds):
+        for c, w in enumerate(cols):
+            ax = axes[r][c]
+            _draw_panel(ax, curves.get((kind, w), []))
+            where = f"workers={w:g}" if w is not None else "all points"
+            ax.set_title(f"{kind} latency, {where}", loc="left")
+            ax.set_xlabel(f"{kind} latency t (ns)")
+            ax.set_ylabel("P(latency > t)")
+    _legend(fig, axes, ", ".join(encoded) or None)
+    return fig
+
+
+def _draw_panel(ax: Axes, curves: list[tuple[Series, np.ndarray]]) -> None:
+    many_rest = len({s.rest for s, _ in curves}) > 1
+    nmax = 1.0
+    for s, h in curves:
+        pts = survival(h)
+        if pts is None:
+            continue
+        st = s.style(many_rest)
+        ax.step(
+            *pts,
+            where="post",
+            color=st["color"],
+            ls=st["linestyle"],
+            lw=1.4,
+            label=s.label,
+            gid=f"survival:{s.label}",
+        )
+        for q, y in zip(TAILS, (1e-2, 1e-3), strict=True):
+            t = hist.percentile(h, q)
+            ax.plot(
+                [t],
+                [y],
+                marker=st["marker"],
+                color=st["color"],
+                ms=6,
+                ls="none",
+                gid=f"{TAILS[q]}:{s.label}",
+                label="_nolegend_",
+            )
+        nmax = max(nmax, float(hist.count(h)))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for y, name in ((1e-2, "p99"), (1e-3, "p99.9")):
+        ax.axhline(y, color="0.55", lw=0.8, ls="--", zorder=0)
+        ax.annotate(
+            name,
+            (1.0, y),
+            xycoords=("axes fraction", "data"),
+            fontsize=8,
+            ha="right",
+            va="bottom",
+            color="0.35",
+        )
+    ax.set_ylim(min(5e-4, 0.5 / nmax), 1.5)
+
+
+def _legend(fig: Figure, axes: np.ndarray, legend_title: str | None) -> None:
+    handles: dict[str, object] = {}
+    for ax in axes.flat:
+        for hh, ll in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(ll, hh)
+    handles["p99 / p99.9 of each curve (marker)"] = Line2D(
+        [], [], marker="o", color="0.3", ls="none"
+    )
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        title=legend_title,
+    )
+    fig.tight_layout()

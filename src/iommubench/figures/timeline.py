@@ -1,0 +1,140 @@
+"""Throughput over time of every repetition of the headline points: per tick, the workers'
+summed ops over the tick's length. A repetition with a level shift, or measured in another
+placement state than the rest of its point, is drawn dashed or dotted and named so."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
+
+from iommubench import stats
+from iommubench.figures.data import load_series, tick_rates
+from iommubench.figures.labels import rate_unit, title
+from iommubench.figures.series import split_series
+from iommubench.figures.style import COLORS, grid
+
+ALL_POINTS_UP_TO = 6  # runs with this few points show every point
+HANDOFF_RATIO = float(getattr(stats, "HANDOFF_RATIO", 1.5))
+
+
+def truthy(v: Any) -> bool:
+    """A points.csv flag value (bool, number or 'True'/'true'/'1') as a bool."""
+    if v is None or v is pd.NA:
+        return False
+    if isinstance(v, str):
+        return v.strip().lower() in ("true", "1", "1.0", "yes")
+    try:
+        return bool(v) and not (isinstance(v, float) and math.isnan(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def headline_points(summary: pd.DataFrame, hue: str | None) -> list[int]:
+    """Every point of a small run; else per series its valid point with the most workers
+    short of oversubscription."""
+    if len(summary) <= ALL_POINTS_UP_TO or "workers" not in summary:
+        return [int(p) for p in summary["point"]][: ALL_POINTS_UP_TO * 2]
+    ok = summary["valid"].astype(bool)
+    if "oversubscribed" in summary:
+        ok &= ~summary["oversubscribed"].astype(bool)
+    sub = summary[ok]
+    if sub.empty:
+        return []
+    out = []
+    for s in split_series(sub, "workers", hue if hue != "workers" else None, None).groups[""]:
+        out.append(int(s.frame.loc[s.frame["_x"].idxmax(), "point"]))
+    return out
+
+
+def rep_marks(rows: pd.DataFrame) -> dict[int, list[str]]:
+    """rep -> what sets it apart: 'level shift', 'placement differs', 'invalid'."""
+    marks: dict[int, list[str]] = {int(r): [] for r in rows["rep"]}
+    states = rows["state"].astype(str) if "state" in rows else None
+    common = Counter(states).most_common(1)[0][0] if states is not None and len(states) else None
+    valid = stats.valid_mask(rows)
+    for i, r in rows.iterrows():
+        m = marks[int(r["rep"])]
+        if truthy(r.get("level_shift")):
+            m.append("level shift")
+        if states is not None:
+            if states[i] != common:
+                m.append(f"placement {states[i]}")
+        elif _probes_disagree(r):
+            m.append("placement changed")
+        if not bool(valid[i]):
+            m.append("invalid")
+    return marks
+
+
+def _probes_disagree(r: pd.Series) -> bool:
+    try:
+        a, b = float(r.get("handoff_ns_before")), float(r.get("handoff_ns_after"))
+    except (TypeError, ValueError):
+        return False
+    if not (a > 0 and b > 0):
+        return False
+    return max(a, b) / min(a, b) > HANDOFF_RATIO
+
+
+def timeline_figure(
+    run_dir: str | Path,
+    points: pd.DataFrame,
+    summary: pd.DataFrame,
+    hue: str | None = "driver",
+    notes: list[str] | None = None,
+) -> Figure | None:
+    """One panel per headline point, one line per repetition; None when no series exist."""
+    panels = []
+    for p in headline_points(summary, hue):
+        rows = points[points["point"] == p].sort_values("rep")
+        lines = []
+        for _, r in rows.iterrows():
+            series = load_series(run_dir, p, int(r["rep"]))
+            if series is not None:
+                t, rate = tick_rates(*series)
+                if t.size:
+                    lines.append((int(r["rep"]), t, rate))
+        if lines:
+            panels.append((p, rows, lines))
+    if not panels:
+        if notes is not None:
+            notes.append("timeline: figure skipped (no throughput time series in this run)")
+        return None
+    ncols = min(len(panels), 3)
+    fig, axes = grid(
+        math.ceil(len(panels) / ncols), ncols, title("throughput over time", summary), sharex=True
+    )
+    shown = stats.varying_params(summary)
+    for ax, (p, rows, lines) in zip(axes.flat, panels, strict=False):
+        srow = summary[summary["point"] == p].iloc[0]
+        _draw_point(ax, rows, lines, rate_unit([srow.get("workload", "")]))
+        ax.set_title(", ".join(f"{c}={stats.norm_value(srow[c])}" for c in shown), loc="left")
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_point(
+    ax: Axes, rows: pd.DataFrame, lines: list[tuple[int, np.ndarray, np.ndarray]], unit: str
+) -> None:
+    marks = rep_marks(rows)
+    for rep, t, rate in lines:
+        m = marks.get(rep, [])
+        ls = "--" if "level shift" in m else (":" if any("placement" in x for x in m) else "-")
+        color = "0.55" if "invalid" in m else COLORS[rep % len(COLORS)]
+        label = f"rep {rep}" + (f" ({', '.join(m)})" if m else "")
+        ax.step(t, rate, where="pre", color=color, ls=ls, lw=1.3, label=label, gid=f"rep:{rep}")
+    ax.set_xlabel("time in the counted window (s)")
+    ax.set_ylabel(f"{unit} per tick")
+    ax.yaxis.set_major_formatter(EngFormatter(sep=" "))
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, loc="lower right")
