@@ -29,7 +29,7 @@ def _is_png(path):
 def test_make_figures_writes_png_and_svg(run_dir, tmp_path):
     paths = plots.make_figures(run_dir, tmp_path / "figs")
     names = {p.name for p in paths}
-    for fig in ("throughput", "scaling", "contention", "latency", "fairness"):
+    for fig in ("throughput", "scaling", "contention", "locks", "latency", "latency-survival"):
         assert f"{fig}.png" in names and f"{fig}.svg" in names
     for p in paths:
         assert p.exists() and p.stat().st_size > 1000
@@ -136,14 +136,15 @@ def test_empty_latency_columns_skip_the_figure(run_dir, tmp_path):
     d = tmp_path / "nolat"
     d.mkdir()
     df.to_csv(d / "points.csv", index=False)
-    paths = plots.make_figures(d, tmp_path / "figs")
-    names = {p.stem for p in paths}
-    assert "latency" not in names
-    assert "throughput" in names
+    summary = stats.with_scaling(stats.summarize(stats.load_run(d)))
+    notes: list[str] = []
+    assert plots.latency_figure(summary, notes=notes) is None
+    assert any(n.startswith("latency percentiles") for n in notes)
     # no workers.csv and no worker_ops columns -> no fairness figure either
     df[["worker_ops_min", "worker_ops_max"]] = ""
     df.to_csv(d / "points.csv", index=False)
-    assert "fairness" not in {p.stem for p in plots.make_figures(d, tmp_path / "figs2")}
+    summary = stats.with_scaling(stats.summarize(stats.load_run(d)))
+    assert plots.fairness_figure(summary) is None
 
 
 def test_any_parameter_as_x_hue_facet(tmp_path):
@@ -158,11 +159,11 @@ def test_any_parameter_as_x_hue_facet(tmp_path):
     (a / "workers.csv").unlink()
     paths = plots.make_figures(a, tmp_path / "f1", x="workers", hue="driver", facet="allocator")
     assert {p.stem for p in paths} >= {"throughput", "scaling", "contention", "latency"}
-    paths = plots.make_figures(a, tmp_path / "f2", x="driver", hue="workers")
-    assert (tmp_path / "f2" / "throughput.svg").exists()
-    paths = plots.make_figures(a, tmp_path / "f3", x="workers", hue="allocator")
-    assert (tmp_path / "f3" / "throughput.png").exists()
     summary = stats.with_scaling(stats.summarize(stats.load_run(a)))
+    for x, hue, facet in (("driver", "workers", None), ("workers", "allocator", None)):
+        fig = plots.throughput_figure(summary, x=x, hue=hue, facet=facet)
+        assert any(ln.get_gid() for ax in fig.axes for ln in ax.get_lines())
+        plots.plt.close(fig)
     fig = plots.throughput_figure(summary, hue="driver", facet="allocator")
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
     plots.plt.close(fig)

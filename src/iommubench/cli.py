@@ -128,12 +128,36 @@ def _parser() -> argparse.ArgumentParser:
         help="with --report: the report goes to DIR/<run-id> (default: reports)",
     )
 
-    plot = sub.add_parser("plot", help="draw a run's figures")
-    plot.add_argument("run_dir", type=Path)
-    plot.add_argument("--x", default="workers")
-    plot.add_argument("--hue", default="driver")
-    plot.add_argument("--facet", default=None)
-    plot.add_argument("--out", type=Path, default=None)
+    plot = sub.add_parser("plot", help="draw a run's figures (PNG and SVG)")
+    plot.add_argument("run_dir", type=Path, help="a run directory (the one holding points.csv)")
+    plot.add_argument(
+        "--x",
+        default="workers",
+        metavar="COLUMN",
+        help="parameter on the x axis (default: workers); allowed: any parameter column of "
+        "the run, e.g. workers, driver, allocator, chunk_pages, cs_ns",
+    )
+    plot.add_argument(
+        "--hue",
+        default="driver",
+        metavar="COLUMN",
+        help="parameter told apart by colour and marker (default: driver; 'none' for none); "
+        "allowed: as --x, and different from it",
+    )
+    plot.add_argument(
+        "--facet",
+        default=None,
+        metavar="COLUMN",
+        help="parameter that splits each figure into panels (default: none, or workload when "
+        "the run has several); allowed: as --x, different from --x and --hue",
+    )
+    plot.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where the figures go (default: reports/<run dir name>)",
+    )
 
     report = sub.add_parser("report", help="write report.md and report.html for a run")
     report.add_argument("run_dir", type=Path)
@@ -232,10 +256,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from iommubench import plots
 
     _require_run_dir(args.run_dir)
-    for path in plots.make_figures(
-        args.run_dir, _reports_dir(args.run_dir, args.out), args.x, args.hue, args.facet
-    ):
+    notes: list[str] = []
+    try:
+        plots.check_run(args.run_dir, args.x, args.hue, args.facet)
+        paths = plots.make_figures(
+            args.run_dir,
+            _reports_dir(args.run_dir, args.out),
+            args.x,
+            args.hue,
+            args.facet,
+            notes=notes,
+        )
+    except plots.PlotInputError as exc:
+        raise UsageError(f"plot: {exc}") from None
+    for path in paths:
         print(path)
+    for note in notes:
+        print(f"iommubench: plot: {note}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "CAPTIONS",
     "PlotInputError",
     "check_axes",
+    "check_run",
     "contention_figure",
     "fairness_figure",
     "latency_figure",
@@ -74,6 +75,29 @@ CAPTIONS: dict[str, str] = {
 
 class PlotInputError(ValueError):
     """An x, hue or facet that the run cannot be drawn by."""
+
+
+REQUIRED_COLUMNS = ("point", "rep", "ops_per_s")
+
+
+def check_run(
+    run_dir: str | Path, x: str = "workers", hue: str | None = None, facet: str | None = None
+) -> None:
+    """Raise PlotInputError (one line) when points.csv cannot be drawn (unreadable, empty,
+    without the columns every figure needs) or x, hue or facet is not one of its parameters;
+    reads only the table's first row."""
+    path = Path(run_dir) / "points.csv"
+    try:
+        head = pd.read_csv(path, nrows=1)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PlotInputError(f"{path}: cannot be read ({first})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in head.columns]
+    if missing:
+        raise PlotInputError(f"{path}: no column {', '.join(missing)}: not a points table")
+    if head.empty:
+        raise PlotInputError(f"{path}: no rows yet: nothing to draw")
+    check_axes(head, x, _none(hue), _none(facet))
 
 
 def check_axes(summary: pd.DataFrame, x: str, hue: str | None, facet: str | None) -> None:

@@ -1,0 +1,305 @@
+"""The figures say what they show: units by workload, the ideal stops at the CPU count, empty
+panels are left out, log y past 10x; latency survival, per-lock waiting and the timeline are
+drawn from synthetic data with known answers, and skipped cleanly without it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iommubench import hist, plots, stats
+from iommubench.figures import data, locks, survival, timeline
+from iommubench.figures.labels import rate_unit, title
+
+try:
+    from fixtures.figure_run import LOCK_SHARES, TICK_NS, add_lock_columns, add_series
+    from fixtures.synthetic_run import make_run
+except ImportError:  # tests imported as a package
+    from tests.fixtures.figure_run import LOCK_SHARES, TICK_NS, add_lock_columns, add_series
+    from tests.fixtures.synthetic_run import make_run
+
+CPUS = 4
+SHIFTED = (6, 1)  # lockfree, 4 workers (the headline point of lockfree), repetition 1
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    d = make_run(tmp_path_factory.mktemp("figs"), cpus=CPUS)
+    add_series(d, shifted=SHIFTED)
+    add_lock_columns(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def run(run_dir):
+    return stats.load_run(run_dir)
+
+
+@pytest.fixture(scope="module")
+def summary(run):
+    return stats.with_scaling(stats.summarize(run))
+
+
+def _close(fig):
+    plots.plt.close(fig)
+
+
+def _ideal_lines(fig):
+    return [
+        ln for ax in fig.axes for ln in ax.get_lines() if (ln.get_gid() or "").startswith("ideal:")
+    ]
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def test_unit_follows_the_workload(summary):
+    assert rate_unit(["dma"]) == "I/O/s"
+    assert rate_unit(["prefault"]) == "ops/s"
+    assert "dma: I/O/s" in rate_unit(["dma", "prefault"])
+    fig = plots.throughput_figure(summary)
+    assert fig.axes[0].get_ylabel().startswith("I/O/s")
+    _close(fig)
+    pre = summary.assign(workload="prefault")
+    fig = plots.throughput_figure(pre)
+    assert fig.axes[0].get_ylabel().startswith("ops/s")
+    _close(fig)
+
+
+def test_title_names_workload_and_fixed_parameters(summary):
+    t = title("throughput", summary, ["workers", "driver"])
+    assert t.startswith("throughput: dma workload")
+    assert "allocator=rcache" in t and "queue_depth=32" in t
+    assert "driver=" not in t and "workers=" not in t  # encoded, not fixed
+    assert "region_mib" not in t  # a dma point does not read it
+
+
+def test_legend_names_every_encoded_variable(run_dir, summary):
+    two = summary.copy()
+    two.loc[two["driver"] == "naive", "allocator"] = "global"
+    fig = plots.throughput_figure(two, hue="driver")
+    assert fig.legends[0].get_title().get_text() == "driver, allocator"
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "naive, allocator=global" in labels
+    _close(fig)
+
+
+# --------------------------------------------------------------------------- ideal, axes
+
+
+def test_ideal_stops_at_the_cpu_count(summary):
+    assert summary["workers"].max() > CPUS  # the run has oversubscribed points
+    fig = plots.throughput_figure(summary)
+    ideals = _ideal_lines(fig)
+    assert ideals
+    for ln in ideals:
+        xs, ys = (np.asarray(a, dtype=float) for a in ln.get_data())
+        assert xs.max() == pytest.approx(CPUS)
+        assert len(xs) > 2  # sampled along x, not a chord between two points
+        assert np.allclose(ys / xs, ys[0] / xs[0])  # y = t1 * x / x1 at every sample
+    _close(fig)
+    fig = plots.scaling_figure(summary)
+    for ln in _ideal_lines(fig):
+        assert np.asarray(ln.get_xdata(), dtype=float).max() <= CPUS
+    _close(fig)
+
+
+def test_ideal_starts_at_the_smallest_valid_point_without_one_worker(summary):
+    no_one = summary[summary["workers"] > 1]
+    fig = plots.throughput_figure(no_one)
+    lf = next(ln for ln in _ideal_lines(fig) if ln.get_gid() == "ideal:lockfree")
+    xs, ys = (np.asarray(a, dtype=float) for a in lf.get_data())
+    t2 = float(
+        no_one[(no_one["driver"] == "lockfree") & (no_one["workers"] == 2)]["ops_per_s"].iloc[0]
+    )
+    assert xs[0] == 2 and ys[0] == pytest.approx(t2)
+    _close(fig)
+
+
+def test_log_y_only_past_ten_times(summary):
+    fig = plots.throughput_figure(summary)  # 4 M .. 110 M
+    assert fig.axes[0].get_yscale() == "log"
+    _close(fig)
+    narrow = summary[(summary["driver"] == "lockfree") & (summary["workers"] <= 4)]
+    fig = plots.throughput_figure(narrow)  # 25 M .. 90 M
+    assert fig.axes[0].get_yscale() == "linear"
+    assert fig.axes[0].get_ylim()[0] == 0
+    _close(fig)
+
+
+def test_all_zero_cas_panel_and_flat_jain_are_left_out(summary):
+    zero = summary.assign(cas_fail_per_op=0.0)
+    notes: list[str] = []
+    fig = plots.contention_figure(zero, notes=notes)
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert not any("CAS" in t for t in titles)
+    assert any("CAS failures" in t.get_text() for t in fig.texts)  # the caption says so
+    assert any("CAS failures" in n for n in notes)
+    _close(fig)
+    fair = summary.assign(jain=1.0)
+    notes = []
+    fig = plots.fairness_figure(fair, notes=notes)
+    assert not any("Jain" in ax.get_title(loc="left") for ax in fig.axes)
+    assert any("Jain" in n for n in notes)
+    _close(fig)
+    flat = fair.assign(worker_ops_min=fair["worker_ops_max"])
+    notes = []
+    assert plots.fairness_figure(flat, notes=notes) is None
+    assert any("figure skipped" in n for n in notes)
+
+
+def test_facets_share_axes_and_mark_oversubscription(summary):
+    two = summary.copy()
+    two["allocator"] = np.where(two.index % 2, "global", "rcache")
+    fig = plots.throughput_figure(two, facet="allocator")
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 2
+    assert visible[0].get_shared_y_axes().joined(visible[0], visible[1])
+    for ax in visible:
+        assert any(p.get_gid() == "oversubscribed" for p in ax.patches)
+    _close(fig)
+
+
+# --------------------------------------------------------------------------- survival
+
+
+def test_survival_of_a_known_histogram():
+    h = hist.histogram([10] * 990 + [1000] * 9 + [5000])
+    xs, ys = survival.survival(h)
+    assert ys[0] == 1.0
+    # after the 10 ns bucket 1% remain; after the 1000 ns bucket 0.1%; the final 0 is left out
+    assert ys[1] == pytest.approx(0.01) and xs[1] == 11
+    assert ys[2] == pytest.approx(0.001)
+    assert len(ys) == 3
+    assert survival.survival(hist.empty()) is None
+
+
+def test_survival_figure_marks_p99_and_p999(run_dir, run, summary):
+    fig = survival.survival_figure(run_dir, run.points, summary)
+    assert survival.headline_workers(summary) == [1.0, 4.0]
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert ax.get_ylim()[0] < 1e-3  # p99.9 is inside the axis
+    p999 = [ln for ln in ax.get_lines() if (ln.get_gid() or "").startswith("p99.9:")]
+    assert p999 and all(ln.get_ydata()[0] == pytest.approx(1e-3) for ln in p999)
+    lf = run.points[(run.points["point"] == 4) & stats.valid_mask(run.points)]
+    merged = hist.merge(data.load_hist(run_dir, 4, r, "map") for r in lf["rep"])
+    mark = next(ln for ln in p999 if ln.get_gid() == "p99.9:lockfree")
+    assert mark.get_xdata()[0] == pytest.approx(hist.percentile(merged, 99.9))
+    _close(fig)
+
+
+def test_survival_and_timeline_skipped_without_data(tmp_path):
+    d = make_run(tmp_path, write_hist=False)
+    r = stats.load_run(d)
+    s = stats.with_scaling(stats.summarize(r))
+    notes: list[str] = []
+    assert survival.survival_figure(d, r.points, s, notes=notes) is None
+    assert timeline.timeline_figure(d, r.points, s, notes=notes) is None
+    assert locks.locks_figure(r.points.assign(lock_wait_ns=0), s, notes=notes) is None
+    assert any(n.startswith("latency survival") for n in notes)
+    assert any(n.startswith("timeline") for n in notes)
+    assert any(n.startswith("locks") for n in notes)
+
+
+# --------------------------------------------------------------------------- timeline
+
+
+def test_tick_rates_of_a_known_series():
+    t = np.arange(5, dtype=np.uint64) * np.uint64(TICK_NS)
+    ops = np.array([[0, 100, 200, 300, 400], [0, 100, 200, 300, 400]], dtype=np.uint64)
+    ts, rate = data.tick_rates(t, ops)
+    assert np.allclose(ts, [0.01, 0.02, 0.03, 0.04])
+    assert np.allclose(rate, 200 / 0.01)
+
+
+def test_timeline_one_line_per_repetition_and_level_shift_marked(run_dir, run, summary):
+    points = timeline.headline_points(summary, "driver")
+    assert SHIFTED[0] in points
+    fig = timeline.timeline_figure(run_dir, run.points, summary)
+    ax = next(a for a in fig.axes if "lockfree" in a.get_title(loc="left"))
+    reps = {ln.get_gid(): ln for ln in ax.get_lines()}
+    valid = run.points[(run.points["point"] == SHIFTED[0]) & stats.valid_mask(run.points)]
+    assert set(reps) == {f"rep:{r}" for r in valid["rep"]}
+    shifted = reps[f"rep:{SHIFTED[1]}"]
+    assert "level shift" in shifted.get_label() and shifted.get_linestyle() == "--"
+    ys = np.asarray(shifted.get_ydata(), dtype=float)
+    assert ys[-1] == pytest.approx(ys[0] / 2, rel=1e-3)  # the halved rate is drawn
+    assert ax.get_ylabel().startswith("I/O/s")
+    _close(fig)
+
+
+# --------------------------------------------------------------------------- locks
+
+
+def test_lock_shares_known_answer(run):
+    shares = locks.lock_shares(run.points).set_index("point")
+    for point, driver in ((1, "serial-spin"), (5, "lockfree")):
+        for prefix, want in LOCK_SHARES[driver].items():
+            assert shares.at[point, f"wait_share:{prefix}"] == pytest.approx(want, rel=1e-3)
+
+
+def test_locks_figure_stacks_by_lock(run, summary):
+    notes: list[str] = []
+    fig = locks.locks_figure(run.points, summary, notes=notes)
+    ax = next(a for a in fig.axes if a.get_title(loc="left") == "driver=serial-spin")
+    bars = [p for p in ax.patches if (p.get_gid() or "").startswith("lock:")]
+    dom = [b for b in bars if b.get_gid() == "lock:lock"]
+    tree = [b for b in bars if b.get_gid() == "lock:iova_lock"]
+    assert dom and tree
+    for d, t in zip(dom, tree, strict=True):
+        assert d.get_height() == pytest.approx(0.20, rel=1e-3)
+        assert t.get_y() == pytest.approx(d.get_height())  # stacked on the domain lock
+        assert t.get_height() == pytest.approx(0.30, rel=1e-3)
+    assert not any(b.get_gid() == "lock:depot_lock" for b in ax.patches)  # never waited on
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "IOVA tree" in legend and "rcache depot" not in legend
+    assert any("rcache depot" in t.get_text() for t in fig.texts)
+    hatched = [b for b in bars if b.get_hatch()]
+    assert hatched  # the 8-worker bars are oversubscribed
+    _close(fig)
+
+
+# --------------------------------------------------------------------------- cli
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "iommubench.cli", *args], capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("option", ["--x", "--hue", "--facet"])
+def test_plot_bad_column_exits_2_with_one_line(run_dir, tmp_path, option):
+    r = _cli("plot", str(run_dir), "--out", str(tmp_path), option, "bogus")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert option in lines[0] and "'bogus'" in lines[0] and "workers" in lines[0]
+
+
+def test_plot_without_points_csv_exits_2(tmp_path):
+    r = _cli("plot", str(tmp_path))
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "points.csv" in r.stderr
+    (tmp_path / "points.csv").write_text("")
+    r = _cli("plot", str(tmp_path))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_check_axes_rejects_repeats(summary):
+    with pytest.raises(plots.PlotInputError, match="different"):
+        plots.check_axes(summary, "workers", "workers", None)
+    plots.check_axes(summary, "driver", None, "workers")
+
+
+def test_make_figures_writes_every_figure(run_dir, tmp_path):
+    notes: list[str] = []
+    paths = plots.make_figures(run_dir, tmp_path, notes=notes)
+    assert {p.stem for p in paths} >= {"throughput", "locks", "latency-survival", "timeline"}
+    assert all(p.stat().st_size > 1000 for p in paths)
+    assert pd.notna(notes).all()
