@@ -303,3 +303,17 @@ def test_make_figures_writes_every_figure(run_dir, tmp_path):
     assert {p.stem for p in paths} >= {"throughput", "locks", "latency-survival", "timeline"}
     assert all(p.stat().st_size > 1000 for p in paths)
     assert pd.notna(notes).all()
+
+
+def test_oversubscription_marked_when_x_is_not_workers(summary):
+    fig = plots.throughput_figure(summary, x="driver", hue=None, facet="workers")
+    titles = [ax.get_title(loc="left") for ax in fig.axes if ax.get_visible()]
+    assert "workers=8 (oversubscribed: > 4 CPUs)" in titles
+    assert "workers=4" in titles
+    ringed = [c for ax in fig.axes for c in ax.collections if c.get_gid() == "oversubscribed-point"]
+    assert ringed and sum(len(c.get_offsets()) for c in ringed) == int(
+        (summary["oversubscribed"].astype(bool) & summary["ops_per_s"].notna()).sum()
+    )
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any(t.startswith("oversubscribed") for t in legend)
+    _close(fig)

@@ -75,6 +75,57 @@ def shade_oversubscribed(ax: Axes, xs: Iterable[float], cpus: float | None, log:
     ax.set_xlim(lo, hi)
 
 
+RING = {"s": 170, "facecolors": "none", "edgecolors": "0.35", "linewidths": 1.2, "zorder": 5}
+
+
+def ring_oversubscribed(ax: Axes, series: Sequence[Series], ycol: str, cpus: float | None) -> None:
+    """Ring each oversubscribed point: where x is not workers there is no region to shade."""
+    for s in series:
+        f = s.frame
+        if "oversubscribed" not in f or ycol not in f:
+            continue
+        o = f[f["oversubscribed"].astype(bool) & f[ycol].notna()]
+        if len(o):
+            ring = ax.scatter(o["_x"], o[ycol], gid="oversubscribed-point", **RING)
+            more = f" (> {cpus:g} CPUs available)" if cpus is not None else ""
+            ring.set_label(f"_oversubscribed{more}, ringed")
+
+
+def mark_oversubscribed(
+    ax: Axes,
+    summary: pd.DataFrame,
+    x: str,
+    series: Sequence[Series],
+    ycols: Sequence[str],
+    cpus: float | None,
+    log_x: bool,
+) -> None:
+    """Shade the oversubscribed region when x is workers, else ring the oversubscribed points."""
+    if x == "workers":
+        shade_oversubscribed(ax, pd.to_numeric(summary["workers"], errors="coerce"), cpus, log_x)
+        return
+    for c in ycols:
+        ring_oversubscribed(ax, series, c, cpus)
+
+
+def facet_label(label: str, facet: str | None, cpus: float | None) -> str:
+    """'workers=8 (oversubscribed: > 4 CPUs)' for a workers facet beyond the CPU count."""
+    if facet != "workers" or cpus is None or "=" not in label:
+        return label
+    try:
+        value = float(label.split("=", 1)[1])
+    except ValueError:
+        return label
+    return f"{label} (oversubscribed: > {cpus:g} CPUs)" if value > cpus else label
+
+
+def show_x_labels(axes: np.ndarray) -> None:
+    """Tick labels under every visible panel (shared x hides them above a missing panel)."""
+    for ax in axes.flat:
+        if ax.get_visible():
+            ax.tick_params(labelbottom=True)
+
+
 def finite(values: Iterable[Any]) -> np.ndarray:
     a = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").to_numpy(float)
     return a[np.isfinite(a)]
@@ -171,6 +222,11 @@ def legend(
     if spans:
         text = spans[0].get_label().lstrip("_")
         items.append((text, Patch(label=text, **OVERSUB_STYLE)))
+    rings = [c for ax in axes.flat for c in ax.collections if c.get_gid() == "oversubscribed-point"]
+    if rings:
+        text = rings[0].get_label().lstrip("_")
+        ring = {"marker": "o", "ms": 12, "mfc": "none", "mec": "0.35", "ls": "none"}
+        items.append((text, Line2D([], [], **ring)))
     if failed:
         items.append(
             ("audit failed / invalid", Line2D([], [], marker="x", color="0.2", ls="none", mew=2))

@@ -83,10 +83,10 @@ def throughput_figure(
         if x == "workers":
             ideal_y += fa.draw_ideals(ax, series, "ops_per_s", cpus, log_x)
             extra = [fa.ideal_proxy()]
-            shade_workers(ax, summary, cpus, log_x)
+        fa.mark_oversubscribed(ax, summary, x, series, ["ops_per_s"], cpus, log_x)
         unit = frame_unit(pd.concat([s.frame for s in series])) if series else "ops/s"
         ax.set_ylabel(f"{unit} (median; band: {band})")
-        fa.facet_title(ax, flabel)
+        fa.facet_title(ax, fa.facet_label(flabel, facet, cpus))
     data = fa.finite(
         pd.concat([summary[c] for c in ("ops_per_s", "ci_lo", "ci_hi") if c in summary])
     )
@@ -97,12 +97,9 @@ def throughput_figure(
         ax.yaxis.set_major_formatter(EngFormatter(sep=" "))
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
+    fa.show_x_labels(axes)
     fa.legend(fig, axes, extra, title=split.legend_title)
     return fig
-
-
-def shade_workers(ax: Axes, summary: pd.DataFrame, cpus: float | None, log_x: bool) -> None:
-    fa.shade_oversubscribed(ax, pd.to_numeric(summary["workers"], errors="coerce"), cpus, log_x)
 
 
 def panel_figure(
@@ -147,10 +144,10 @@ def panel_figure(
             fa.set_y_range(ax, values, bounded=1.05 if p.flat == 1.0 else None)
             if p.yfmt is not None:
                 ax.yaxis.set_major_formatter(p.yfmt())
-            if x == "workers":
-                shade_workers(ax, summary, cpus, log_x)
-            fa.facet_title(ax, flabel, p.title)
+            fa.mark_oversubscribed(ax, summary, x, series, p.cols, cpus, log_x)
+            fa.facet_title(ax, fa.facet_label(flabel, facet, cpus), p.title)
     caption(fig, dropped)
+    fa.show_x_labels(axes)
     fa.legend(fig, axes, extra, title=split.legend_title)
     return fig
 
