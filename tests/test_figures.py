@@ -317,3 +317,13 @@ def test_oversubscription_marked_when_x_is_not_workers(summary):
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any(t.startswith("oversubscribed") for t in legend)
     _close(fig)
+
+
+def test_a_series_that_never_waited_gets_no_lock_panel(run, summary):
+    pts = run.points.copy()
+    pts.loc[pts["driver"] == "naive", ["lock_wait_ns", "iova_lock_wait_ns"]] = 0
+    fig = locks.locks_figure(pts, summary)
+    titles = [ax.get_title(loc="left") for ax in fig.axes if ax.get_visible()]
+    assert titles == ["driver=lockfree", "driver=serial-spin"]
+    assert any("driver=naive" in t.get_text() for t in fig.texts)
+    _close(fig)

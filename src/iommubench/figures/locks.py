@@ -81,7 +81,15 @@ def locks_figure(
     df = summary.drop(columns=[c for c in shares if c != "point" and c in summary])
     df = df.merge(shares, on="point", how="left")
     split = split_series(df, x, hue, facet)
-    panels = [(fl, s) for fl, ss in split.groups.items() for s in ss]
+    panels, quiet = [], []
+    cols = [SHARE_PREFIX + p for p in waited]
+    for fl, ss in split.groups.items():
+        for s in ss:
+            # a series that never waited on any lock gets no panel, only a caption line
+            if fa.uninformative(s.frame[cols].to_numpy().ravel()) is None:
+                panels.append((fl, s))
+            else:
+                quiet.append(_panel_title(hue, s, fl))
     ncols = min(len(panels), 3)
     fig, axes = grid(
         math.ceil(len(panels) / ncols),
@@ -110,6 +118,8 @@ def locks_figure(
     idle = [LOCKS[p] for p in measured if p not in waited]
     unmeasured = [LOCKS[p] for p in LOCKS if p not in measured]
     lines = []
+    if quiet:
+        lines.append("no lock waiting at any point, so no panel: " + "; ".join(quiet))
     if idle:
         lines.append("no waiting recorded at any point on: " + ", ".join(idle))
     if unmeasured:

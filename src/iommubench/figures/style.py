@@ -15,7 +15,17 @@ from matplotlib.figure import Figure
 # Okabe-Ito: distinguishable with colour-vision deficiency; markers/lines carry it in grayscale
 COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "*", "X"]
-LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (3, 1)), (0, (1, 2)), (0, (8, 2))]
+# dotted lines are kept for the ideal and reference lines, so no series is dotted
+LINESTYLES = [
+    "-",
+    "--",
+    "-.",
+    (0, (5, 1, 1, 1, 1, 1)),
+    (0, (3, 1)),
+    (0, (8, 2, 2, 2)),
+    (0, (8, 2)),
+    (0, (4, 1, 1, 1, 1, 1, 1, 1)),
+]
 FAILED_MARK = {"marker": "x", "s": 70, "linewidths": 2.0, "zorder": 6}
 OVERSUB_STYLE = {"facecolor": "0.92", "edgecolor": "0.72", "hatch": "///"}
 IDEAL_STYLE = {"color": "0.3", "ls": ":", "lw": 1.0}

@@ -87,19 +87,22 @@ def survival_figure(
     fig, axes = grid(
         len(kinds), len(cols), title("latency survival", summary, ["workers"]), True, True
     )
+    proxies: dict[str, Line2D] = {}
     for r, kind in enumerate(kinds):
         for c, w in enumerate(cols):
             ax = axes[r][c]
-            _draw_panel(ax, curves.get((kind, w), []))
+            _draw_panel(ax, curves.get((kind, w), []), proxies)
             where = f"workers={w:g}" if w is not None else "all points"
             ax.set_title(f"{kind} latency, {where}", loc="left")
             ax.set_xlabel(f"{kind} latency t (ns)")
             ax.set_ylabel("P(latency > t)")
-    _legend(fig, axes, ", ".join(encoded) or None)
+    _legend(fig, proxies, ", ".join(encoded) or None)
     return fig
 
 
-def _draw_panel(ax: Axes, curves: list[tuple[Series, np.ndarray]]) -> None:
+def _draw_panel(
+    ax: Axes, curves: list[tuple[Series, np.ndarray]], proxies: dict[str, Line2D]
+) -> None:
     many_rest = len({s.rest for s, _ in curves}) > 1
     nmax = 1.0
     for s, h in curves:
@@ -113,8 +116,13 @@ def _draw_panel(ax: Axes, curves: list[tuple[Series, np.ndarray]]) -> None:
             color=st["color"],
             ls=st["linestyle"],
             lw=1.4,
-            label=s.label,
+            label="_nolegend_",
             gid=f"survival:{s.label}",
+        )
+        # the legend shows the marker too: it is what tells the p99 / p99.9 marks apart
+        proxies.setdefault(
+            s.label,
+            Line2D([], [], color=st["color"], ls=st["linestyle"], marker=st["marker"], lw=1.4),
         )
         for q, y in zip(TAILS, (1e-2, 1e-3), strict=True):
             t = hist.percentile(h, q)
@@ -145,11 +153,8 @@ def _draw_panel(ax: Axes, curves: list[tuple[Series, np.ndarray]]) -> None:
     ax.set_ylim(min(5e-4, 0.5 / nmax), 1.5)
 
 
-def _legend(fig: Figure, axes: np.ndarray, legend_title: str | None) -> None:
-    handles: dict[str, object] = {}
-    for ax in axes.flat:
-        for hh, ll in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(ll, hh)
+def _legend(fig: Figure, proxies: dict[str, Line2D], legend_title: str | None) -> None:
+    handles = dict(proxies)
     handles["p99 / p99.9 of each curve (marker)"] = Line2D(
         [], [], marker="o", color="0.3", ls="none"
     )
