@@ -210,11 +210,17 @@ def test_survival_and_timeline_skipped_without_data(tmp_path):
 
 
 def test_tick_rates_of_a_known_series():
-    t = np.arange(5, dtype=np.uint64) * np.uint64(TICK_NS)
-    ops = np.array([[0, 100, 200, 300, 400], [0, 100, 200, 300, 400]], dtype=np.uint64)
+    # ticks from the first tick end (10 ms) and from the window start (0): same rates
+    t = np.arange(1, 5, dtype=np.uint64) * np.uint64(TICK_NS)
+    ops = np.array([[100, 200, 300, 500], [100, 200, 300, 300]], dtype=np.uint64)
     ts, rate = data.tick_rates(t, ops)
     assert np.allclose(ts, [0.01, 0.02, 0.03, 0.04])
-    assert np.allclose(rate, 200 / 0.01)
+    assert np.allclose(rate, [200 / 0.01, 200 / 0.01, 200 / 0.01, 200 / 0.01])
+    t0 = np.concatenate([[0], t]).astype(np.uint64)
+    ops0 = np.hstack([np.zeros((2, 1), dtype=np.uint64), ops])
+    ts0, rate0 = data.tick_rates(t0, ops0)
+    assert np.allclose(ts0, ts) and np.allclose(rate0, rate)
+    assert data.tick_rates(t, ops[:, :2])[0].size == 0  # shapes that disagree: nothing
 
 
 def test_timeline_one_line_per_repetition_and_level_shift_marked(run_dir, run, summary):
@@ -327,3 +333,21 @@ def test_a_series_that_never_waited_gets_no_lock_panel(run, summary):
     assert titles == ["driver=lockfree", "driver=serial-spin"]
     assert any("driver=naive" in t.get_text() for t in fig.texts)
     _close(fig)
+
+
+def test_rep_marks_name_level_shift_state_and_flags():
+    rows = pd.DataFrame(
+        {
+            "point": [3, 3, 3],
+            "rep": [0, 1, 2],
+            "status": ["ok"] * 3,
+            "audit_ok": pd.array([True, True, False], dtype="boolean"),
+            "level_shift": ["False", "True", "False"],
+            "state": ["fast", "fast", "slow"],
+            "flags": ["", "competing-load", ""],
+        }
+    )
+    marks = timeline.rep_marks(rows)
+    assert marks[0] == []
+    assert marks[1] == ["level shift", "competing-load"]
+    assert marks[2] == ["placement slow", "invalid"]

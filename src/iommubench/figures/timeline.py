@@ -55,7 +55,8 @@ def headline_points(summary: pd.DataFrame, hue: str | None) -> list[int]:
 
 
 def rep_marks(rows: pd.DataFrame) -> dict[int, list[str]]:
-    """rep -> what sets it apart: 'level shift', 'placement differs', 'invalid'."""
+    """rep -> what sets it apart: 'level shift', another placement state, the row's flags
+    (e.g. 'competing-load', 'window-stretched'), 'invalid'."""
     marks: dict[int, list[str]] = {int(r): [] for r in rows["rep"]}
     states = rows["state"].astype(str) if "state" in rows else None
     common = Counter(states).most_common(1)[0][0] if states is not None and len(states) else None
@@ -69,6 +70,9 @@ def rep_marks(rows: pd.DataFrame) -> dict[int, list[str]]:
                 m.append(f"placement {states[i]}")
         elif _probes_disagree(r):
             m.append("placement changed")
+        flags = r.get("flags")
+        if isinstance(flags, str) and flags.strip():
+            m.extend(f for f in flags.split(";") if f and f not in m)
         if not bool(valid[i]):
             m.append("invalid")
     return marks
