@@ -253,20 +253,27 @@ def cmd_info(_: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    import warnings
+
+    import pandas as pd
+
     from iommubench import plots
 
     _require_run_dir(args.run_dir)
     notes: list[str] = []
     try:
-        plots.check_run(args.run_dir, args.x, args.hue, args.facet)
-        paths = plots.make_figures(
-            args.run_dir,
-            _reports_dir(args.run_dir, args.out),
-            args.x,
-            args.hue,
-            args.facet,
-            notes=notes,
-        )
+        with warnings.catch_warnings():
+            # pandas' hint that a wide frame is slow to build says nothing about the figures
+            warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+            plots.check_run(args.run_dir, args.x, args.hue, args.facet)
+            paths = plots.make_figures(
+                args.run_dir,
+                _reports_dir(args.run_dir, args.out),
+                args.x,
+                args.hue,
+                args.facet,
+                notes=notes,
+            )
     except plots.PlotInputError as exc:
         raise UsageError(f"plot: {exc}") from None
     for path in paths:
