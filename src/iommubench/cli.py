@@ -362,11 +362,13 @@ def _create_store(args: argparse.Namespace, sweep: Any, command: str, build: dic
         "sessions": [_session(command, build, False)],
     }
     locks: list[RunDirLock] = []
+
+    def lock_and_say_how_to_resume(run_dir: Path) -> None:
+        locks.append(RunDirLock(run_dir, command))
+        RunStore(run_dir).write_resume_command(resume_command(run_dir))
+
     try:
-        store = RunStore.create(
-            out / run_id, sweep.resolved(), meta, lambda d: locks.append(RunDirLock(d, command))
-        )
-        store.write_resume_command(resume_command(store.dir))
+        store = RunStore.create(out / run_id, sweep.resolved(), meta, lock_and_say_how_to_resume)
     except OSError as exc:
         for lock in locks:
             lock.release()
