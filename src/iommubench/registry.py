@@ -52,3 +52,26 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "completion": COMPLETIONS,
     "depot": DEPOTS,
 }
+
+# Drivers expected to fail their audit: a caught failure is the control working, never a
+# regression, and a control is never a candidate for "winner".
+NEGATIVE_CONTROLS: frozenset[str] = frozenset({"naive"})
+
+# What one counted operation is, per workload: an I/O for dma, a map or unmap for prefault.
+UNITS: dict[str, str] = {"dma": "I/O/s", "prefault": "ops/s"}
+
+
+def unit_for(workload: object) -> str:
+    """The throughput unit of a workload ("ops/s" for an unknown or mixed one)."""
+    return UNITS.get(str(workload), "ops/s")
+
+# The locks whose counters points.csv carries, as column prefix -> human name; each has the
+# columns <prefix>_acquisitions, _contended, _wait_ns and _max_wait_ns.
+LOCKS: dict[str, str] = {
+    "lock": "domain lock",
+    "iova_lock": "IOVA tree",
+    "depot_lock": "rcache depot",
+    "inv_lock": "invalidation queue",
+    "guard": "walk guard",
+    "pool_lock": "page pool",
+}

@@ -13,10 +13,11 @@ from typing import Any, Protocol
 
 from iommubench import hist, interrupt, native_core
 from iommubench.arena import ArenaSpaceError
+from iommubench.intervals import needs_more_reps
 from iommubench.progress import Reporter
+from iommubench.registry import NEGATIVE_CONTROLS
 from iommubench.results import RunStore
 from iommubench.runner import PointResult, run_point
-from iommubench.stats import NEGATIVE_CONTROLS, needs_more_reps
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 

@@ -1,0 +1,158 @@
+"""Estimators over repetitions: the median with its interval, ratios between two sets of
+repetitions, spread within one repetition's time series, and fairness.
+
+Ratios use Welch's t interval on log(throughput): exp of the difference of the mean logs is
+the ratio of the geometric means, and its 95% interval is exact when throughput is
+log-normal, from n = 2 per side, without assuming equal variances (scipy.stats.ttest_ind).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from iommubench.intervals import CONFIDENCE, Interval, clean, median_interval, needs_more_reps
+
+N_RESAMPLES = 2000
+SEED = 0
+BATCHES = 10
+RATIO_METHOD = "Welch t on log throughput (ratio of geometric means), 95% CI"
+
+__all__ = [
+    "CONFIDENCE",
+    "Interval",
+    "Ratio",
+    "batch_means_cv",
+    "bootstrap_ci",
+    "cv",
+    "jain_index",
+    "log_ratio",
+    "median_ci",
+    "median_interval",
+    "needs_more_reps",
+    "ratio_ci",
+]
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """new / base with its interval; NaN bounds when a side has fewer than 2 values."""
+
+    ratio: float
+    lo: float
+    hi: float
+    method: str
+    n_base: int
+    n_new: int
+
+    @property
+    def min_detectable(self) -> float:
+        """The smallest relative change this interval could tell from none (its half-width)."""
+        if not (np.isfinite(self.lo) and np.isfinite(self.hi)) or self.lo <= 0:
+            return float("nan")
+        return float(np.expm1((np.log(self.hi) - np.log(self.lo)) / 2.0))
+
+
+def log_ratio(
+    base: Sequence[float] | np.ndarray,
+    new: Sequence[float] | np.ndarray,
+    confidence: float = CONFIDENCE,
+) -> Ratio:
+    """new / base as a ratio of geometric means with Welch's t interval on the logs."""
+    b, n = clean(base), clean(new)
+    b, n = b[b > 0], n[n > 0]
+    nan = float("nan")
+    if b.size == 0 or n.size == 0:
+        return Ratio(nan, nan, nan, "no valid repetitions on one side", b.size, n.size)
+    lb, ln = np.log(b), np.log(n)
+    ratio = float(np.exp(ln.mean() - lb.mean()))
+    if b.size < 2 or n.size < 2:
+        return Ratio(ratio, nan, nan, "one repetition on a side: no interval", b.size, n.size)
+    if np.ptp(lb) == 0 and np.ptp(ln) == 0:
+        return Ratio(ratio, ratio, ratio, "identical repetitions on both sides", b.size, n.size)
+    ci = sps.ttest_ind(ln, lb, equal_var=False).confidence_interval(confidence)
+    return Ratio(ratio, float(np.exp(ci.low)), float(np.exp(ci.high)), RATIO_METHOD, b.size, n.size)
+
+
+def ratio_ci(
+    base: Sequence[float] | np.ndarray,
+    new: Sequence[float] | np.ndarray,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float, float]:
+    """(ratio, lo, hi) of new / base: see `log_ratio`."""
+    r = log_ratio(base, new, confidence)
+    return r.ratio, r.lo, r.hi
+
+
+def median_ci(values: Sequence[float] | np.ndarray) -> tuple[float, float, float]:
+    """(median, lo, hi): the order-statistic 95% CI from 6 values, the range below."""
+    iv = median_interval(values)
+    return iv.estimate, iv.lo, iv.hi
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    stat: Callable[..., Any] = np.median,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+) -> tuple[float, float]:
+    """BCa bootstrap interval of `stat` (scipy.stats.bootstrap); degenerate for < 2 values.
+
+    Only meaningful for many values (e.g. batch means of a time series): with few
+    repetitions a bootstrap interval is far narrower than its nominal coverage.
+    """
+    x = clean(values)
+    if x.size == 0:
+        return float("nan"), float("nan")
+    if x.size == 1 or np.all(x == x[0]):
+        v = float(stat(x))
+        return v, v
+    res = sps.bootstrap(
+        (x,),
+        stat,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        random_state=np.random.default_rng(seed),
+        method="percentile",
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def cv(values: Sequence[float] | np.ndarray) -> float:
+    """Coefficient of variation (sample std / mean); NaN with fewer than 2 values."""
+    x = clean(values)
+    if x.size < 2 or x.mean() == 0:
+        return float("nan")
+    return float(x.std(ddof=1) / x.mean())
+
+
+def batch_means_cv(t_ns: np.ndarray, ops: np.ndarray, batches: int = BATCHES) -> float:
+    """CV of throughput over `batches` equal stretches of one repetition's window.
+
+    `ops` is cumulative per worker and tick (workers x ticks); batches of many ticks average
+    out the tick clock's jitter, so what remains is drift or level shifts within the run.
+    """
+    t = np.asarray(t_ns, dtype=float)
+    total = np.asarray(ops, dtype=float)
+    total = total.sum(axis=0) if total.ndim == 2 else total
+    if t.size < 2 * batches or t.size != total.size:
+        return float("nan")
+    edges = np.linspace(0, t.size - 1, batches + 1).round().astype(int)
+    dt = np.diff(t[edges])
+    dops = np.diff(total[edges])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = dops / dt
+    return cv(rate[np.isfinite(rate)])
+
+
+def jain_index(values: Sequence[float] | np.ndarray) -> float:
+    """Jain's fairness index (sum x)^2 / (n sum x^2): 1 is perfectly fair, 1/n is one hog."""
+    x = clean(values)
+    if x.size == 0 or not np.any(x):
+        return float("nan")
+    return float(x.sum() ** 2 / (x.size * (x**2).sum()))

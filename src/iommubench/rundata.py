@@ -1,0 +1,266 @@
+"""Reading a run directory: its rows, per-worker rows, metadata, config and histograms.
+
+A repetition is *valid* when its status is "ok", its audit did not fail and the runner
+flagged none of `INVALID_ROW_FLAGS` on it (contract: the `flags` column of points.csv).
+Also here: the helpers that name points by their parameter values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from iommubench import hist as _hist
+from iommubench.columns import AUDIT, MEASURES, PARAMETERS, PLACEMENT
+
+# row flags (set by the runner) that make a repetition never count as a valid result
+INVALID_ROW_FLAGS = frozenset({"no-work", "iova-exhausted", "window-stretched"})
+
+STRING_COLUMNS = [
+    "run_id",
+    "status",
+    "error",
+    "flags",
+    "workload",
+    "driver",
+    "allocator",
+    "invalidation",
+    "walker_safety",
+    "completion",
+    "depot",
+    "granule_pages",
+]
+BOOL_COLUMNS = ["audit_ok", "oversubscribed", "level_shift"]
+LATENCY_COLUMNS = [c for c in MEASURES if c.endswith("_ns") and c[:-3].split("_")[-1][0] == "p"]
+AUDIT_COUNTERS = [c for c in AUDIT if c != "audit_ok"]
+WAIT_COLUMNS = ["lock_wait_ns", "iova_lock_wait_ns", "inv_lock_wait_ns", "guard_wait_ns"]
+
+
+@dataclass
+class Run:
+    """One run directory: its rows, per-worker rows, metadata and resolved config."""
+
+    run_dir: Path
+    points: pd.DataFrame
+    workers: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] | None = None
+    config_text: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        rid = self.meta.get("run_id")
+        if rid:
+            return str(rid)
+        if "run_id" in self.points and self.points["run_id"].notna().any():
+            return str(self.points["run_id"].dropna().iloc[0])
+        return self.run_dir.name
+
+    def _npz(self, point: int, rep: int) -> Path:
+        return self.run_dir / "hist" / f"p{int(point):04d}-r{int(rep):03d}.npz"
+
+    def hist(self, point: int, rep: int) -> dict[str, np.ndarray] | None:
+        """The merged `map`/`unmap` histograms of one repetition, or None if not written."""
+        path = self._npz(point, rep)
+        if not path.exists():
+            return None
+        with np.load(path) as z:
+            return {k: np.asarray(z[k], dtype=np.uint64) for k in z.files if k in ("map", "unmap")}
+
+    def series(self, point: int, rep: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(tick times in ns, cumulative ops per worker and tick), or None if not recorded."""
+        path = self._npz(point, rep)
+        if not path.exists():
+            return None
+        with np.load(path) as z:
+            if "series_t_ns" not in z.files or "series_ops" not in z.files:
+                return None
+            return np.asarray(z["series_t_ns"]), np.asarray(z["series_ops"])
+
+    def point_hist(self, point: int, kind: str = "map", valid_only: bool = True) -> np.ndarray:
+        """A point's histogram of `kind` merged over its (valid) repetitions."""
+        rows = self.points[self.points["point"] == point]
+        if valid_only:
+            rows = rows[valid_mask(rows)]
+        hs = [h[kind] for r in rows["rep"] if (h := self.hist(point, int(r))) and kind in h]
+        return _hist.merge(hs)
+
+
+def _to_bool(series: pd.Series) -> pd.Series:
+    mapping = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
+
+    def conv(v: Any) -> Any:
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+            return pd.NA
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        return mapping.get(str(v).strip().lower(), pd.NA)
+
+    return series.map(conv).astype("boolean")
+
+
+def _derive(df: pd.DataFrame) -> None:
+    """Per-repetition measures derived from the counters: lock wait share, CAS, rcache."""
+    nan = pd.Series(np.nan, index=df.index)
+    waits = [df[c].fillna(0) for c in WAIT_COLUMNS if c in df]
+    wait = sum(waits) if waits else nan
+    dur, wk = (df.get(c, nan) for c in ("duration_s", "workers"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df["contention_share"] = wait / (dur * 1e9 * wk)
+        df["cas_fail_per_op"] = df.get("cas_failures", nan) / df.get("ops", nan)
+        hits, misses = df.get("rcache_hits", nan), df.get("rcache_misses", nan)
+        df["rcache_hit_rate"] = hits / (hits + misses)
+    for col in ("contention_share", "cas_fail_per_op", "rcache_hit_rate"):
+        df[col] = df[col].replace([np.inf, -np.inf], np.nan)
+
+
+def _normalise_points(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    for col in STRING_COLUMNS:
+        if col in df:
+            df[col] = df[col].astype(object).where(df[col].notna(), None)
+    for col in BOOL_COLUMNS:
+        if col in df:
+            df[col] = _to_bool(df[col])
+    text = set(STRING_COLUMNS) | set(BOOL_COLUMNS)
+    extra = [c for c in df.columns if c.endswith(("_acquisitions", "_contended", "_wait_ns"))]
+    numeric = [*PARAMETERS, *PLACEMENT, *MEASURES, *AUDIT_COUNTERS, *extra, "point", "rep"]
+    numeric += ["runq_wait_share", "steal_share", "oncpu_share", "within_cv", "tick_ns"]
+    for col in dict.fromkeys(numeric):
+        if col in df and col not in text:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    if "status" not in df:
+        df["status"] = "ok"
+    df["status"] = df["status"].fillna("ok").astype(str)
+    if "audit_ok" not in df:
+        df["audit_ok"] = pd.array([pd.NA] * len(df), dtype="boolean")
+    if "flags" not in df:
+        df["flags"] = None
+    _derive(df)
+    return df
+
+
+def _read_config(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        return None, None
+    text = path.read_text()
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError:  # a config we cannot parse is still shown as text
+        return None, text
+    return (config if isinstance(config, dict) else None), text
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read a run directory written by the runner (points.csv is required)."""
+    run_dir = Path(run_dir)
+    points_path = run_dir / "points.csv"
+    if not points_path.exists():
+        raise FileNotFoundError(f"{points_path} not found: is {run_dir} a run directory?")
+    raw = pd.read_csv(points_path, dtype={c: object for c in STRING_COLUMNS})
+    points = _normalise_points(raw)
+    workers_path = run_dir / "workers.csv"
+    workers = pd.read_csv(workers_path) if workers_path.exists() else pd.DataFrame()
+    meta: dict[str, Any] = {}
+    if (run_dir / "meta.json").exists():
+        meta = json.loads((run_dir / "meta.json").read_text())
+    config, config_text = _read_config(run_dir)
+    return Run(run_dir, points, workers, meta, config, config_text)
+
+
+# --------------------------------------------------------------------------- row validity
+
+
+def row_flags(value: Any) -> set[str]:
+    """The `;`-joined flags of one row as a set (empty for a missing value)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return set()
+    return {f.strip() for f in str(value).split(";") if f.strip()}
+
+
+def has_flag(df: pd.DataFrame, flag: str) -> pd.Series:
+    """Rows whose `flags` column carries `flag`."""
+    if "flags" not in df:
+        return pd.Series(False, index=df.index)
+    return df["flags"].map(lambda v: flag in row_flags(v)).astype(bool)
+
+
+def invalid_reason(row: pd.Series | dict[str, Any]) -> str:
+    """Why a repetition is not a valid result ('' when it is)."""
+    if str(row.get("status", "ok")) != "ok":
+        return "failed"
+    audit = row.get("audit_ok")
+    if isinstance(audit, (bool, np.bool_)) and not audit:
+        return "audit failed"
+    bad = sorted(row_flags(row.get("flags")) & INVALID_ROW_FLAGS)
+    return bad[0] if bad else ""
+
+
+def valid_mask(df: pd.DataFrame) -> pd.Series:
+    """Rows that count for throughput: status ok, an audit that did not fail, no bad flag."""
+    ok = df["status"].astype(str) == "ok"
+    audit = df["audit_ok"].astype("boolean").fillna(True).astype(bool)
+    flagged = pd.Series(False, index=df.index)
+    if "flags" in df:
+        flagged = df["flags"].map(lambda v: bool(row_flags(v) & INVALID_ROW_FLAGS)).astype(bool)
+    return ok & audit & ~flagged
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def norm_value(v: Any) -> str:
+    """A parameter value as a stable string: '' for empty, '4' for 4.0."""
+    if v is None or v is pd.NA:
+        return ""
+    if isinstance(v, (float, np.floating)):
+        if math.isnan(v):
+            return ""
+        if float(v).is_integer():
+            return str(int(v))
+        return repr(float(v))
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    return str(v)
+
+
+def param_columns(df: pd.DataFrame) -> list[str]:
+    """The parameter columns present in a frame, in schema order."""
+    return [c for c in PARAMETERS if c in df.columns]
+
+
+def varying_params(df: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
+    """Parameters that take more than one value across the frame's rows."""
+    return [
+        c
+        for c in param_columns(df)
+        if c not in exclude and df[c].map(norm_value).nunique() > 1
+    ]
+
+
+def param_key(row: pd.Series | dict[str, Any], cols: Sequence[str]) -> tuple[str, ...]:
+    """The identity of a point by its parameter values (used to match across runs)."""
+    return tuple(norm_value(row.get(c)) for c in cols)
+
+
+def label(row: pd.Series | dict[str, Any], cols: Sequence[str]) -> str:
+    """A short human label such as 'lockfree rcache w=4' from the given parameter columns."""
+    parts = []
+    for c in cols:
+        v = norm_value(row.get(c))
+        if c == "workers":
+            parts.append(f"w={v}")
+        elif c in STRING_COLUMNS:
+            parts.append(v or "-")
+        else:
+            parts.append(f"{c}={v}")
+    return " ".join(parts)
