@@ -159,14 +159,52 @@ def _parser() -> argparse.ArgumentParser:
         help="where the figures go (default: reports/<run dir name>)",
     )
 
-    report = sub.add_parser("report", help="write report.md and report.html for a run")
-    report.add_argument("run_dir", type=Path)
-    report.add_argument("--out", type=Path, default=None)
+    report = sub.add_parser(
+        "report", help="write summary.json, report.md, report.html and figures for a run"
+    )
+    report.add_argument("run_dir", type=Path, help="a run directory (with points.csv)")
+    report.add_argument(
+        "--out", type=Path, default=None, help="output directory (default: reports/RUN_ID)"
+    )
+    report.add_argument(
+        "--format",
+        choices=("files", "text"),
+        default="files",
+        help="files (default): write the report files; text: print a summary of at most "
+        "72 columns to standard output and write nothing",
+    )
 
-    compare = sub.add_parser("compare", help="compare two runs; exit 1 on a regression")
-    compare.add_argument("base", type=Path)
-    compare.add_argument("new", type=Path)
-    compare.add_argument("--threshold", default="5%")
+    compare = sub.add_parser(
+        "compare",
+        help="compare two runs point by point; exit 1 on a significant regression",
+    )
+    compare.add_argument("base", type=Path, help="the base run directory")
+    compare.add_argument("new", type=Path, help="the new run directory")
+    compare.add_argument(
+        "--threshold",
+        default="5%",
+        help="smallest relative change that counts, in percent: 5 and 5%% both mean 5%% "
+        "(a bare number is always percent; 0 < threshold < 100; default 5%%)",
+    )
+    compare.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="PARAM",
+        help="match points that differ only in this parameter (repeatable; any points.csv "
+        "parameter column, e.g. cs_ns; default: none)",
+    )
+    compare.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text (default) or json: a list of objects with params, ratio, lo, hi, verdict",
+    )
+    compare.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 3 when any point is inconclusive (a regression's exit 1 wins; default off)",
+    )
 
     sub.add_parser(
         "list",
@@ -216,13 +254,16 @@ def _require_run_dir(run_dir: Path) -> None:
 
 
 def _parse_threshold(text: str) -> float:
+    """'5' and '5%' both mean 5% (a bare number is percent); returns the fraction."""
+    body = text.strip()
+    body = body[:-1] if body.endswith("%") else body
     try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        value = float(body)
     except ValueError:
-        raise UsageError(f"--threshold: {text!r} is not a number or percentage") from None
-    if not 0 < value < 1:
-        raise UsageError(f"--threshold: {text!r} must lie between 0% and 100%")
-    return value
+        raise UsageError(f"--threshold: {text!r} is not a percentage (e.g. 5 or 5%)") from None
+    if not 0 < value < 100:
+        raise UsageError(f"--threshold: {text!r} must lie between 0% and 100% (exclusive)")
+    return value / 100
 
 
 def cmd_list(_: argparse.Namespace) -> int:
@@ -291,6 +332,11 @@ def write_report(run_dir: Path, out: Path) -> list[Path]:
 
 def cmd_report(args: argparse.Namespace) -> int:
     _require_run_dir(args.run_dir)
+    if args.format == "text":
+        from iommubench import report
+
+        print(report.text_report(args.run_dir))
+        return EXIT_OK
     for path in write_report(args.run_dir, _reports_dir(args.run_dir, args.out)):
         print(path)
     return EXIT_OK
@@ -301,7 +347,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     for run_dir in (args.base, args.new):
         _require_run_dir(run_dir)
-    text, code = compare.compare(args.base, args.new, _parse_threshold(args.threshold))
+    threshold = _parse_threshold(args.threshold)
+    try:
+        text, code = compare.compare(
+            args.base, args.new, threshold, args.ignore, args.format, args.strict
+        )
+    except compare.CompareError as exc:
+        raise UsageError(str(exc)) from None
     print(text)
     return code
 

@@ -1,191 +1,228 @@
-"""Compare two runs point by point: throughput and p99 latency ratios with bootstrap intervals.
+"""Compare two runs point by point: one verdict per matched point.
 
-Points are matched by their parameter columns, not by their index. A point regresses when
-its median throughput falls by more than `threshold` and the two medians' 95% intervals do not
-overlap, or when a p99 latency rises by more than `threshold` with non-overlapping intervals,
-or when it had a valid result in the base run and has none in the new one (the `naive` control
-excepted). A point whose handoff probes say CPU placement changed (DESIGN §4) is shown but
-never counted: the two measurements were not taken in the same machine state.
+Points are matched by their parameter values (all but the `--ignore`d ones), never by
+index. Both runs' handoff probes are clustered together (`placement.classify`), so a state
+means the same thing on both sides. For each matched point:
+
+- `not comparable`: the placement states differ (or a repetition changed state), the
+  competing-load flag differs, the audit verdict differs, or a side has no valid result;
+- `regression` also when the base had a valid result and the new run has none (a new
+  audit failure or error; the negative control excepted);
+- otherwise the ratio new/base of the same-state valid repetitions with Welch's t interval
+  on the logs, decided by `decisions.decide` at the threshold.
+
+p99 latency is decided the same way and reported as a secondary note only.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from iommubench import stats
+from iommubench import decisions, placement
+from iommubench.columns import PARAMETERS
+from iommubench.estimators import RATIO_METHOD, log_ratio
+from iommubench.flags import split
+from iommubench.pointsummary import summarize
+from iommubench.registry import NEGATIVE_CONTROLS
+from iommubench.rundata import (
+    Run,
+    label,
+    load_run,
+    norm_value,
+    param_columns,
+    param_key,
+    varying_params,
+)
 
 P99_COLUMNS = ("map_p99_ns", "unmap_p99_ns")
+VERDICTS = (
+    decisions.IMPROVEMENT,
+    decisions.REGRESSION,
+    decisions.NO_CHANGE,
+    decisions.INCONCLUSIVE,
+    decisions.NOT_COMPARABLE,
+)
+EXIT_OK, EXIT_REGRESSION, EXIT_INCONCLUSIVE = 0, 1, 3
+
+
+class CompareError(Exception):
+    """Bad input to compare (unknown --ignore parameter, nothing matched): exit 2."""
 
 
 @dataclass
 class PointComparison:
     label: str
+    params: dict[str, str]
     base_point: int
     new_point: int
-    status: str  # ok, REGRESSION, improved, new-failure, fixed, invalid, not-comparable
+    verdict: str
     ratio: float = float("nan")
-    ratio_lo: float = float("nan")
-    ratio_hi: float = float("nan")
-    base_median: float = float("nan")
-    new_median: float = float("nan")
-    notes: str = ""
+    lo: float = float("nan")
+    hi: float = float("nan")
+    min_detectable: float = float("nan")
+    method: str = ""
+    n_base: int = 0
+    n_new: int = 0
+    base_estimate: float = float("nan")
+    new_estimate: float = float("nan")
+    notes: list[str] = field(default_factory=list)
 
     @property
     def regression(self) -> bool:
-        return self.status in ("REGRESSION", "new-failure")
+        return self.verdict == decisions.REGRESSION
 
 
-def _values(run: stats.Run, point: int, col: str) -> np.ndarray:
-    rows = run.points[run.points["point"] == point]
-    rows = rows[stats.valid_mask(rows)]
-    if col not in rows:
+def check_ignore(ignore: Sequence[str]) -> None:
+    unknown = [p for p in ignore if p not in PARAMETERS]
+    if unknown:
+        raise CompareError(
+            f"--ignore {unknown[0]}: not a parameter; allowed: {', '.join(PARAMETERS)}"
+        )
+
+
+def _rep_values(run: Run, point: int, reps: Sequence[int], col: str) -> np.ndarray:
+    df = run.points
+    if col not in df:
         return np.array([])
+    rows = df[(df["point"] == point) & df["rep"].isin(list(reps))]
     v = rows[col].to_numpy(dtype=float)
-    return v[~np.isnan(v)]
+    return v[np.isfinite(v)]
 
 
-def _index(summary: pd.DataFrame, cols: Sequence[str]) -> dict[tuple[str, ...], pd.Series]:
-    out: dict[tuple[str, ...], pd.Series] = {}
-    for _, r in summary.iterrows():
-        out.setdefault(stats.param_key(r, cols), r)
-    return out
-
-
-def _state_note(b: pd.Series, n: pd.Series) -> str:
-    """Why the two points were not measured in the same machine state ('' when they were)."""
-    unstable = [name for name, r in (("base", b), ("new", n)) if r.get("handoff_unstable")]
-    if unstable:
-        return f"handoff probes disagree within the {' and '.join(unstable)} run"
-    hb, hn = b.get("handoff_ns"), n.get("handoff_ns")
-    if hb is None or hn is None or not (hb == hb and hn == hn) or min(hb, hn) <= 0:
-        return ""
-    if max(hb, hn) / min(hb, hn) > stats.HANDOFF_RATIO:
-        return f"handoff probes differ between runs ({hb:.0f} ns vs {hn:.0f} ns)"
+def _not_comparable(b: pd.Series, n: pd.Series) -> str:
+    """Why base and new were not measured alike ('' when they were)."""
+    sb, sn = b["state"], n["state"]
+    if placement.CHANGED in (sb, sn):
+        return "placement changed during a repetition"
+    if sb and sn and sb != sn:
+        return f"placement state differs ({sb} vs {sn})"
+    cb, cn = ("competing-load" in split(r["flags"]) for r in (b, n))
+    if cb != cn:
+        return f"competing load in the {'base' if cb else 'new'} run only"
+    if b["verdict"] != n["verdict"] and "audit-failed" in (b["verdict"], n["verdict"]):
+        return f"audit verdict differs ({b['verdict']} vs {n['verdict']})"
     return ""
 
 
-def compare_points(
-    base: stats.Run,
-    new: stats.Run,
-    threshold: float = 0.05,
-    ignore: Sequence[str] = (),
-    seed: int = stats.SEED,
-) -> tuple[list[PointComparison], list[str], list[str]]:
-    """Per matched point its comparison; plus the labels of base-only and new-only points."""
-    bs, ns = stats.summarize(base, seed=seed), stats.summarize(new, seed=seed)
-    cols = [c for c in stats.param_columns(bs) if c in ns.columns and c not in ignore]
-    both = pd.concat([bs, ns], ignore_index=True)
-    shown = stats.varying_params(both[cols]) if len(both) else []
+def _validity(pc: PointComparison, b: pd.Series, n: pd.Series) -> bool:
+    """Set the verdict when a side has no valid result; True when that decided it."""
+    if b["valid"] and n["valid"]:
+        return False
+    control = b.get("driver") in NEGATIVE_CONTROLS
+    pc.verdict = decisions.NOT_COMPARABLE
+    if b["valid"] and not control:
+        pc.verdict = decisions.REGRESSION
+        detail = n["audit_detail"] or n["error"] or ""
+        pc.notes.append(f"new run has no valid result: {n['verdict']} {detail}".strip())
+    elif b["valid"]:
+        pc.notes.append(f"negative control: {n['verdict']} in the new run")
+    elif n["valid"]:
+        pc.notes.append(f"base run had no valid result ({b['verdict']})")
+    else:
+        pc.notes.append(f"no valid result in either run ({b['verdict']}, {n['verdict']})")
+    return True
+
+
+def _p99_notes(base: Run, new: Run, b: pd.Series, n: pd.Series, threshold: float) -> list[str]:
+    notes = []
+    for col in P99_COLUMNS:
+        bv = _rep_values(base, int(b["point"]), b["used_reps"], col)
+        nv = _rep_values(new, int(n["point"]), n["used_reps"], col)
+        r = log_ratio(bv, nv)
+        verdict = decisions.decide(r, threshold)
+        if verdict in (decisions.REGRESSION, decisions.IMPROVEMENT):
+            worse = "worse" if verdict == decisions.IMPROVEMENT else "better"
+            notes.append(f"{col} {r.ratio - 1:+.0%} [{r.lo:.2f}, {r.hi:.2f}] ({worse})")
+    return notes
+
+
+def _compare_one(
+    base: Run, new: Run, b: pd.Series, n: pd.Series, lab: str, cols: list[str], threshold: float
+) -> PointComparison:
+    params = {c: norm_value(b.get(c)) for c in cols if norm_value(b.get(c))}
+    pc = PointComparison(lab, params, int(b["point"]), int(n["point"]), decisions.NOT_COMPARABLE)
+    pc.base_estimate, pc.new_estimate = float(b["ops_per_s"]), float(n["ops_per_s"])
+    pc.n_base, pc.n_new = int(b["n"]), int(n["n"])
+    if _validity(pc, b, n):
+        return pc
+    r = log_ratio(b["samples"], n["samples"])
+    pc.ratio, pc.lo, pc.hi, pc.method = r.ratio, r.lo, r.hi, r.method
+    pc.min_detectable = r.min_detectable
+    why = _not_comparable(b, n)
+    if why:
+        pc.notes.append(why)
+        return pc
+    pc.verdict = decisions.decide(r, threshold)
+    if b["oversubscribed"] or n["oversubscribed"]:
+        pc.notes.append("oversubscribed: measures the CPU share the workers won")
+    pc.notes += _p99_notes(base, new, b, n, threshold)
+    return pc
+
+
+def _index(
+    summary: pd.DataFrame, cols: Sequence[str]
+) -> tuple[dict[tuple[str, ...], pd.Series], int]:
+    out: dict[tuple[str, ...], pd.Series] = {}
+    dup = 0
+    for _, r in summary.iterrows():
+        key = param_key(r, cols)
+        dup += key in out
+        out.setdefault(key, r)
+    return out, dup
+
+
+@dataclass
+class Comparison:
+    base: Run
+    new: Run
+    threshold: float
+    ignore: list[str]
+    points: list[PointComparison]
+    base_only: list[str]
+    new_only: list[str]
+    duplicates: int
+
+    def exit_code(self, strict: bool = False) -> int:
+        if any(p.regression for p in self.points):
+            return EXIT_REGRESSION
+        if strict and any(p.verdict == decisions.INCONCLUSIVE for p in self.points):
+            return EXIT_INCONCLUSIVE
+        return EXIT_OK
+
+
+def compare_runs(
+    base: Run, new: Run, threshold: float = 0.05, ignore: Sequence[str] = ()
+) -> Comparison:
+    """Every matched point's comparison, and the labels of the unmatched ones."""
+    check_ignore(ignore)
+    states = placement.classify(placement.probe_values(base.points, new.points))
+    bs, ns = summarize(base, states), summarize(new, states)
+    cols = [c for c in param_columns(bs) if c in ns.columns and c not in ignore]
+    shown = (
+        varying_params(pd.concat([bs, ns], ignore_index=True)[cols]) if len(bs) + len(ns) else []
+    )
     if "workers" in cols and "workers" not in shown:
         shown.append("workers")
-    bidx, nidx = _index(bs, cols), _index(ns, cols)
-    results: list[PointComparison] = []
-    for key, b in bidx.items():
-        n = nidx.get(key)
-        if n is None:
-            continue
-        lab = stats.label(b, shown) or "all"
-        pc = PointComparison(lab, int(b["point"]), int(n["point"]), "ok")
-        control = b.get("driver") in stats.NEGATIVE_CONTROLS
-        if not b["valid"] or not n["valid"]:
-            if b["valid"] and not n["valid"]:
-                pc.status = "invalid" if control else "new-failure"
-                pc.notes = f"new: {n['verdict']} {n['audit_detail'] or n['error'] or ''}".strip()
-            elif n["valid"]:
-                pc.status = "fixed"
-                pc.notes = f"base: {b['verdict']}"
-            else:
-                pc.status = "invalid"
-                pc.notes = f"{b['verdict']} in both"
-            results.append(pc)
-            continue
-        bv = _values(base, pc.base_point, "ops_per_s")
-        nv = _values(new, pc.new_point, "ops_per_s")
-        pc.base_median, blo, bhi = stats.median_ci(bv, seed=seed)
-        pc.new_median, nlo, nhi = stats.median_ci(nv, seed=seed)
-        pc.ratio, pc.ratio_lo, pc.ratio_hi = stats.ratio_ci(bv, nv, seed=seed)
-        notes = []
-        regress = improve = False
-        if pc.ratio == pc.ratio:
-            if pc.ratio < 1 - threshold and nhi < blo:
-                regress = True
-                notes.append(f"throughput -{1 - pc.ratio:.1%}")
-            elif pc.ratio > 1 + threshold and nlo > bhi:
-                improve = True
-        for col in P99_COLUMNS:
-            b99, n99 = _values(base, pc.base_point, col), _values(new, pc.new_point, col)
-            if not (b99.size and n99.size):
-                continue
-            bm, _b_lo, b_hi = stats.median_ci(b99, seed=seed)
-            nm, n_lo, _n_hi = stats.median_ci(n99, seed=seed)
-            if bm > 0 and nm / bm > 1 + threshold and n_lo > b_hi:
-                regress = True
-                notes.append(f"{col} +{nm / bm - 1:.0%} ({bm:.0f} -> {nm:.0f} ns)")
-        if regress:
-            pc.status = "REGRESSION"
-        elif improve:
-            pc.status = "improved"
-        state = _state_note(b, n)
-        if state:
-            notes.append(state)
-            pc.status = "not-comparable" if pc.status in ("REGRESSION", "improved") else pc.status
-        pc.notes = "; ".join(notes)
-        results.append(pc)
-    base_only = [stats.label(r, shown) or "all" for k, r in bidx.items() if k not in nidx]
-    new_only = [stats.label(r, shown) or "all" for k, r in nidx.items() if k not in bidx]
-    return results, base_only, new_only
-
-
-def _fmt_ratio(pc: PointComparison) -> str:
-    if not math.isfinite(pc.ratio):
-        return "–"
-    return f"{pc.ratio:6.3f} [{pc.ratio_lo:.3f}, {pc.ratio_hi:.3f}]"
-
-
-def compare(
-    base_dir: str | Path,
-    new_dir: str | Path,
-    threshold: float = 0.05,
-    ignore: Sequence[str] = (),
-) -> tuple[str, int]:
-    """A printable comparison of two runs, and the exit code: 1 on a regression, else 0."""
-    base, new = stats.load_run(base_dir), stats.load_run(new_dir)
-    results, base_only, new_only = compare_points(base, new, threshold, ignore)
-    width = max([len(r.label) for r in results] + [5])
-    lines = [
-        f"base: {base.run_id} ({base.run_dir})",
-        f"new:  {new.run_id} ({new.run_dir})",
-        f"threshold: {threshold:.1%} with non-overlapping 95% bootstrap intervals",
-        "",
-        f"{'point'.ljust(width)}  {'base ops/s':>11}  {'new ops/s':>11}  "
-        f"{'new/base [95% CI]':>24}  status",
+    (bidx, bdup), (nidx, ndup) = _index(bs, cols), _index(ns, cols)
+    results = [
+        _compare_one(base, new, b, nidx[key], label(b, shown) or "all", cols, threshold)
+        for key, b in bidx.items()
+        if key in nidx
     ]
-    for r in results:
-        lines.append(
-            f"{r.label.ljust(width)}  {_eng(r.base_median):>11}  {_eng(r.new_median):>11}  "
-            f"{_fmt_ratio(r):>24}  {r.status}" + (f"  ({r.notes})" if r.notes else "")
-        )
-    if base_only:
-        lines += ["", "only in base (not compared):", *[f"  {x}" for x in base_only]]
-    if new_only:
-        lines += ["", "only in new (not compared):", *[f"  {x}" for x in new_only]]
-    regressions = [r for r in results if r.regression]
-    improved = [r for r in results if r.status == "improved"]
-    skipped = [r for r in results if r.status == "not-comparable"]
-    lines.append("")
-    lines.append(
-        f"{len(results)} matched, {len(regressions)} regression(s), {len(improved)} improved, "
-        f"{len(skipped)} not comparable, {len(base_only) + len(new_only)} unmatched"
-    )
-    if not results:
-        lines.append("no points matched: compare runs of the same configuration")
-    return "\n".join(lines), 1 if regressions else 0
+    base_only = [label(r, shown) or "all" for k, r in bidx.items() if k not in nidx]
+    new_only = [label(r, shown) or "all" for k, r in nidx.items() if k not in bidx]
+    return Comparison(base, new, threshold, list(ignore), results, base_only, new_only, bdup + ndup)
+
+
+# --------------------------------------------------------------------------- output
 
 
 def _eng(v: float) -> str:
@@ -195,3 +232,89 @@ def _eng(v: float) -> str:
         if abs(v) >= div:
             return f"{v / div:.3f}{suffix}"
     return f"{v:.1f}"
+
+
+def _ratio_text(pc: PointComparison) -> str:
+    if not math.isfinite(pc.ratio):
+        return "–"
+    if not (math.isfinite(pc.lo) and math.isfinite(pc.hi)):
+        return f"{pc.ratio:.3f} [no interval]"
+    return f"{pc.ratio:.3f} [{pc.lo:.3f}, {pc.hi:.3f}]"
+
+
+def _mdc(pc: PointComparison) -> str:
+    return f"±{pc.min_detectable:.1%}" if math.isfinite(pc.min_detectable) else "–"
+
+
+def format_text(c: Comparison) -> str:
+    width = max([len(r.label) for r in c.points] + [5])
+    lines = [
+        f"base: {c.base.run_id} ({c.base.run_dir})",
+        f"new:  {c.new.run_id} ({c.new.run_dir})",
+        f"threshold: ±{c.threshold:.1%}; ratio new/base: {RATIO_METHOD}",
+        "min detectable: the smallest change the interval could tell from none",
+    ]
+    if c.ignore:
+        lines.append(f"ignored parameters: {', '.join(c.ignore)}")
+    lines += [
+        "",
+        f"{'point'.ljust(width)}  {'base':>10}  {'new':>10}  {'new/base [95% CI]':>24}  "
+        f"{'min det.':>8}  verdict",
+    ]
+    for r in c.points:
+        lines.append(
+            f"{r.label.ljust(width)}  {_eng(r.base_estimate):>10}  {_eng(r.new_estimate):>10}  "
+            f"{_ratio_text(r):>24}  {_mdc(r):>8}  {r.verdict}"
+            + (f"  ({'; '.join(r.notes)})" if r.notes else "")
+        )
+    if c.base_only:
+        lines += ["", "only in base (not compared):", *[f"  {x}" for x in c.base_only]]
+    if c.new_only:
+        lines += ["", "only in new (not compared):", *[f"  {x}" for x in c.new_only]]
+    if c.duplicates:
+        lines += ["", f"{c.duplicates} point(s) share parameters with another; the first is used"]
+    counts = {v: sum(r.verdict == v for r in c.points) for v in VERDICTS}
+    lines += [
+        "",
+        f"{len(c.points)} matched: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+        + f"; {len(c.base_only) + len(c.new_only)} unmatched",
+    ]
+    return "\n".join(lines)
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def format_json(c: Comparison) -> str:
+    out = []
+    for r in c.points:
+        d = {k: _clean(v) for k, v in asdict(r).items()}
+        d["notes"] = "; ".join(r.notes)
+        out.append(d)
+    return json.dumps(out, indent=1, allow_nan=False)
+
+
+def compare(
+    base_dir: str | Path,
+    new_dir: str | Path,
+    threshold: float = 0.05,
+    ignore: Sequence[str] = (),
+    fmt: str = "text",
+    strict: bool = False,
+) -> tuple[str, int]:
+    """The printable comparison of two runs and the exit code (0, 1 on a regression, 3
+    with `strict` when a point is inconclusive). Raises CompareError when nothing matched."""
+    check_ignore(ignore)
+    c = compare_runs(load_run(base_dir), load_run(new_dir), threshold, ignore)
+    if not c.points:
+        raise CompareError(
+            f"{base_dir} and {new_dir}: no point matched by parameters "
+            f"({len(c.base_only)} only in base, {len(c.new_only)} only in new); "
+            "--ignore PARAM matches points that differ only in PARAM"
+        )
+    text = format_json(c) if fmt == "json" else format_text(c)
+    return text, c.exit_code(strict)

@@ -86,9 +86,18 @@ def _group_rows(g: pd.DataFrame, glabel: str) -> list[dict[str, Any]]:
         sp = r["ops_per_s"] / t1 if r["point"] in use and t1 == t1 and t1 > 0 else nan
         eff = sp / r["workers"] if sp == sp and r["workers"] else nan
         out.append(
-            dict(point=r["point"], group=glabel, workers=r["workers"], speedup=sp, efficiency=eff,
-                 peak_ops_per_s=peak, peak_workers=peak_w, collapse_factor=collapse, max_workers=top)
-        )  # fmt: skip
+            dict(
+                point=r["point"],
+                group=glabel,
+                workers=r["workers"],
+                speedup=sp,
+                efficiency=eff,
+                peak_ops_per_s=peak,
+                peak_workers=peak_w,
+                collapse_factor=collapse,
+                max_workers=top,
+            )
+        )
     return out
 
 
@@ -138,7 +147,7 @@ def _decide_group(g: pd.DataFrame, by: str) -> dict[str, Any]:
     best = g.iloc[0]
     ratios = [(o, log_ratio(o["samples"], best["samples"])) for _, o in g.iloc[1:].iterrows()]
     tied = [norm_value(best[by])] + [norm_value(o[by]) for o, r in ratios if not r.lo > 1]
-    closest = min(ratios, key=lambda x: (x[1].lo if np.isfinite(x[1].lo) else -np.inf))
+    closest = min(ratios, key=lambda x: x[1].lo if np.isfinite(x[1].lo) else -np.inf)
     other, r = closest
     won = len(tied) == 1
     return {
@@ -176,8 +185,13 @@ def winners(summary: pd.DataFrame, by: str = "driver") -> pd.DataFrame:
     for _, g in v.groupby(keys, sort=False):
         if len(g) < 2:
             continue
-        ctx = {"context": label(g.iloc[0], shown) if shown else "all", "workers": g["workers"].iloc[0]}
+        ctx = {
+            "context": label(g.iloc[0], shown) if shown else "all",
+            "workers": g["workers"].iloc[0],
+        }
         out.append({**ctx, **_decide_group(g, by)})
     if not out:
         return pd.DataFrame(columns=WINNER_COLUMNS)
-    return pd.DataFrame(out, columns=WINNER_COLUMNS).sort_values(["context", "workers"], kind="stable")
+    return pd.DataFrame(out, columns=WINNER_COLUMNS).sort_values(
+        ["context", "workers"], kind="stable"
+    )

@@ -101,7 +101,9 @@ def _run_level(summary: pd.DataFrame) -> list[str]:
     out = []
     over = summary[summary["oversubscribed"]]
     if len(over):
-        cpus = norm_value(over["cpus_available"].dropna().iloc[0]) if "cpus_available" in over else "?"
+        cpus = (
+            norm_value(over["cpus_available"].dropna().iloc[0]) if "cpus_available" in over else "?"
+        )
         out.append(
             f"oversubscribed: {len(over)} point(s) run more workers than the {cpus} CPUs "
             f"available ({', '.join(str(int(p)) for p in over['point'])}); their workers "
@@ -132,7 +134,11 @@ def _point_level(r: pd.Series, shown: list[str]) -> list[str]:
             f"{n}: {int(r['reps'] - r['reps_ok'])} of {int(r['reps'])} repetitions failed"
             + (f": {r['error']}" if r["error"] else "")
         )
-    if r.get("driver") in NEGATIVE_CONTROLS and r["verdict"] != "caught" and (r.get("workers") or 0) > 1:
+    if (
+        r.get("driver") in NEGATIVE_CONTROLS
+        and r["verdict"] != "caught"
+        and (r.get("workers") or 0) > 1
+    ):
         out.append(f"{n}: the naive control passed its audit: the race was not exercised")
     if r["valid"] and "noisy" in fl:
         out.append(f"{n}: noisy: {r['noisy_detail']}")

@@ -62,20 +62,45 @@ def code(text: str, lang: str = "") -> Block:
 def _points_table(s: dict[str, Any]) -> Block:
     unit = s["unit"]
     shown = s["shown"]
-    headers = ["point", *shown, "n", f"median {unit}", "interval", "flags", "set aside",
-               "CV", "speedup", "efficiency", "lock wait", "map p99 ns", "unmap p99 ns",
-               "Jain", "audit"]  # fmt: skip
+    headers = [
+        "point",
+        *shown,
+        "n",
+        f"median {unit}",
+        "interval",
+        "flags",
+        "set aside",
+        "CV",
+        "speedup",
+        "efficiency",
+        "lock wait",
+        "map p99 ns",
+        "unmap p99 ns",
+        "Jain",
+        "audit",
+    ]
     rows = []
     for pt in s["points"]:
         aside = ", ".join(f"{k} {v}" for k, v in pt["set_aside"].items()) or "–"
         rows.append(
-            [str(pt["point"]), *[pt["params"].get(c, "–") for c in shown], str(pt["n"]),
-             eng(pt["estimate"]) + ("" if pt["valid"] else " (invalid)"), interval(pt),
-             ", ".join(pt["flags"]) or "–", aside, pct(pt["cv"]), num(pt["speedup"]),
-             pct(pt["efficiency"], 0), pct(pt["contention_share"]), ns(pt["map_p99_ns"]),
-             ns(pt["unmap_p99_ns"]), num(pt["jain"], 3),
-             VERDICT_TEXT.get(pt["verdict"], pt["verdict"])]
-        )  # fmt: skip
+            [
+                str(pt["point"]),
+                *[pt["params"].get(c, "–") for c in shown],
+                str(pt["n"]),
+                eng(pt["estimate"]) + ("" if pt["valid"] else " (invalid)"),
+                interval(pt),
+                ", ".join(pt["flags"]) or "–",
+                aside,
+                pct(pt["cv"]),
+                num(pt["speedup"]),
+                pct(pt["efficiency"], 0),
+                pct(pt["contention_share"]),
+                ns(pt["map_p99_ns"]),
+                ns(pt["unmap_p99_ns"]),
+                num(pt["jain"], 3),
+                VERDICT_TEXT.get(pt["verdict"], pt["verdict"]),
+            ]
+        )
     return table(headers, rows)
 
 
@@ -99,12 +124,26 @@ def _winners(s: dict[str, Any]) -> list[Block]:
     if not s["winners"]:
         return [*out, p("No context has two valid candidates.")]
     rows = [
-        [w["context"], w["workers"], winner_text(w), eng(w["best_ops_per_s"]), w["runner_up"],
-         ratio(w["ratio"], w["lo"], w["hi"]), str(w["candidates"])]
+        [
+            w["context"],
+            w["workers"],
+            winner_text(w),
+            eng(w["best_ops_per_s"]),
+            w["runner_up"],
+            ratio(w["ratio"], w["lo"], w["hi"]),
+            str(w["candidates"]),
+        ]
         for w in s["winners"]
-    ]  # fmt: skip
-    head = ["context", "workers", "winner", f"best {s['unit']}", "closest rival",
-            "best / rival [95% CI]", "drivers"]  # fmt: skip
+    ]
+    head = [
+        "context",
+        "workers",
+        "winner",
+        f"best {s['unit']}",
+        "closest rival",
+        "best / rival [95% CI]",
+        "drivers",
+    ]
     return [*out, table(head, rows)]
 
 
@@ -117,19 +156,39 @@ def _scaling(s: dict[str, Any]) -> list[Block]:
     ]
     return [
         h(2, "Scaling"),
-        p("From valid points within the CPU count only; oversubscribed points are in the table above."),
-        table(["group", f"peak {s['unit']}", "at workers", "largest workers", "collapse (peak / at largest)"], rows),
-    ]  # fmt: skip
+        p(
+            "From valid points within the CPU count only; oversubscribed points are in the "
+            "table above."
+        ),
+        table(
+            [
+                "group",
+                f"peak {s['unit']}",
+                "at workers",
+                "largest workers",
+                "collapse (peak / at largest)",
+            ],
+            rows,
+        ),
+    ]
 
 
 def _locks(s: dict[str, Any]) -> list[Block]:
     if not s["locks"]:
         return []
     rows = [
-        [str(r["point"]), r["label"], r["name"], eng(r["acquisitions"]), pct(r["contended_share"]),
-         pct(r["wait_share"], 2), ns(r["mean_wait_ns"]), ns(r["max_wait_ns"])]
+        [
+            str(r["point"]),
+            r["label"],
+            r["name"],
+            eng(r["acquisitions"]),
+            pct(r["contended_share"]),
+            pct(r["wait_share"], 2),
+            ns(r["mean_wait_ns"]),
+            ns(r["max_wait_ns"]),
+        ]
         for r in s["locks"]
-    ]  # fmt: skip
+    ]
     return [
         h(2, "Lock contention per lock"),
         p(
@@ -137,9 +196,20 @@ def _locks(s: dict[str, Any]) -> list[Block]:
             "share of worker time spent waiting, the mean wait of a contended acquisition and "
             "the longest single wait (medians over the point's repetitions; max: the longest)."
         ),
-        table(["point", "point label", "lock", "acquisitions", "contended", "time waiting",
-               "mean wait ns", "max wait ns"], rows),
-    ]  # fmt: skip
+        table(
+            [
+                "point",
+                "point label",
+                "lock",
+                "acquisitions",
+                "contended",
+                "time waiting",
+                "mean wait ns",
+                "max wait ns",
+            ],
+            rows,
+        ),
+    ]
 
 
 def _overview(s: dict[str, Any]) -> Block:

@@ -85,7 +85,10 @@ def _select(g: pd.DataFrame, states: placement.States) -> tuple[pd.DataFrame, st
         aside[reason] = aside.get(reason, 0) + 1
     v = g[valid]
     rep_state = pd.Series(
-        [states.of_rep(r.get("handoff_ns_before"), r.get("handoff_ns_after")) for _, r in v.iterrows()],
+        [
+            states.of_rep(r.get("handoff_ns_before"), r.get("handoff_ns_after"))
+            for _, r in v.iterrows()
+        ],
         index=v.index,
         dtype=object,
     )
@@ -175,7 +178,11 @@ def _point_row(run: Run, point: int, g: pd.DataFrame, states: placement.States) 
     for c in param_columns(g):
         row[c] = _first(g[c])
     row["cpus_available"] = _first(g["cpus_available"]) if "cpus_available" in g else None
-    over = g["oversubscribed"].astype("boolean").fillna(False).any() if "oversubscribed" in g else False
+    over = (
+        g["oversubscribed"].astype("boolean").fillna(False).any()
+        if "oversubscribed" in g
+        else False
+    )
     cpus, wk = row["cpus_available"], row.get("workers")
     row["oversubscribed"] = bool(over or (cpus is not None and wk is not None and wk > cpus))
     row["reps"], row["reps_ok"], row["reps_valid"] = len(g), len(ok), int(valid_mask(g).sum())
@@ -183,13 +190,15 @@ def _point_row(run: Run, point: int, g: pd.DataFrame, states: placement.States) 
     row["verdict"] = _verdict(row.get("driver"), len(g), len(ok), audit_failed)
     errors = g["error"].dropna().astype(str) if "error" in g else pd.Series(dtype=str)
     row["error"] = errors.iloc[0] if len(errors) else None
-    iv = median_interval(use["ops_per_s"] if "ops_per_s" in use else [])
+    iv = median_interval(use.get("ops_per_s", []))
     row.update(ops_per_s=iv.estimate, ci_lo=iv.lo, ci_hi=iv.hi, interval=iv.interval)
     row.update(method=iv.method, n=iv.n, ci_single=iv.n == 1, ci_rel_halfwidth=iv.rel_halfwidth)
     row["cv"] = cv(use["ops_per_s"]) if "ops_per_s" in use else float("nan")
     vals = used["ops_per_s"].to_numpy(dtype=float) if "ops_per_s" in used else np.array([])
     row["samples"] = tuple(float(v) for v in vals if np.isfinite(v))
-    row["used_reps"] = tuple(int(r) for r, v in zip(used["rep"], vals, strict=True) if np.isfinite(v))
+    row["used_reps"] = tuple(
+        int(r) for r, v in zip(used["rep"], vals, strict=True) if np.isfinite(v)
+    )
     row["state"] = state
     row["set_aside"] = "; ".join(f"{k}: {v}" for k, v in sorted(aside.items()))
     row["n_set_aside"] = sum(aside.values())

@@ -65,6 +65,7 @@ def unit_for(workload: object) -> str:
     """The throughput unit of a workload ("ops/s" for an unknown or mixed one)."""
     return UNITS.get(str(workload), "ops/s")
 
+
 # The locks whose counters points.csv carries, as column prefix -> human name; each has the
 # columns <prefix>_acquisitions, _contended, _wait_ns and _max_wait_ns.
 LOCKS: dict[str, str] = {

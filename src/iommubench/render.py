@@ -36,7 +36,11 @@ def _md_block(b: Block) -> list[str]:
     if b.kind == "figure":
         f = b.data
         links = f"[SVG]({f['svg']})" if f["svg"] else ""
-        return [f"### {f['name']}\n", f"![{f['name']}]({f['png']})\n", f"{caption(f)} {links}".strip() + "\n"]
+        return [
+            f"### {f['name']}\n",
+            f"![{f['name']}]({f['png']})\n",
+            f"{caption(f)} {links}".strip() + "\n",
+        ]
     raise ValueError(f"unknown block kind {b.kind!r}")
 
 
@@ -87,7 +91,8 @@ def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         + "</tr>"
         for r in rows
     )
-    return f'<div class="tablewrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="tablewrap">{table}</div>'
 
 
 def _html_figure(f: dict, out_dir: Path) -> str:

@@ -187,10 +187,14 @@ def build(
         "locks": _locks(frame, shown) if len(frame) else [],
         "sections": sections.for_run(run),
         "figures": [
-            {"name": f.stem, "png": f.name, "svg": f.with_suffix(".svg").name
-             if f.with_suffix(".svg").exists() else None, "caption": captions.get(f.stem, "")}
+            {
+                "name": f.stem,
+                "png": f.name,
+                "svg": f.with_suffix(".svg").name if f.with_suffix(".svg").exists() else None,
+                "caption": captions.get(f.stem, ""),
+            }
             for f in pngs
-        ],  # fmt: skip
+        ],
         "machine": [list(kv) for kv in machine.summary_items(run.meta)],
         "config_path": run.meta.get("config_path"),
         "config_text": run.config_text,

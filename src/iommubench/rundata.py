@@ -241,9 +241,7 @@ def param_columns(df: pd.DataFrame) -> list[str]:
 def varying_params(df: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
     """Parameters that take more than one value across the frame's rows."""
     return [
-        c
-        for c in param_columns(df)
-        if c not in exclude and df[c].map(norm_value).nunique() > 1
+        c for c in param_columns(df) if c not in exclude and df[c].map(norm_value).nunique() > 1
     ]
 
 

@@ -58,8 +58,17 @@ def walker_section(run: Run) -> Section | None:
     ok = df[df["status"] == "ok"].copy()
     ok["walkers"] = pd.to_numeric(ok["walkers"], errors="coerce").fillna(0).astype(int)
     keys = [k for k in ("workload", "driver", "workers") if k in ok]
-    headers = [*keys, "walker_safety", "Mops/s", "baseline Mops/s", "cost",
-               "UAF reads / M reads", "pass µs", "limbo max", "grace µs"]  # fmt: skip
+    headers = [
+        *keys,
+        "walker_safety",
+        "Mops/s",
+        "baseline Mops/s",
+        "cost",
+        "UAF reads / M reads",
+        "pass µs",
+        "limbo max",
+        "grace µs",
+    ]
     baseline = ok[ok["walkers"] == 0]
     rows = []
     for params, group in ok[ok["walkers"] > 0].groupby([*keys, "walker_safety"], sort=True):
@@ -68,7 +77,12 @@ def walker_section(run: Run) -> Section | None:
         for key, value in zip(keys, params, strict=False):
             match = match[match[key] == value]
         rows.append(_walker_row(params, group, match))
-    return {"title": "Walkers: the debugfs race", "text": WALKER_TEXT, "headers": headers, "rows": rows}
+    return {
+        "title": "Walkers: the debugfs race",
+        "text": WALKER_TEXT,
+        "headers": headers,
+        "rows": rows,
+    }
 
 
 SECTIONS: list[Callable[[Run], Section | None]] = [walker_section]

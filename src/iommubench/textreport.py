@@ -60,7 +60,11 @@ def _point_lines(pt: dict[str, Any]) -> list[str]:
 def render_text(s: dict[str, Any]) -> str:
     lines = [f"iommubench {s['run_id']}: {s['name'] or 'run'} ({s['unit']})", ""]
     lines += _headline(s)
-    lines += ["", f"Per point: median {s['unit']}, interval (CI: 95% from order", "statistics; range: min-max of n), n, flags; ! = no valid result"]
+    lines += [
+        "",
+        f"Per point: median {s['unit']}, interval (CI: 95% from order",
+        "statistics; range: min-max of n), n, flags; ! = no valid result",
+    ]
     for pt in s["points"]:
         lines += _point_lines(pt)
     aside = s["overview"]["set_aside"]
