@@ -144,6 +144,7 @@ def _normalise_points(df: pd.DataFrame) -> pd.DataFrame:
         df["audit_ok"] = pd.array([pd.NA] * len(df), dtype="boolean")
     if "flags" not in df:
         df["flags"] = None
+    df = df.copy()  # one block per dtype again after the column-by-column conversion
     _derive(df)
     return df
 
