@@ -46,7 +46,7 @@ def test_same_distribution_twice_is_never_a_regression(tmp_path):
 def test_twenty_percent_regression_on_a_tight_point(tmp_path):
     a = make_run(tmp_path, "a", drivers=("lockfree",), model=LOCKFREE, failed_rep=False)
     b = make_run(tmp_path, "b", drivers=("lockfree",), model=LOCKFREE, scale=0.8, seed=1)
-    pts, c = verdicts(a, b)
+    pts, _ = verdicts(a, b)
     p = pts["w=4"]
     assert p.verdict == "regression"
     assert p.ratio == pytest.approx(0.8, rel=0.03) and p.hi < 0.95
@@ -116,7 +116,7 @@ def test_placement_state_and_competing_load_make_points_not_comparable(tmp_path)
     slow = make_run(
         tmp_path, "slow", handoff_flip=False, seed=1, probes=lambda d, w, r: (220.0, 215.0)
     )
-    pts, c = verdicts(fast, slow)
+    pts, _ = verdicts(fast, slow)
     assert {p.verdict for p in pts.values()} == {"not comparable"}
     assert "placement state differs (fast vs slow)" in pts["lockfree w=4"].notes
     loaded = make_run(

@@ -65,7 +65,7 @@ def test_ratio_ci_known_answer():
     assert stats.ratio_ci([100.0] * 3, [50.0] * 4) == pytest.approx((0.5, 0.5, 0.5))
     new = rng.lognormal(np.log(50), 0.01, size=5)
     r, lo, hi = stats.ratio_ci(base, new)
-    assert lo < r < hi and 0.48 < lo and hi < 0.52
+    assert 0.48 < lo < r < hi < 0.52
 
 
 def test_welch_log_ratio_covers_the_truth_about_95_percent():

@@ -49,8 +49,16 @@ def test_estimate_uses_the_majority_state_and_says_what_was_set_aside(tmp_path):
     def extra(d, w, r):
         return {"ops_per_s": 30e6 if r == 0 else 90e6 + 1e5 * r}
 
-    run = make_run(tmp_path, drivers=("lockfree",), workers=(4,), reps=8, probes=probes,
-                   extra=extra, handoff_flip=False, failed_rep=False)  # fmt: skip
+    run = make_run(
+        tmp_path,
+        drivers=("lockfree",),
+        workers=(4,),
+        reps=8,
+        probes=probes,
+        extra=extra,
+        handoff_flip=False,
+        failed_rep=False,
+    )
     p = point(summarize(run), "lockfree", 4)
     assert p["state"] == "fast" and p["n"] == 6 and p["interval"] == "95% CI"
     assert p["ops_per_s"] == pytest.approx(90.45e6)  # median of reps 1, 2, 4, 5, 6, 7
@@ -97,16 +105,16 @@ def test_starvation_only_from_one_repetition_over_2x_quoting_it(tmp_path):
     def shares(d, w, r):
         return {0: [1.0, 1.0], 1: [1.0, 0.6], 2: [0.25, 0.4]}[r] if w == 2 else [1.0] * w
 
-    run = make_run(tmp_path, drivers=("lockfree",), workers=(1, 2), shares=shares,
-                   failed_rep=False)  # fmt: skip
+    run = make_run(tmp_path, drivers=("lockfree",), workers=(1, 2), shares=shares, failed_rep=False)
     p = point(summarize(run), "lockfree", 2)
     assert not p["starved"] and "starved" not in p["flags"]
 
     def starve(d, w, r):
         return [1.0, 0.25] if (w == 2 and r == 1) else [1.0] * w
 
-    run = make_run(tmp_path, name="b", drivers=("lockfree",), workers=(1, 2), shares=starve,
-                   failed_rep=False)  # fmt: skip
+    run = make_run(
+        tmp_path, name="b", drivers=("lockfree",), workers=(1, 2), shares=starve, failed_rep=False
+    )
     r = stats.load_run(run)
     s = stats.summarize(r)
     p = point(s, "lockfree", 2)
@@ -143,9 +151,18 @@ def test_two_drivers_from_one_distribution_are_rarely_declared_different(tmp_pat
     declared = 0
     trials = 60
     for seed in range(trials):
-        run = make_run(tmp_path, name=f"s{seed}", drivers=("lockfree", "serial-spin"),
-                       workers=(1,), model=TWO, noise=0.05, seed=seed, failed_rep=False,
-                       handoff_flip=False, write_hist=False)  # fmt: skip
+        run = make_run(
+            tmp_path,
+            name=f"s{seed}",
+            drivers=("lockfree", "serial-spin"),
+            workers=(1,),
+            model=TWO,
+            noise=0.05,
+            seed=seed,
+            failed_rep=False,
+            handoff_flip=False,
+            write_hist=False,
+        )
         w = stats.winners(stats.summarize(stats.load_run(run)))
         declared += (w["verdict"] == "winner").sum()
     # a 95% interval: about 5% of such pairs separate by chance (the old 5%-band rule
@@ -156,8 +173,16 @@ def test_two_drivers_from_one_distribution_are_rarely_declared_different(tmp_pat
 def test_a_thirty_percent_shift_with_tight_repetitions_is_significant(tmp_path):
     model = {"lockfree": {1: 26e6, 2: 48e6}, "serial-spin": {1: 20e6, 2: 48e6 / 1.3}}
     for seed in range(5):
-        run = make_run(tmp_path, name=f"t{seed}", drivers=("lockfree", "serial-spin"),
-                       workers=(1, 2), model=model, seed=seed, failed_rep=False, write_hist=False)  # fmt: skip
+        run = make_run(
+            tmp_path,
+            name=f"t{seed}",
+            drivers=("lockfree", "serial-spin"),
+            workers=(1, 2),
+            model=model,
+            seed=seed,
+            failed_rep=False,
+            write_hist=False,
+        )
         w = stats.winners(stats.summarize(stats.load_run(run)))
         assert list(w["verdict"]) == ["winner", "winner"] and set(w["winner"]) == {"lockfree"}
         assert (w["lo"] > 1.2).all()
