@@ -101,7 +101,7 @@ def bootstrap_ci(
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
 ) -> tuple[float, float]:
-    """BCa bootstrap interval of `stat` (scipy.stats.bootstrap); degenerate for < 2 values.
+    """Percentile bootstrap interval of `stat` (scipy.stats.bootstrap); degenerate below 2.
 
     Only meaningful for many values (e.g. batch means of a time series): with few
     repetitions a bootstrap interval is far narrower than its nominal coverage.
