@@ -338,16 +338,17 @@ def test_a_series_that_never_waited_gets_no_lock_panel(run, summary):
 def test_rep_marks_name_level_shift_state_and_flags():
     rows = pd.DataFrame(
         {
-            "point": [3, 3, 3],
-            "rep": [0, 1, 2],
-            "status": ["ok"] * 3,
-            "audit_ok": pd.array([True, True, False], dtype="boolean"),
-            "level_shift": ["False", "True", "False"],
-            "state": ["fast", "fast", "slow"],
-            "flags": ["", "competing-load", ""],
+            "point": [3, 3, 3, 3],
+            "rep": [0, 1, 2, 3],
+            "status": ["ok"] * 4,
+            "audit_ok": pd.array([True, True, False, True], dtype="boolean"),
+            "level_shift": ["False", "True", "False", ""],
+            "state": ["fast", "fast", "slow", "changed"],
+            "flags": ["", "competing-load", "", ""],
         }
     )
     marks = timeline.rep_marks(rows)
     assert marks[0] == []
     assert marks[1] == ["level shift", "competing-load"]
     assert marks[2] == ["placement slow", "invalid"]
+    assert marks[3] == ["placement changed"]

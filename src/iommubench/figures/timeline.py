@@ -23,6 +23,7 @@ from iommubench.figures.style import COLORS, grid
 
 ALL_POINTS_UP_TO = 6  # runs with this few points show every point
 HANDOFF_RATIO = float(getattr(stats, "HANDOFF_RATIO", 1.5))
+CHANGED = "changed"
 
 
 def truthy(v: Any) -> bool:
@@ -54,19 +55,45 @@ def headline_points(summary: pd.DataFrame, hue: str | None) -> list[int]:
     return out
 
 
+def rep_states(points: pd.DataFrame) -> pd.Series | None:
+    """Every repetition's placement state, from the handoff probes clustered over the whole
+    run (`fast`, `slow`, `stable`, `changed` or ''), when the analysis layer classifies them."""
+    try:
+        from iommubench import placement
+    except ImportError:
+        return None
+    if not {"handoff_ns_before", "handoff_ns_after"} <= set(points.columns):
+        return None
+    states = placement.classify(placement.probe_values(points))
+    return points.apply(
+        lambda r: states.of_rep(_num(r["handoff_ns_before"]), _num(r["handoff_ns_after"])), axis=1
+    )
+
+
+def _num(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
 def rep_marks(rows: pd.DataFrame) -> dict[int, list[str]]:
-    """rep -> what sets it apart: 'level shift', another placement state, the row's flags
-    (e.g. 'competing-load', 'window-stretched'), 'invalid'."""
+    """rep -> what sets it apart: 'level shift', a placement state other than the point's
+    usual one (or 'placement changed' during it), the row's flags (e.g. 'competing-load',
+    'window-stretched'), 'invalid'."""
     marks: dict[int, list[str]] = {int(r): [] for r in rows["rep"]}
-    states = rows["state"].astype(str) if "state" in rows else None
-    common = Counter(states).most_common(1)[0][0] if states is not None and len(states) else None
+    states = rows["state"].fillna("").astype(str) if "state" in rows else None
+    settled = Counter(s for s in (states if states is not None else []) if s and s != CHANGED)
+    common = settled.most_common(1)[0][0] if settled else ""
     valid = stats.valid_mask(rows)
     for i, r in rows.iterrows():
         m = marks[int(r["rep"])]
         if truthy(r.get("level_shift")):
             m.append("level shift")
         if states is not None:
-            if states[i] != common:
+            if states[i] == CHANGED:
+                m.append("placement changed")
+            elif states[i] and common and states[i] != common:
                 m.append(f"placement {states[i]}")
         elif _probes_disagree(r):
             m.append("placement changed")
@@ -96,6 +123,10 @@ def timeline_figure(
     notes: list[str] | None = None,
 ) -> Figure | None:
     """One panel per headline point, one line per repetition; None when no series exist."""
+    if "state" not in points:
+        states = rep_states(points)
+        if states is not None:
+            points = points.assign(state=states)
     panels = []
     for p in headline_points(summary, hue):
         rows = points[points["point"] == p].sort_values("rep")
