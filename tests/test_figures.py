@@ -214,13 +214,14 @@ def test_tick_rates_of_a_known_series():
     t = np.arange(1, 5, dtype=np.uint64) * np.uint64(TICK_NS)
     ops = np.array([[100, 200, 300, 500], [100, 200, 300, 300]], dtype=np.uint64)
     ts, rate = data.tick_rates(t, ops)
-    assert np.allclose(ts, [0.01, 0.02, 0.03, 0.04])
+    assert np.allclose(ts, [0.0, 0.01, 0.02, 0.03, 0.04])  # edges: one more than the rates
     assert np.allclose(rate, [200 / 0.01, 200 / 0.01, 200 / 0.01, 200 / 0.01])
     t0 = np.concatenate([[0], t]).astype(np.uint64)
     ops0 = np.hstack([np.zeros((2, 1), dtype=np.uint64), ops])
     ts0, rate0 = data.tick_rates(t0, ops0)
     assert np.allclose(ts0, ts) and np.allclose(rate0, rate)
     assert data.tick_rates(t, ops[:, :2])[0].size == 0  # shapes that disagree: nothing
+    assert data.tick_rates(t[:1] * 0, ops[:, :1])[1].size == 0  # one tick at 0: no interval
 
 
 def test_timeline_one_line_per_repetition_and_level_shift_marked(run_dir, run, summary):

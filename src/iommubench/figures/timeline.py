@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
 from iommubench import stats
+from iommubench.figures.axes import show_x_labels
 from iommubench.figures.data import load_series, tick_rates
 from iommubench.figures.labels import rate_unit, title
 from iommubench.figures.series import split_series
@@ -135,7 +136,7 @@ def timeline_figure(
             series = load_series(run_dir, p, int(r["rep"]))
             if series is not None:
                 t, rate = tick_rates(*series)
-                if t.size:
+                if rate.size:
                     lines.append((int(r["rep"]), t, rate))
         if lines:
             panels.append((p, rows, lines))
@@ -154,6 +155,7 @@ def timeline_figure(
         ax.set_title(", ".join(f"{c}={stats.norm_value(srow[c])}" for c in shown), loc="left")
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
+    show_x_labels(axes)
     fig.tight_layout()
     return fig
 
@@ -167,9 +169,11 @@ def _draw_point(
         ls = "--" if "level shift" in m else (":" if any("placement" in x for x in m) else "-")
         color = "0.55" if "invalid" in m else COLORS[rep % len(COLORS)]
         label = f"rep {rep}" + (f" ({', '.join(m)})" if m else "")
-        ax.step(t, rate, where="pre", color=color, ls=ls, lw=1.3, label=label, gid=f"rep:{rep}")
+        # each tick's rate held over the whole tick, from its start edge to its end edge
+        ys = np.concatenate([rate, rate[-1:]])
+        ax.step(t, ys, where="post", color=color, ls=ls, lw=1.3, label=label, gid=f"rep:{rep}")
     ax.set_xlabel("time in the counted window (s)")
     ax.set_ylabel(f"{unit} per tick")
     ax.yaxis.set_major_formatter(EngFormatter(sep=" "))
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
