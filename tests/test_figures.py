@@ -353,3 +353,9 @@ def test_rep_marks_name_level_shift_state_and_flags():
     assert marks[1] == ["level shift", "competing-load"]
     assert marks[2] == ["placement slow", "invalid"]
     assert marks[3] == ["placement changed"]
+
+
+def test_scaling_of_one_worker_count_is_not_drawn(summary):
+    notes: list[str] = []
+    assert plots.scaling_figure(summary[summary["workers"] == 1], notes=notes) is None
+    assert any("speedup" in n for n in notes) and any("figure skipped" in n for n in notes)

@@ -37,6 +37,7 @@ class Panel:
     flat: float | None = 0.0  # a panel whose every value is this says nothing
     yfmt: Callable[[], Formatter] | None = None
     reference: Sequence[float] = ()  # ideal values the y range must show
+    ymax: float | None = None  # the top of a bounded measure's linear axis (Jain's index: 1)
 
     def values(self, summary: pd.DataFrame) -> np.ndarray:
         return fa.finite(v for c in self.cols if c in summary for v in summary[c])
@@ -141,7 +142,7 @@ def panel_figure(
             log_x = fa.setup_x(ax, summary, x, split.cats)
             extra = p.draw(ax, series, split.cats is None, log_x) or extra
             ax.set_ylabel(p.ylabel)
-            fa.set_y_range(ax, values, bounded=1.05 if p.flat == 1.0 else None)
+            fa.set_y_range(ax, values, bounded=p.ymax)
             if p.yfmt is not None:
                 ax.yaxis.set_major_formatter(p.yfmt())
             fa.mark_oversubscribed(ax, summary, x, series, p.cols, cpus, log_x)
@@ -191,7 +192,7 @@ def scaling_figure(
             speedup,
             "speedup vs 1 worker",
             "speedup",
-            flat=None,
+            flat=1.0,
             yfmt=lambda: FuncFormatter(lambda v, _: f"{v:g}"),
             reference=[1.0, w_hi / w_lo] if w_lo > 0 else [],
         ),
@@ -200,7 +201,7 @@ def scaling_figure(
             efficiency,
             "parallel efficiency",
             "efficiency",
-            flat=None,
+            flat=1.0,
             yfmt=lambda: PercentFormatter(1.0),
         ),
     ]
@@ -311,13 +312,14 @@ def fairness_figure(
         return [Line2D([], [], color="0.3", ls=":", lw=1.0, label="starvation (max > 2x min)")]
 
     panels = [
-        Panel(["jain"], jain, "Jain's index", "Jain's fairness", flat=1.0),
+        Panel(["jain"], jain, "Jain's index", "Jain's fairness", flat=1.0, ymax=1.05),
         Panel(
             ["worker_min_max"],
             minmax,
             "min / max worker ops",
             "least / most busy worker",
             flat=1.0,
+            ymax=1.05,
         ),
     ]
     return panel_figure(s, panels, x, hue, facet, "per-worker fairness", notes)
