@@ -359,3 +359,15 @@ def test_scaling_of_one_worker_count_is_not_drawn(summary):
     notes: list[str] = []
     assert plots.scaling_figure(summary[summary["workers"] == 1], notes=notes) is None
     assert any("speedup" in n for n in notes) and any("figure skipped" in n for n in notes)
+
+
+def test_band_label_says_how_the_interval_was_made(summary):
+    from iommubench.figures.summary import interval_words
+
+    s = summary.assign(interval="range", n=3)
+    assert interval_words(s) == "range (n=3)"
+    s.loc[s.index[:2], ["interval", "n"]] = ["95% CI", 8]
+    assert interval_words(s) == "95% CI (n=8) or range (n=3)"
+    fig = plots.throughput_figure(s)
+    assert "band: 95% CI (n=8) or range (n=3)" in fig.axes[0].get_ylabel()
+    _close(fig)

@@ -47,12 +47,18 @@ class Panel:
 
 
 def interval_words(summary: pd.DataFrame) -> str:
-    """How the band was made, as the summary states it ('95% CI', 'range'), else '95% CI'."""
-    if "interval" in summary:
-        kinds = sorted({str(v) for v in summary["interval"].dropna() if str(v)})
-        if kinds:
-            return " or ".join(kinds)
-    return "95% CI"
+    """How the band was made, as the summary states it ('95% CI', 'range (n=3)'), with the
+    repetition counts behind each kind; '95% CI' for a summary that does not say."""
+    if "interval" not in summary:
+        return "95% CI"
+    words = []
+    for kind, rows in summary.groupby(summary["interval"].fillna("").astype(str)):
+        if not kind:
+            continue
+        ns = sorted({int(n) for n in fa.finite(rows["n"])}) if "n" in rows else []
+        span = "" if not ns else f" (n={ns[0]})" if len(ns) == 1 else f" (n={ns[0]}–{ns[-1]})"
+        words.append(kind + span)
+    return " or ".join(words) or "95% CI"
 
 
 def throughput_figure(
