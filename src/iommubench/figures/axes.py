@@ -14,7 +14,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FixedLocator, NullLocator
+from matplotlib.ticker import (
+    FixedLocator,
+    FuncFormatter,
+    LogLocator,
+    NullFormatter,
+    NullLocator,
+)
 
 from iommubench import stats
 from iommubench.figures.labels import axis_name
@@ -153,6 +159,11 @@ def set_y_range(ax: Axes, values: Iterable[Any], bounded: float | None = None) -
     if wants_log(v):
         ax.set_yscale("log")
         ax.set_ylim(v.min() / 1.5, v.max() * 1.5)
+        # labels at 1, 2 and 5 of each decade, as plain numbers (a panel's own formatter,
+        # set after this, replaces the plain one); no labels on the other minor ticks
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         return True
     top = bounded if bounded is not None else (float(v.max()) * 1.12 if v.size else 1.0)
     ax.set_ylim(0, top if top > 0 else 1.0)
