@@ -371,3 +371,13 @@ def test_band_label_says_how_the_interval_was_made(summary):
     fig = plots.throughput_figure(s)
     assert "band: 95% CI (n=8) or range (n=3)" in fig.axes[0].get_ylabel()
     _close(fig)
+
+
+def test_each_workload_panel_has_its_own_unit(summary):
+    mixed = summary.copy()
+    mixed.loc[mixed["driver"] == "naive", "workload"] = "prefault"
+    fig = plots.throughput_figure(mixed, facet="workload")
+    units = {ax.get_title(loc="left"): ax.get_ylabel().split(" ")[0] for ax in fig.axes}
+    assert units == {"workload=dma": "I/O/s", "workload=prefault": "ops/s"}
+    assert not fig.axes[0].get_shared_y_axes().joined(fig.axes[0], fig.axes[1])
+    _close(fig)
