@@ -70,7 +70,9 @@ def _points_table(s: dict[str, Any]) -> Block:
         "interval",
         "flags",
         "set aside",
+        "state",
         "CV",
+        "CV within",
         "speedup",
         "efficiency",
         "lock wait",
@@ -91,7 +93,9 @@ def _points_table(s: dict[str, Any]) -> Block:
                 interval(pt),
                 ", ".join(pt["flags"]) or "–",
                 aside,
+                pt["state"] or "–",
                 pct(pt["cv"]),
+                pct(pt["batch_cv"]),
                 num(pt["speedup"]),
                 pct(pt["efficiency"], 0),
                 pct(pt["contention_share"]),
@@ -250,7 +254,10 @@ def blocks(s: dict[str, Any]) -> list[Block]:
             "Median over the valid repetitions (status ok, audit passed, no invalidating "
             "flag) measured in the point's majority placement state. Interval: the "
             "distribution-free 95% CI of the median from order statistics when n >= 6, "
-            "else the range of the n repetitions (never called a CI). Set aside: "
+            "else the range of the n repetitions (never called a CI). CV: across "
+            "repetitions; CV within: of 10 batch means within one repetition's time series "
+            "(the largest over the repetitions; shown, never used to narrow the interval). "
+            "State: the placement state of the repetitions used. Set aside: "
             "repetitions that feed no estimate, and why. Lock wait: share of worker time "
             "waiting for any lock."
         )

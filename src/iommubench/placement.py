@@ -4,10 +4,11 @@ Some VMs move their vCPUs between two placements every few seconds: a cross-core
 handoff then costs ~35-60 ns in one state and ~210-230 ns in the other, and lock throughput
 moves up to 6x between them. The probes of a whole run (or of two runs being compared) are
 clustered on a log scale: when the largest gap between sorted probe values is at least
-`SPLIT_RATIO`, the values below it are the `fast` state and those above it the `slow` one;
-otherwise every probe is one `stable` state (bare metal loses nothing). A repetition whose
-before and after probes fall in different states is `changed`. Without probes (one CPU) the
-state is "" and matches anything.
+`SPLIT_RATIO` and each side holds at least `MIN_CLUSTER` values, the values below it are
+the `fast` state and those above it the `slow` one; otherwise every probe is one `stable`
+state (bare metal loses nothing, and one probe disturbed by preemption is not a state). A
+repetition whose before and after probes fall in different states is `changed`. Without
+probes (one CPU) the state is "" and matches anything.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SPLIT_RATIO = 2.0
+MIN_CLUSTER = 2
 FAST, SLOW, STABLE, CHANGED = "fast", "slow", "stable", "changed"
 PROBES = ("handoff_ns_before", "handoff_ns_after")
 
@@ -51,7 +53,10 @@ def classify(values: Iterable[float]) -> States:
     if x.size < 2:
         return States(None)
     gaps = np.diff(np.log(x))
-    i = int(np.argmax(gaps))
+    inner = gaps[MIN_CLUSTER - 1 : x.size - MIN_CLUSTER]  # splits leaving MIN_CLUSTER a side
+    if inner.size == 0:
+        return States(None)
+    i = int(np.argmax(inner)) + MIN_CLUSTER - 1
     if np.exp(gaps[i]) < SPLIT_RATIO:
         return States(None)
     return States(float(np.sqrt(x[i] * x[i + 1])))

@@ -102,8 +102,9 @@ def _select(g: pd.DataFrame, states: placement.States) -> tuple[pd.DataFrame, st
     return v[keep], state, aside
 
 
-def _noise(run: Run, point: int, used: pd.DataFrame) -> tuple[bool, str]:
-    """Whether the point is noisy and why: spread across or within repetitions."""
+def _noise(run: Run, point: int, used: pd.DataFrame) -> tuple[bool, str, float]:
+    """Whether the point is noisy, why, and the largest CV of batch means within one of its
+    repetitions (NaN without a time series)."""
     reasons = []
     c = cv(used["ops_per_s"]) if "ops_per_s" in used else float("nan")
     if c == c and c > _flags.CV_WARN:
@@ -118,7 +119,7 @@ def _noise(run: Run, point: int, used: pd.DataFrame) -> tuple[bool, str]:
         reasons.append(f"CV {w:.1%} of batch means within a repetition")
     if "level_shift" in used and used["level_shift"].astype("boolean").fillna(False).any():
         reasons.append("a level shift within a repetition")
-    return bool(reasons), "; ".join(reasons)
+    return bool(reasons), "; ".join(reasons), w
 
 
 def _handoff(g: pd.DataFrame, row: dict[str, Any]) -> None:
@@ -202,7 +203,7 @@ def _point_row(run: Run, point: int, g: pd.DataFrame, states: placement.States) 
     row["state"] = state
     row["set_aside"] = "; ".join(f"{k}: {v}" for k, v in sorted(aside.items()))
     row["n_set_aside"] = sum(aside.values())
-    noisy, row["noisy_detail"] = _noise(run, point, use)
+    noisy, row["noisy_detail"], row["batch_cv"] = _noise(run, point, use)
     row["noisy"] = noisy and row["valid"]
     _medians(use, ok, row)
     flag_set = _fairness(run, point, use, row)

@@ -23,6 +23,7 @@ from iommubench.rundata import Run, label, norm_value, param_columns, varying_pa
 SCHEMA = 1
 POINT_MEASURES = [
     "cv",
+    "batch_cv",
     "speedup",
     "efficiency",
     "contention_share",
