@@ -268,3 +268,17 @@ def test_text_report_lines_fit_72_columns(written, capsys):
     assert cli.main(["report", str(run_dir), "--format", "text"]) == 0
     out = capsys.readouterr().out
     assert out.strip() == text.strip()
+
+
+def test_a_run_without_rows_is_refused_in_one_line(tmp_path, capsys):
+    d = make_run(tmp_path, drivers=("lockfree",))
+    header = (d / "points.csv").read_text().splitlines()[0]
+    (d / "points.csv").write_text(header + "\n")
+    for argv in (
+        ["report", str(d)],
+        ["report", str(d), "--format", "text"],
+        ["compare", str(d), str(d)],
+    ):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "no rows yet" in err

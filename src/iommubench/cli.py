@@ -331,19 +331,26 @@ def write_report(run_dir: Path, out: Path) -> list[Path]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    _require_run_dir(args.run_dir)
-    if args.format == "text":
-        from iommubench import report
+    from iommubench.rundata import RunDataError
 
-        print(report.text_report(args.run_dir))
-        return EXIT_OK
-    for path in write_report(args.run_dir, _reports_dir(args.run_dir, args.out)):
+    _require_run_dir(args.run_dir)
+    try:
+        if args.format == "text":
+            from iommubench import report
+
+            print(report.text_report(args.run_dir))
+            return EXIT_OK
+        paths = write_report(args.run_dir, _reports_dir(args.run_dir, args.out))
+    except RunDataError as exc:
+        raise UsageError(str(exc)) from None
+    for path in paths:
         print(path)
     return EXIT_OK
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from iommubench import compare
+    from iommubench.rundata import RunDataError
 
     for run_dir in (args.base, args.new):
         _require_run_dir(run_dir)
@@ -352,7 +359,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         text, code = compare.compare(
             args.base, args.new, threshold, args.ignore, args.format, args.strict
         )
-    except compare.CompareError as exc:
+    except (compare.CompareError, RunDataError) as exc:
         raise UsageError(str(exc)) from None
     print(text)
     return code

@@ -38,7 +38,7 @@ def write_report(
     run = load_run(run_dir)
     frame = with_scaling(summarize(run))
     figures = plots.make_figures(run_dir, out, x=x, hue=hue, facet=facet, summary=frame)
-    summary = reportdata.build(run, frame, figures, FIGURE_CAPTIONS)
+    summary = reportdata.build(run, frame, figures, {**FIGURE_CAPTIONS, **plots.CAPTIONS})
     json_path = reportdata.write(summary, out / "summary.json")
     doc = blocks(summary)
     md_path, html_path = out / "report.md", out / "report.html"

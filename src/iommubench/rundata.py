@@ -44,6 +44,10 @@ AUDIT_COUNTERS = [c for c in AUDIT if c != "audit_ok"]
 WAIT_COLUMNS = ["lock_wait_ns", "iova_lock_wait_ns", "inv_lock_wait_ns", "guard_wait_ns"]
 
 
+class RunDataError(ValueError):
+    """A run directory with nothing to analyse (no rows, or no point/rep columns)."""
+
+
 @dataclass
 class Run:
     """One run directory: its rows, per-worker rows, metadata and resolved config."""
@@ -167,7 +171,15 @@ def load_run(run_dir: str | Path) -> Run:
     points_path = run_dir / "points.csv"
     if not points_path.exists():
         raise FileNotFoundError(f"{points_path} not found: is {run_dir} a run directory?")
-    raw = pd.read_csv(points_path, dtype={c: object for c in STRING_COLUMNS})
+    try:
+        raw = pd.read_csv(points_path, dtype={c: object for c in STRING_COLUMNS})
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise RunDataError(f"{points_path}: not a readable table ({exc})") from None
+    missing = [c for c in ("point", "rep") if c not in raw.columns]
+    if missing:
+        raise RunDataError(f"{points_path}: no {missing[0]!r} column")
+    if raw.empty:
+        raise RunDataError(f"{points_path}: no rows yet: nothing to report")
     points = _normalise_points(raw)
     workers_path = run_dir / "workers.csv"
     workers = pd.read_csv(workers_path) if workers_path.exists() else pd.DataFrame()
