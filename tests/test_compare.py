@@ -65,6 +65,7 @@ def test_a_halved_but_noisy_point_is_never_no_change(tmp_path):
             assert p.verdict in ("regression", "inconclusive", "not comparable")
             if p.verdict == "inconclusive":  # too wide to see 5%, or no interval at all
                 assert not p.min_detectable <= 0.05
+                assert p.notes[0].startswith(("too wide", "no interval", "a significant"))
 
 
 def test_strict_exits_3_when_inconclusive_and_1_wins(tmp_path):

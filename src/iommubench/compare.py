@@ -144,6 +144,14 @@ def _p99_notes(base: Run, new: Run, b: pd.Series, n: pd.Series, threshold: float
     return notes
 
 
+def _why_inconclusive(pc: PointComparison, threshold: float) -> str:
+    if not math.isfinite(pc.min_detectable):
+        return "no interval: fewer than 2 valid repetitions on a side"
+    if pc.lo > 1 or pc.hi < 1:
+        return f"a significant change, not clearly beyond ±{threshold:.0%}"
+    return f"too wide to decide at ±{threshold:.0%}"
+
+
 def _compare_one(
     base: Run, new: Run, b: pd.Series, n: pd.Series, lab: str, cols: list[str], threshold: float
 ) -> PointComparison:
@@ -161,6 +169,8 @@ def _compare_one(
         pc.notes.append(why)
         return pc
     pc.verdict = decisions.decide(r, threshold)
+    if pc.verdict == decisions.INCONCLUSIVE:
+        pc.notes.append(_why_inconclusive(pc, threshold))
     if b["oversubscribed"] or n["oversubscribed"]:
         pc.notes.append("oversubscribed: measures the CPU share the workers won")
     pc.notes += _p99_notes(base, new, b, n, threshold)

@@ -169,53 +169,67 @@ def _medians(use: pd.DataFrame, ok: pd.DataFrame, row: dict[str, Any]) -> None:
     )
 
 
-def _point_row(run: Run, point: int, g: pd.DataFrame, states: placement.States) -> dict[str, Any]:
-    g = g.sort_values("rep")
-    ok = g[g["status"] == "ok"]
-    audit_failed = int((ok["audit_ok"].astype("boolean") == False).sum())  # noqa: E712
-    used, state, aside = _select(g, states)
-    use = used if len(used) else ok
-    row: dict[str, Any] = {"point": int(point)}
+def _identity(g: pd.DataFrame, row: dict[str, Any]) -> None:
+    """Parameters, CPUs and oversubscription of a point."""
     for c in param_columns(g):
         row[c] = _first(g[c])
     row["cpus_available"] = _first(g["cpus_available"]) if "cpus_available" in g else None
-    over = (
-        g["oversubscribed"].astype("boolean").fillna(False).any()
-        if "oversubscribed" in g
-        else False
-    )
+    over = "oversubscribed" in g and g["oversubscribed"].astype("boolean").fillna(False).any()
     cpus, wk = row["cpus_available"], row.get("workers")
     row["oversubscribed"] = bool(over or (cpus is not None and wk is not None and wk > cpus))
+
+
+def _status(g: pd.DataFrame, ok: pd.DataFrame, row: dict[str, Any]) -> None:
+    """Repetition counts, the verdict and the first error text."""
+    audit_failed = int((ok["audit_ok"].astype("boolean") == False).sum())  # noqa: E712
     row["reps"], row["reps_ok"], row["reps_valid"] = len(g), len(ok), int(valid_mask(g).sum())
-    row["valid"] = len(used) > 0
     row["verdict"] = _verdict(row.get("driver"), len(g), len(ok), audit_failed)
     errors = g["error"].dropna().astype(str) if "error" in g else pd.Series(dtype=str)
     row["error"] = errors.iloc[0] if len(errors) else None
+
+
+def _estimate(used: pd.DataFrame, use: pd.DataFrame, row: dict[str, Any]) -> None:
+    """The median with its interval, the CV, and the samples a ratio is computed from."""
     iv = median_interval(use.get("ops_per_s", []))
     row.update(ops_per_s=iv.estimate, ci_lo=iv.lo, ci_hi=iv.hi, interval=iv.interval)
     row.update(method=iv.method, n=iv.n, ci_single=iv.n == 1, ci_rel_halfwidth=iv.rel_halfwidth)
     row["cv"] = cv(use["ops_per_s"]) if "ops_per_s" in use else float("nan")
     vals = used["ops_per_s"].to_numpy(dtype=float) if "ops_per_s" in used else np.array([])
-    row["samples"] = tuple(float(v) for v in vals if np.isfinite(v))
-    row["used_reps"] = tuple(
-        int(r) for r, v in zip(used["rep"], vals, strict=True) if np.isfinite(v)
-    )
+    finite = np.isfinite(vals)
+    row["samples"] = tuple(float(v) for v in vals[finite])
+    row["used_reps"] = tuple(int(r) for r in used["rep"].to_numpy()[finite])
+
+
+def _point_flags(row: dict[str, Any], use: pd.DataFrame, fairness: set[str]) -> str:
+    found = set(fairness)
+    found |= {"oversubscribed"} if row["oversubscribed"] else set()
+    found |= {"noisy"} if row["noisy"] else set()
+    found |= {"placement-changed"} if row["handoff_unstable"] else set()
+    found |= {"competing-load"} if has_flag(use, "competing-load").any() else set()
+    found |= {"audit-failed"} if row["verdict"] == "audit-failed" else set()
+    return _flags.join(found)
+
+
+def _point_row(run: Run, point: int, g: pd.DataFrame, states: placement.States) -> dict[str, Any]:
+    g = g.sort_values("rep")
+    ok = g[g["status"] == "ok"]
+    used, state, aside = _select(g, states)
+    use = used if len(used) else ok
+    row: dict[str, Any] = {"point": int(point)}
+    _identity(g, row)
+    _status(g, ok, row)
+    row["valid"] = len(used) > 0
+    _estimate(used, use, row)
     row["state"] = state
     row["set_aside"] = "; ".join(f"{k}: {v}" for k, v in sorted(aside.items()))
     row["n_set_aside"] = sum(aside.values())
     noisy, row["noisy_detail"], row["batch_cv"] = _noise(run, point, use)
     row["noisy"] = noisy and row["valid"]
     _medians(use, ok, row)
-    flag_set = _fairness(run, point, use, row)
+    fairness = _fairness(run, point, use, row)
     _handoff(g, row)
-    changed = state == placement.CHANGED or "placement changed" in aside
-    row["handoff_unstable"] = bool(changed)
-    flag_set |= {"oversubscribed"} if row["oversubscribed"] else set()
-    flag_set |= {"noisy"} if row["noisy"] else set()
-    flag_set |= {"placement-changed"} if changed else set()
-    flag_set |= {"competing-load"} if has_flag(use, "competing-load").any() else set()
-    flag_set |= {"audit-failed"} if row["verdict"] == "audit-failed" else set()
-    row["flags"] = _flags.join(flag_set)
+    row["handoff_unstable"] = state == placement.CHANGED or "placement changed" in aside
+    row["flags"] = _point_flags(row, use, fairness)
     return row
 
 
