@@ -4,8 +4,11 @@ One row is one (point, repetition). Columns that a workload or an issue does not
 empty in the CSV (NaN in pandas); they are never dropped, so every run has the same header.
 """
 
-# core_hash and version: the build that measured the row (a resume may run on another build)
-IDENTITY = ["run_id", "point", "rep", "status", "error", "core_hash", "version"]
+from iommubench.registry import LOCK_SUFFIXES, LOCKS
+
+# flags: the row flags (rowflags.py) joined by ";", empty when none; core_hash and version:
+# the build that measured the row (a resume may run on another build)
+IDENTITY = ["run_id", "point", "rep", "status", "error", "flags", "core_hash", "version"]
 
 PARAMETERS = [
     "workload",
@@ -37,6 +40,15 @@ PARAMETERS = [
 
 PLACEMENT = ["cpus_available", "oversubscribed", "handoff_ns_before", "handoff_ns_after"]
 
+# Competing load (load.py): averaged over workers, and the allowed CPUs' steal.
+LOAD = ["runq_wait_share", "oncpu_share", "steal_share"]
+
+# The throughput series within the window (timeseries.py).
+SERIES = ["tick_ns", "series_ticks", "within_cv", "level_shift", "level_shift_ratio"]
+
+# Every lock's counters, one family per lock (registry.LOCKS).
+LOCK_COLUMNS = [prefix + suffix for prefix in LOCKS for suffix in LOCK_SUFFIXES]
+
 MEASURES = [
     "duration_s",
     "ops",
@@ -54,9 +66,6 @@ MEASURES = [
     "unmap_p99_ns",
     "unmap_p999_ns",
     "timer_ns",
-    "lock_acquisitions",
-    "lock_contended",
-    "lock_wait_ns",
     "cas_attempts",
     "cas_failures",
     "tables_allocated",
@@ -70,13 +79,6 @@ MEASURES = [
     "depot_trims",
     "iova_fallbacks",
     "iova_search_steps",
-    "iova_lock_acquisitions",
-    "iova_lock_contended",
-    "iova_lock_wait_ns",
-    "depot_lock_contended",
-    "inv_lock_acquisitions",
-    "inv_lock_contended",
-    "inv_lock_wait_ns",
     "invalidations",
     "flushes",
     "entries_per_flush",
@@ -90,7 +92,6 @@ MEASURES = [
     "walker_uaf_per_million",
     "walker_corrupt_reads",
     "walker_wait_ns",
-    "guard_wait_ns",
     "limbo_pages_max",
     "limbo_pages_end",
     "grace_ns_mean",
@@ -109,10 +110,8 @@ AUDIT = [
     "audit_ok",
 ]
 
-POINT_COLUMNS: list[str] = IDENTITY + PARAMETERS + PLACEMENT + MEASURES + AUDIT
+from iommubench.registry import LOCK_SUFFIXES, LOCKS
 
-# The type of each column, for the checks --resume makes on stored rows: parameters must equal
-# their point's values, these columns hold text or True/False, and every other column is empty
-# or a number >= 0 (nan allowed). A new text or boolean column must be listed here.
-TEXT_COLUMNS = {"run_id", "status", "error", "flags", "core_hash", "version"}
-BOOLEAN_COLUMNS = {"oversubscribed", "audit_ok", "level_shift"}
+# flags: the row flags (rowflags.py) joined by ";", empty when none; core_hash and version:
+# the build that measured the row (a resume may run on another build)
+IDENTITY = ["run_id", "point", "rep", "status", "error", "flags", "core_hash", "version"]

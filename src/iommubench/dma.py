@@ -46,7 +46,8 @@ def fill_params(p: Any, point: dict[str, Any]) -> None:
 
 
 def measures(total: dict[str, int], audit: dict[str, int]) -> dict[str, Any]:
-    """The dma columns of a row: IOVA allocator, invalidation and IOVA-audit results."""
+    """The dma columns of a row: IOVA allocator, invalidation and IOVA-audit results (the
+    lock columns are the runner's, for every lock at once)."""
     cacheable = total["rcache_hits"] + total["rcache_misses"]
     flushes = total["flushes"]
     return {
@@ -58,13 +59,6 @@ def measures(total: dict[str, int], audit: dict[str, int]) -> dict[str, Any]:
         "depot_trims": total["depot_trims"],
         "iova_fallbacks": total["iova_fallbacks"],
         "iova_search_steps": total["iova_search_steps"],
-        "iova_lock_acquisitions": total["iova_lock_acquisitions"],
-        "iova_lock_contended": total["iova_lock_contended"],
-        "iova_lock_wait_ns": total["iova_lock_wait_ns"],
-        "depot_lock_contended": total["depot_lock_contended"],
-        "inv_lock_acquisitions": total["inv_lock_acquisitions"],
-        "inv_lock_contended": total["inv_lock_contended"],
-        "inv_lock_wait_ns": total["inv_lock_wait_ns"],
         "invalidations": total["invalidations"],
         "flushes": flushes,
         "entries_per_flush": total["fq_entries"] / flushes if flushes else None,

@@ -76,3 +76,5 @@ LOCKS: dict[str, str] = {
     "guard": "walk guard",
     "pool_lock": "page pool",
 }
+
+LOCK_SUFFIXES: tuple[str, ...] = ("_acquisitions", "_contended", "_wait_ns", "_max_wait_ns")

@@ -230,8 +230,10 @@ class RunStore:
         workers: list[dict[str, Any]],
         hist_map: np.ndarray | None,
         hist_unmap: np.ndarray | None,
+        series: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
-        """Store one finished (point, rep): all of it, or on a write error none of it."""
+        """Store one finished (point, rep): all of it, or on a write error none of it.
+        series: (series_t_ns, series_ops), saved in the same npz (timeseries.load_series)."""
         point, rep = row["point"], row["rep"]
         if self._done is None:
             self._done = self.completed()
@@ -241,7 +243,10 @@ class RunStore:
         hist_path = self.hist_dir / f"p{point:04d}-r{rep:03d}.npz"
         try:
             if hist_map is not None and hist_unmap is not None:
-                np.savez_compressed(hist_path, map=hist_map, unmap=hist_unmap)
+                extra = (
+                    {} if series is None else {"series_t_ns": series[0], "series_ops": series[1]}
+                )
+                np.savez_compressed(hist_path, map=hist_map, unmap=hist_unmap, **extra)
             per_worker = [{**w, "point": point, "rep": rep} for w in workers]
             _append_durably(self.workers_csv, _csv_lines(WORKER_COLUMNS, per_worker))
             # points.csv last: a row there means everything else for it is on disk

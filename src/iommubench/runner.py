@@ -1,7 +1,8 @@
 """One point: arena, pinned worker processes, barrier, collect, audit.
 
 `run_point` is the whole contract with the sweep: give it a point's parameters and get back
-a PointResult (the row's measures, per-worker counters, merged histograms). It never raises
+a PointResult (the row's measures and flags, per-worker counters, merged histograms, the
+throughput series). It never raises
 for a failure of the point itself (a worker died, the point timed out); those come back as
 status "failed" with the reason, and the arena is unlinked and every worker reaped whatever
 happened.
@@ -17,10 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import multiprocess
+import multiprocess.connection
 import numpy as np
 
-from iommubench import dma, interrupt, native_core, walkers
+from iommubench import dma, interrupt, load, native_core, rowflags, timeseries, walkers
 from iommubench.arena import Arena
+from iommubench.registry import LOCK_SUFFIXES, LOCKS
 
 PAGES_PER_MIB = 256
 HANDOFF_ROUNDS = 20000
@@ -28,6 +31,11 @@ HANDOFF_ROUNDS = 20000
 # worker it preempted to write the release starts with the rest instead of microseconds late.
 START_DELAY_NS = 1_000_000
 ABORTED_EXIT = 103  # 100 + IB_ERR_ABORTED: the worker saw the abort flag and left
+# While the workers run, the parent sleeps on their exit (so a failure is seen at once) and
+# wakes this often only to notice an interrupt or the deadline. Polling every 0.5 ms instead
+# took about 1 % of a CPU from the workers on a 2-CPU machine (run-queue wait of a 2-worker
+# point went from ~0.3 % to ~1.4 %).
+RUN_POLL_S = 0.01
 
 
 @dataclass
@@ -38,6 +46,8 @@ class PointResult:
     workers: list[dict[str, Any]] = field(default_factory=list)
     hist_map: np.ndarray | None = None
     hist_unmap: np.ndarray | None = None
+    series_t_ns: np.ndarray | None = None  # (ticks,) ns after the counted window started
+    series_ops: np.ndarray | None = None  # (workers, ticks) cumulative counted ops
 
 
 def allowed_cpus() -> list[int]:
@@ -141,6 +151,12 @@ class _Workers:
     def all_exited(self) -> bool:
         return all(proc.exitcode is not None for proc in self.procs if proc.pid is not None)
 
+    def wait_any_exit(self, timeout_s: float) -> None:
+        """Sleep until one of the running processes exits, or timeout_s passes."""
+        running = [p.sentinel for p in self.procs if p.pid is not None and p.exitcode is None]
+        if running:
+            multiprocess.connection.wait(running, timeout_s)
+
     def stop(self, grace_s: float = 1.0) -> None:
         started = [proc for proc in self.procs if proc.pid is not None]
         deadline = time.monotonic() + grace_s
@@ -165,8 +181,9 @@ def _describe_exit(who: str, code: int) -> str:
     return f"{who} exited with status {code}"
 
 
-def _wait(arena: Arena, workers: _Workers, done: Any, deadline: float) -> str | None:
-    """Poll until done() or a worker fails or the deadline passes; the reason on failure."""
+def _wait(workers: _Workers, done: Any, deadline: float, nap: Any) -> str | None:
+    """Check until done() or a worker fails or the deadline passes, calling nap() between
+    checks; the reason on failure."""
     while not done():
         interrupt.raise_if_requested()
         failure = workers.first_failure()
@@ -174,8 +191,27 @@ def _wait(arena: Arena, workers: _Workers, done: Any, deadline: float) -> str | 
             return failure
         if time.monotonic() > deadline:
             return "point timed out"
-        time.sleep(0.0005)
+        nap()
     return None
+
+
+def _collect_series(arena: Arena, rows: list[dict[str, Any]]) -> np.ndarray:
+    """(workers, ticks) cumulative ops, cut to the ticks every worker recorded."""
+    ffi, lib = native_core.load()
+    ticks = min(int(r["series_ticks"]) for r in rows)
+    out = np.zeros((len(rows), ticks), dtype=np.uint64)
+    buf = np.zeros(int(lib.IB_SERIES_SLOTS), dtype=np.uint64)
+    for w in range(len(rows)):
+        n = lib.ib_read_series(arena.base, w, ffi.from_buffer("uint64_t[]", buf), buf.size)
+        out[w] = buf[:ticks] if n >= ticks else 0
+    return out
+
+
+def series_tick_ns(params: Any) -> int:
+    ffi, lib = native_core.load()
+    layout = ffi.new("struct ib_layout *")
+    lib.ib_layout(params, layout)
+    return int(layout.series_tick_ns)
 
 
 def _collect(arena: Arena, count: int) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
@@ -204,6 +240,17 @@ def _audit(arena: Arena) -> dict[str, int]:
     lib.ib_audit(arena.base, result)
     fields = native_core.struct_fields("struct ib_audit_result")
     return {name: int(getattr(result, name)) for name in fields}
+
+
+def lock_columns(workers: list[dict[str, Any]]) -> dict[str, int]:
+    """Every lock's counters: summed over workers, except the longest single wait (max)."""
+    cols = {}
+    for prefix in LOCKS:
+        for suffix in LOCK_SUFFIXES:
+            name = prefix + suffix
+            values = [w[name] for w in workers]
+            cols[name] = max(values) if suffix == "_max_wait_ns" else sum(values)
+    return cols
 
 
 def _measures(
@@ -245,9 +292,8 @@ def _measures(
         "unmaps": total["unmaps"],
         "worker_ops_min": min(ops),
         "worker_ops_max": max(ops),
-        "lock_acquisitions": total["lock_acquisitions"],
-        "lock_contended": total["lock_contended"],
-        "lock_wait_ns": total["lock_wait_ns"],
+        **lock_columns(workers),
+        **load.worker_shares(workers),
         "cas_attempts": total["cas_attempts"],
         "cas_failures": total["cas_failures"],
         "tables_allocated": total["tables_allocated"],
@@ -273,18 +319,21 @@ def run_point(point: dict[str, Any], timeout_s: float = 120.0) -> PointResult:
         "handoff_ns_before": handoff_probe(cpus),
     }
     lib = native_core.lib()
+    cpu_times_before = cpu_times_after = None
     with Arena(params) as arena:
         workers = _Workers(arena, cpus, count, n_walkers)
         everyone = count + n_walkers
         try:
             workers.start()
             deadline = time.monotonic() + timeout_s
-            failure = _wait(
-                arena, workers, lambda: lib.ib_arrived(arena.base) == everyone, deadline
-            )
+            arrived = lambda: lib.ib_arrived(arena.base) == everyone  # noqa: E731
+            failure = _wait(workers, arrived, deadline, lambda: time.sleep(0.0005))
             if failure is None:
+                cpu_times_before = load.read_cpu_times(cpus)
                 lib.ib_release(arena.base, lib.ib_now_ns() + START_DELAY_NS)
-                failure = _wait(arena, workers, workers.all_exited, deadline)
+                nap = lambda: workers.wait_any_exit(RUN_POLL_S)  # noqa: E731
+                failure = _wait(workers, workers.all_exited, deadline, nap)
+                cpu_times_after = load.read_cpu_times(cpus)
             failure = failure or workers.first_failure()
         finally:
             if workers.first_failure() or not workers.all_exited():
@@ -294,10 +343,19 @@ def run_point(point: dict[str, Any], timeout_s: float = 120.0) -> PointResult:
         if failure:
             return PointResult("failed", failure, measures=placement)
         rows, hist_map, hist_unmap = _collect(arena, count)
+        series_ops = _collect_series(arena, rows)
         walker_rows = walkers.collect(arena.base, n_walkers)
         audit = _audit(arena)
     for w, row in enumerate(rows):
         row["worker"] = w
         row["cpu"] = workers.cpus[w]
-    measures = {**placement, **_measures(point, rows, walker_rows, audit)}
-    return PointResult("ok", "", measures, rows, hist_map, hist_unmap)
+    tick_ns = series_tick_ns(params)
+    series_t_ns = timeseries.tick_times(tick_ns, series_ops.shape[1])
+    measures = {
+        **placement,
+        **_measures(point, rows, walker_rows, audit),
+        **timeseries.summarise(tick_ns, series_t_ns, series_ops),
+        "steal_share": load.steal_share(cpu_times_before, cpu_times_after),
+    }
+    measures["flags"] = rowflags.join(rowflags.row_flags(point, measures))
+    return PointResult("ok", "", measures, rows, hist_map, hist_unmap, series_t_ns, series_ops)

@@ -168,7 +168,12 @@ def run_sweep(
             reporter.point_started(task.label)
             result = executor.run(task, timeout_s)
             row = make_row(store.run_id, task, result, timer_ns, build)
-            store.append(row, result.workers, result.hist_map, result.hist_unmap)
+            series = (
+                None
+                if result.series_t_ns is None or result.series_ops is None
+                else (result.series_t_ns, result.series_ops)
+            )
+            store.append(row, result.workers, result.hist_map, result.hist_unmap, series)
             failures += counts_as_failure(row)
             reporter.point_finished(task.label, summary_text(row))
     finally:

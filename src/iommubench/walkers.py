@@ -14,6 +14,10 @@ from iommubench import native_core
 # Without a safety mode that excludes it, a walker reading a freed table is the phenomenon
 # being measured, not a failure of the page table. With one, it is a failure of the mode.
 MODES_THAT_MUST_PREVENT_UAF = frozenset({"exclusive", "deferred-free"})
+# Any of these in a mode that must prevent them fails the audit: an entry read from a freed
+# table, a table read that overlapped a free or reuse (even one with no entry left, e.g. an
+# emptied table freed by unmap), or an entry pointing outside the pool (garbage from reuse).
+UAF_COLUMNS = ("walker_uaf_reads", "walker_uaf_tables", "walker_corrupt_reads")
 
 
 def safety_names() -> list[str]:
@@ -51,7 +55,6 @@ def measures(
         "limbo_pages_max": max(w["limbo_pages_max"] for w in workers),
         "grace_ns_mean": sum(w["grace_ns_total"] for w in workers) / grace if grace else None,
         "grace_ns_max": max(w["grace_ns_max"] for w in workers) if grace else None,
-        "guard_wait_ns": sum(w["guard_wait_ns"] for w in workers),
     }
     if not walkers:
         return cols
@@ -77,4 +80,4 @@ def audit_ok(point: dict[str, Any], cols: dict[str, Any], audit: dict[str, int])
     if audit["limbo_pages"]:
         return False
     prevents = point.get("walker_safety") in MODES_THAT_MUST_PREVENT_UAF
-    return not (prevents and cols.get("walker_uaf_reads"))
+    return not (prevents and any(cols.get(name) for name in UAF_COLUMNS))

@@ -129,7 +129,14 @@ int ib_layout(const struct ib_params *p, struct ib_layout *out)
     off += p->pool_pages * sizeof(uint32_t);
     out->limbo_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
     off += p->pool_pages * sizeof(struct ib_limbo_mark);
+    out->series_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
+    off += (uint64_t)p->workers * IB_SERIES_SLOTS * sizeof(uint64_t);
     off = ALIGN_UP(off, IB_PAGE_BYTES);
+    /* 10 ms ticks, or a multiple of them when the window would need more slots */
+    uint64_t per = (uint64_t)IB_SERIES_SLOTS * IB_SERIES_TICK_NS;
+    out->series_tick_ns = IB_SERIES_TICK_NS * (p->duration_ns / per + (p->duration_ns % per != 0));
+    if (!out->series_tick_ns)
+        out->series_tick_ns = IB_SERIES_TICK_NS;
     out->total_bytes = off;
     return IB_OK;
 }
@@ -236,6 +243,17 @@ int ib_read_counters(void *base, uint32_t worker, struct ib_counters *out)
         return IB_ERR_PARAMS;
     *out = ib_slot_of(base, worker)->counters;
     return IB_OK;
+}
+
+uint64_t ib_read_series(void *base, uint32_t worker, uint64_t *out, uint64_t cap)
+{
+    if (worker >= ib_hdr(base)->params.workers)
+        return 0;
+    uint64_t n = ib_slot_of(base, worker)->counters.series_ticks;
+    n = n < cap ? n : cap;
+    n = n < IB_SERIES_SLOTS ? n : IB_SERIES_SLOTS;
+    memcpy(out, ib_series_of(base, worker), n * sizeof(uint64_t));
+    return n;
 }
 
 int ib_read_histograms(void *base, uint32_t worker, uint64_t *map_out, uint64_t *unmap_out)

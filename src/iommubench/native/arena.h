@@ -5,6 +5,8 @@
  *   slots     one 128-byte-aligned slot per worker: published counters, local free list
  *   hist      per-worker latency histograms (map, unmap)
  *   meta      per-page metadata of the table pool (free-list links)
+ *   series    per worker: cumulative counted ops at each throughput tick (after the pool's
+ *             generation and limbo marks, at the end of the arena)
  *   pages     the table pool; page 0 is the root
  *   dma only: iova nodes (the global allocator's tree), magazines, per-CPU rcaches, per-CPU
  *             flush queues, per-worker completion rings and their entries
@@ -47,6 +49,13 @@ struct ib_depot {
     uint32_t count;       /* full magazines in the depot */
 } IB_ALIGNED;
 
+/* The walk guard's words (guard.h): readers' counters on one line, walkers' tickets on
+ * another, so a map/unmap touches one line as before. */
+struct ib_walk_guard {
+    struct { uint32_t rin, rout; } IB_ALIGNED r;
+    struct { uint32_t win, wout; } IB_ALIGNED w;
+};
+
 struct ib_header {
     uint64_t magic;
     uint32_t version;
@@ -79,7 +88,7 @@ struct ib_header {
     struct ib_line_u64 fq_flush_done_max;   /* debug witness: 1 + highest completed ticket */
 
     /* walkers */
-    struct ib_line_u32 walk_guard;          /* exclusive: the reader/writer lock (guard.h) */
+    struct ib_walk_guard walk_guard;        /* exclusive: the reader/writer lock (guard.h) */
     struct { pthread_mutex_t m; } IB_ALIGNED group_mutex; /* group-mutex: attach/detach only */
     struct ib_line_u64 epoch;               /* deferred-free: tags limbo batches, starts at 1 */
     struct {
@@ -203,6 +212,12 @@ static inline uint32_t *ib_gen(void *base)
 static inline struct ib_limbo_mark *ib_limbo_marks(void *base)
 {
     return (struct ib_limbo_mark *)((char *)base + ib_hdr(base)->layout.limbo_off);
+}
+
+/* A worker's throughput samples: written by that worker only, read by the parent afterwards. */
+static inline uint64_t *ib_series_of(void *base, uint32_t w)
+{
+    return (uint64_t *)((char *)base + ib_hdr(base)->layout.series_off) + (uint64_t)w * IB_SERIES_SLOTS;
 }
 
 static inline struct ib_iova_node *ib_iova_nodes(void *base)

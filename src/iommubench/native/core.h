@@ -12,7 +12,7 @@
 
 /* Bumped whenever the arena layout or this interface changes; the Python side refuses to run
  * a compiled core whose version differs from the one it expects. */
-#define IB_CORE_VERSION 6
+#define IB_CORE_VERSION 7
 
 #define IB_HIST_SUB_BITS 6
 #define IB_HIST_BUCKETS 2304 /* 64 sub-buckets x 36 octaves */
@@ -21,6 +21,8 @@
 #define IB_RCACHE_ORDERS 6    /* size classes 1..32 pages */
 #define IB_MAG_SIZE 127       /* IOVAs per magazine */
 #define IB_FQ_SIZE 256        /* flush-queue entries per CPU */
+#define IB_SERIES_SLOTS 1024  /* throughput ticks each worker can record in one window */
+#define IB_SERIES_TICK_NS 10000000 /* 10 ms, coarser when the window needs more slots */
 
 enum ib_exit {
     IB_OK = 0,
@@ -72,7 +74,9 @@ enum ib_walker_safety {
 };
 
 /* Per-worker counters, private during the run and published into the worker's slot at the
- * end. Keep every field a uint64_t: the harness reads them by name. */
+ * end. Keep every field a uint64_t: the harness reads them by name. Each lock's four fields
+ * (_acquisitions, _contended, _wait_ns, _max_wait_ns) are adjacent, in that order: the lock
+ * code is handed a pointer to the first (struct ib_lock_stats in lock.h). */
 struct ib_counters {
     uint64_t ops;
     uint64_t maps;
@@ -80,6 +84,7 @@ struct ib_counters {
     uint64_t lock_acquisitions;
     uint64_t lock_contended;
     uint64_t lock_wait_ns;
+    uint64_t lock_max_wait_ns;    /* the longest single wait (contended path only) */
     uint64_t cas_attempts;
     uint64_t cas_failures;
     uint64_t tables_allocated;
@@ -100,12 +105,15 @@ struct ib_counters {
     uint64_t iova_lock_acquisitions;
     uint64_t iova_lock_contended;
     uint64_t iova_lock_wait_ns;
+    uint64_t iova_lock_max_wait_ns;
     uint64_t depot_lock_acquisitions;
     uint64_t depot_lock_contended;
     uint64_t depot_lock_wait_ns;
+    uint64_t depot_lock_max_wait_ns;
     uint64_t inv_lock_acquisitions;
     uint64_t inv_lock_contended;
     uint64_t inv_lock_wait_ns;
+    uint64_t inv_lock_max_wait_ns;
     uint64_t invalidations;       /* IOTLB invalidation commands: one per strict unmap or flush */
     uint64_t flushes;             /* lazy: global flushes (start++, invalidate all, finish++) */
     uint64_t fq_entries;          /* lazy: unmapped IOVAs queued */
@@ -115,12 +123,22 @@ struct ib_counters {
     uint64_t iova_alloc_failures; /* the IOVA space (below the DMA mask) was exhausted */
     uint64_t iova_bad_frees;      /* freeing a range the tree does not hold: a double free */
     uint64_t ring_full;           /* submissions held back by a full device queue */
-    uint64_t guard_contended;     /* exclusive: shared acquisitions that waited for a walker */
+    uint64_t guard_acquisitions;  /* exclusive: shared acquisitions of the walk guard */
+    uint64_t guard_contended;     /* ... that waited for a walker */
     uint64_t guard_wait_ns;
+    uint64_t guard_max_wait_ns;
+    uint64_t pool_lock_acquisitions; /* the table pool's shared list (refill and spill) */
+    uint64_t pool_lock_contended;
+    uint64_t pool_lock_wait_ns;
+    uint64_t pool_lock_max_wait_ns;
     uint64_t limbo_pages_max;     /* deferred-free: most table pages waiting at once */
     uint64_t grace_periods;       /* deferred-free: limbo batches reclaimed */
     uint64_t grace_ns_total;      /* ... and the time each waited, summed */
     uint64_t grace_ns_max;
+    uint64_t sched_ok;            /* 1: both schedstat reads below succeeded */
+    uint64_t sched_oncpu_ns;      /* on-CPU time over the counted window (schedstat) */
+    uint64_t sched_runq_ns;       /* time runnable but waiting on a run queue, same window */
+    uint64_t series_ticks;        /* throughput ticks recorded (see ib_read_series) */
     uint64_t start_ns;
     uint64_t end_ns;
 };
@@ -181,6 +199,8 @@ struct ib_layout {
     uint64_t walker_slots_off;
     uint64_t gen_off;             /* per pool page: generation, odd while free */
     uint64_t limbo_off;           /* per pool page: limbo tag and time */
+    uint64_t series_off;          /* per worker: IB_SERIES_SLOTS cumulative op counts */
+    uint64_t series_tick_ns;      /* the tick: IB_SERIES_TICK_NS, or coarser for long windows */
 };
 
 /* Registries: names are the YAML spellings. */
@@ -209,6 +229,9 @@ void ib_abort(void *base);
 uint32_t ib_finished(void *base);
 int ib_read_counters(void *base, uint32_t worker, struct ib_counters *out);
 int ib_read_histograms(void *base, uint32_t worker, uint64_t *map_out, uint64_t *unmap_out);
+/* Worker's cumulative counted ops at ticks 1..n of series_tick_ns after its counted window
+ * started; returns n (at most cap and IB_SERIES_SLOTS). */
+uint64_t ib_read_series(void *base, uint32_t worker, uint64_t *out, uint64_t cap);
 int ib_audit(void *base, struct ib_audit_result *out);
 
 /* Worker side: prefault, arrive, wait for release, run, publish. Returns an ib_exit. */

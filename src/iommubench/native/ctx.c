@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -23,6 +24,9 @@ void ib_ctx_init(struct ib_ctx *x, void *base, uint32_t worker)
     x->pages = (char *)base + h->layout.pages_off;
     x->hist_map = ib_hist_of(base, worker, 0);
     x->hist_unmap = ib_hist_of(base, worker, 1);
+    x->series = ib_series_of(base, worker);
+    x->series_tick_ns = h->layout.series_tick_ns;
+    x->next_tick_ns = UINT64_MAX;
     x->cs_loops = h->cs_loops;
     x->tsc_per_ns = h->tsc_per_ns;
     x->timer_cost_ticks = h->timer_cost_ticks;
@@ -32,6 +36,37 @@ void ib_ctx_init(struct ib_ctx *x, void *base, uint32_t worker)
     x->phase = IB_WARMUP;
     x->alloc = ib_allocator_get(h->params.allocator);
     x->inval = ib_invalidation_get(h->params.invalidation);
+}
+
+static uint64_t parse_u64(const char **s)
+{
+    uint64_t v = 0;
+    while (**s == ' ')
+        (*s)++;
+    while (**s >= '0' && **s <= '9')
+        v = v * 10 + (uint64_t)(*(*s)++ - '0');
+    return v;
+}
+
+/* This thread's scheduler statistics: time on a CPU and time runnable but waiting on a run
+ * queue, in ns (/proc/PID/schedstat). Returns 0 when the kernel does not provide them. */
+static int read_schedstat(uint64_t *oncpu_ns, uint64_t *runq_ns)
+{
+    int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fd = open("/proc/self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[96];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *s = buf;
+    *oncpu_ns = parse_u64(&s);
+    *runq_ns = parse_u64(&s);
+    return *s == ' ';
 }
 
 static void ib_start_counting(struct ib_ctx *x, uint64_t now)
@@ -46,14 +81,34 @@ static void ib_start_counting(struct ib_ctx *x, uint64_t now)
     /* warm-up samples are discarded with the warm-up counters */
     memset(x->hist_map, 0, IB_HIST_BUCKETS * sizeof(uint64_t));
     memset(x->hist_unmap, 0, IB_HIST_BUCKETS * sizeof(uint64_t));
-    x->c.start_ns = now;
+    x->sched_ok0 = read_schedstat(&x->sched_oncpu0, &x->sched_runq0);
+    /* ticks count from the window's nominal start (the same for every worker of a timed
+     * run), so the last one falls at the window's end; a fixed-work run starts now */
+    const uint64_t duration = x->hdr->params.duration_ns;
+    int timed = x->end_ns != UINT64_MAX && x->end_ns >= duration && x->end_ns - duration <= now;
+    x->next_tick_ns = (timed ? x->end_ns - duration : now) + x->series_tick_ns;
+    x->series_n = 0;
+    x->c.start_ns = ib_clock_ns(); /* after the schedstat read: its cost stays out */
     x->phase = IB_COUNTING;
 }
 
 void ib_ctx_count_from_now(struct ib_ctx *x)
 {
-    ib_start_counting(x, ib_clock_ns());
     x->end_ns = UINT64_MAX;
+    ib_start_counting(x, ib_clock_ns());
+}
+
+/* Every tick that has passed (up to the window's end) gets the ops counted so far. */
+static void record_ticks(struct ib_ctx *x, uint64_t now)
+{
+    while (x->next_tick_ns <= now && x->next_tick_ns <= x->end_ns) {
+        if (x->series_n == IB_SERIES_SLOTS) {
+            x->next_tick_ns = UINT64_MAX;
+            return;
+        }
+        x->series[x->series_n++] = x->c.ops;
+        x->next_tick_ns += x->series_tick_ns;
+    }
 }
 
 void ib_ctx_finish(struct ib_ctx *x)
@@ -62,7 +117,15 @@ void ib_ctx_finish(struct ib_ctx *x)
     /* the window closed before this worker's warm-up did: it counted nothing, over no time */
     if (x->phase == IB_WARMUP)
         ib_start_counting(x, now);
+    record_ticks(x, now);
     x->c.end_ns = now;
+    uint64_t oncpu = 0, runq = 0;
+    if (x->sched_ok0 && read_schedstat(&oncpu, &runq)) {
+        x->c.sched_ok = 1;
+        x->c.sched_oncpu_ns = oncpu - x->sched_oncpu0;
+        x->c.sched_runq_ns = runq - x->sched_runq0;
+    }
+    x->c.series_ticks = x->series_n;
     x->final = x->c;
     x->phase = IB_DONE;
 }
@@ -76,6 +139,10 @@ void ib_clock_check(struct ib_ctx *x)
     uint64_t now = ib_clock_ns();
     if (x->phase == IB_WARMUP && now >= x->warm_end_ns)
         ib_start_counting(x, now);
-    else if (x->phase == IB_COUNTING && now >= x->end_ns)
-        ib_ctx_finish(x);
+    else if (x->phase == IB_COUNTING) {
+        if (now >= x->next_tick_ns)
+            record_ticks(x, now);
+        if (now >= x->end_ns)
+            ib_ctx_finish(x);
+    }
 }

@@ -31,14 +31,22 @@ struct ib_ctx {
     uint32_t phase;             /* enum ib_phase */
     uint32_t guarded;           /* exclusive walkers: map/unmap take the walk guard shared */
     uint32_t gather;            /* tables the current unmap detached, linked through meta */
+    uint32_t series_n;          /* throughput ticks recorded so far */
+    uint64_t *series;           /* this worker's IB_SERIES_SLOTS in the arena */
+    uint64_t series_tick_ns;
+    uint64_t next_tick_ns;      /* when the next throughput tick is due */
+    uint64_t sched_oncpu0;      /* schedstat when counting started */
+    uint64_t sched_runq0;
+    int sched_ok0;
 };
 
 enum ib_phase { IB_WARMUP = 0, IB_COUNTING = 1, IB_DONE = 2 };
 
 void ib_ctx_init(struct ib_ctx *x, void *base, uint32_t worker);
 
-/* Called every few hundred ops: moves the run from warm-up to counting to done, and leaves
- * at once when the harness aborted the point. */
+/* Called every few hundred ops, and at the end of every phase of work: moves the run from
+ * warm-up to counting to done, records throughput ticks, and leaves at once when the harness
+ * aborted the point. */
 void ib_clock_check(struct ib_ctx *x);
 
 /* Runs a fixed amount of work with no warm-up: counting starts now and ends at ib_ctx_finish. */

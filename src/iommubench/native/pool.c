@@ -5,7 +5,10 @@
 #include "reclaim.h"
 
 /* The shared list's lock: held only to move a batch of pages, never across a walk. */
-static void pool_lock(struct ib_ctx *x) { ib_lock_plain(x, &x->hdr->pool.lock); }
+static void pool_lock(struct ib_ctx *x)
+{
+    ib_lock_counted(x, &x->hdr->pool.lock, &x->c.pool_lock_acquisitions);
+}
 
 static void pool_unlock(struct ib_ctx *x) { ib_unlock(&x->hdr->pool.lock); }
 

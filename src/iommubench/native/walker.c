@@ -89,7 +89,7 @@ static void one_pass(struct pass *p, uint32_t walker, uint32_t safety)
     struct ib_header *h = ib_hdr(p->base);
     uint64_t t0 = ib_clock_ns();
     if (safety == IB_WS_EXCLUSIVE)
-        ib_guard_exclusive_enter(p->base, &h->walk_guard.v, &p->c->wait_ns);
+        ib_guard_exclusive_enter(p->base, &h->walk_guard, &p->c->wait_ns);
     else if (safety == IB_WS_GROUP_MUTEX)
         lock_group_mutex(h);
     else if (safety == IB_WS_DEFERRED_FREE)
@@ -99,7 +99,7 @@ static void one_pass(struct pass *p, uint32_t walker, uint32_t safety)
         p->c->wait_ns += t1 - t0;
     read_table(p, IB_ROOT, IB_LEVELS - 1);
     if (safety == IB_WS_EXCLUSIVE)
-        ib_guard_exclusive_leave(&h->walk_guard.v);
+        ib_guard_exclusive_leave(&h->walk_guard);
     else if (safety == IB_WS_GROUP_MUTEX)
         pthread_mutex_unlock(&h->group_mutex.m);
     else if (safety == IB_WS_DEFERRED_FREE)

@@ -4,9 +4,8 @@
 
 /* Test-and-test-and-set with a pause loop: waiters spin on a shared (read) copy of the line
  * and only try the exchange when it looks free, so they do not hammer it with RFOs. */
-void ib_spin_wait(struct ib_ctx *x, uint32_t *lock, uint64_t *contended, uint64_t *wait_ns)
+void ib_spin_wait(struct ib_ctx *x, uint32_t *lock, uint64_t *stats)
 {
-    (*contended)++;
     uint64_t t0 = ib_clock_ns();
     unsigned spins = 0;
     do {
@@ -17,10 +16,10 @@ void ib_spin_wait(struct ib_ctx *x, uint32_t *lock, uint64_t *contended, uint64_
         }
         /* acquire: pairs with the holder's release store */
     } while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE));
-    *wait_ns += ib_clock_ns() - t0;
+    ib_lock_waited(stats, t0, ib_clock_ns());
 }
 
 void ib_spin_lock_contended(struct ib_ctx *x, uint32_t *lock)
 {
-    ib_spin_wait(x, lock, &x->c.lock_contended, &x->c.lock_wait_ns);
+    ib_spin_wait(x, lock, &x->c.lock_acquisitions);
 }

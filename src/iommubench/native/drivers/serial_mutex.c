@@ -3,15 +3,15 @@
 #include <errno.h>
 
 #include "../clock.h"
+#include "../lock.h"
 #include "serial_install.h"
 
 static void serial_mutex_slow(struct ib_ctx *x, pthread_mutex_t *m, int r)
 {
     if (r == EBUSY) {
-        x->c.lock_contended++;
         uint64_t t0 = ib_clock_ns();
         r = pthread_mutex_lock(m);
-        x->c.lock_wait_ns += ib_clock_ns() - t0;
+        ib_lock_waited(&x->c.lock_acquisitions, t0, ib_clock_ns());
     }
     if (r == EOWNERDEAD) {
         /* a worker died holding the lock: the harness fails the point; recover so that the

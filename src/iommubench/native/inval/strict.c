@@ -7,8 +7,7 @@
 
 void ib_invalidate(struct ib_ctx *x)
 {
-    ib_lock_counted(x, &x->hdr->inv_lock.v, &x->c.inv_lock_acquisitions,
-                    &x->c.inv_lock_contended, &x->c.inv_lock_wait_ns);
+    ib_lock_counted(x, &x->hdr->inv_lock.v, &x->c.inv_lock_acquisitions);
     ib_busy(x->hdr->inv_loops);
     ib_unlock(&x->hdr->inv_lock.v);
     x->c.invalidations++;

@@ -137,8 +137,7 @@ static uint32_t succ(const struct ib_iova_node *n, uint32_t t, uint64_t key)
 
 void ib_iova_lock(struct ib_ctx *x)
 {
-    ib_lock_counted(x, &x->hdr->iova.lock, &x->c.iova_lock_acquisitions,
-                    &x->c.iova_lock_contended, &x->c.iova_lock_wait_ns);
+    ib_lock_counted(x, &x->hdr->iova.lock, &x->c.iova_lock_acquisitions);
 }
 
 void ib_iova_unlock(struct ib_ctx *x) { ib_unlock(&x->hdr->iova.lock); }

@@ -25,8 +25,7 @@
 
 static inline void depot_lock(struct ib_ctx *x, struct ib_depot *d)
 {
-    ib_lock_counted(x, &d->lock, &x->c.depot_lock_acquisitions, &x->c.depot_lock_contended,
-                    &x->c.depot_lock_wait_ns);
+    ib_lock_counted(x, &d->lock, &x->c.depot_lock_acquisitions);
 }
 
 /* Returns a magazine's pfns to the tree under one tree-lock hold (iova_magazine_free_pfns). */

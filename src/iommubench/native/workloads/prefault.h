@@ -46,6 +46,8 @@ ib_prefault_phase(struct ib_ctx *x, const struct ib_driver_ops *ops, int mapping
     }
 out:
     ib_account(x, mapping, pending);
+    /* a phase shorter than one batch (or a worker with no chunk) still sees the window */
+    ib_clock_check(x);
     x->sample_left = left;
     return r;
 }
@@ -83,6 +85,7 @@ ib_prefault_unmap_ranges(struct ib_ctx *x, const struct ib_driver_ops *ops)
         }
     }
     ib_account(x, 0, pending);
+    ib_clock_check(x); /* as at the end of ib_prefault_phase */
     x->sample_left = left;
 }
 

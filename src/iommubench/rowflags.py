@@ -1,0 +1,51 @@
+"""Row flags: what makes one repetition's row not a clean result, decided by the runner.
+
+`no-work`, `iova-exhausted` and `window-stretched` make a row invalid (the analysis never
+treats it as a clean valid result); `competing-load` keeps it valid but flagged. The audit
+(`audit_ok`) stays about correctness only: a point that did no work broke nothing, so its
+audit can pass, and the flag is what keeps it out of the results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from iommubench import load
+
+NO_WORK = "no-work"
+IOVA_EXHAUSTED = "iova-exhausted"
+WINDOW_STRETCHED = "window-stretched"
+COMPETING_LOAD = "competing-load"
+INVALIDATING = frozenset({NO_WORK, IOVA_EXHAUSTED, WINDOW_STRETCHED})
+
+# The measured window (first worker's start to last worker's end) may exceed the requested
+# one by the time to finish a batch and the start skew, i.e. microseconds to a millisecond or
+# two; a stopped or starved worker adds its whole stall. Flag anything beyond 20 % + 50 ms.
+STRETCH_FACTOR = 1.2
+STRETCH_SLACK_S = 0.05
+
+
+def window_stretched(point: dict[str, Any], duration_s: float) -> bool:
+    """A timed window much longer than requested (fixed-cycle points have no requested one)."""
+    if point.get("cycles", 0):
+        return False
+    requested = float(point.get("duration_s_requested", 0.0))
+    return requested > 0 and duration_s > requested * STRETCH_FACTOR + STRETCH_SLACK_S
+
+
+def row_flags(point: dict[str, Any], measures: dict[str, Any]) -> list[str]:
+    """The flags of one ok row, in a fixed order."""
+    flags = []
+    if measures["ops"] == 0:
+        flags.append(NO_WORK)
+    if (measures.get("iova_alloc_failures") or 0) > 0:
+        flags.append(IOVA_EXHAUSTED)
+    if window_stretched(point, measures["duration_s"]):
+        flags.append(WINDOW_STRETCHED)
+    if load.competing_load(bool(measures["oversubscribed"]), measures.get("runq_wait_share")):
+        flags.append(COMPETING_LOAD)
+    return flags
+
+
+def join(flags: list[str]) -> str:
+    return ";".join(flags)
