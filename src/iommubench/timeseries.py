@@ -81,12 +81,15 @@ def level_shift(rates: np.ndarray) -> LevelShift:
     if n < MIN_TICKS:
         return LevelShift(False, None, None)
     m = max(3, int(np.ceil(MIN_SEGMENT_FRACTION * n)))
-    best_k, best_ratio, best_score = m, 1.0, -1.0
-    for k in range(m, n - m + 1):
-        ratio = _ratio(float(np.median(x[k:])), float(np.median(x[:k])))
-        score = abs(np.log(ratio)) if 0 < ratio < float("inf") else float("inf")
-        if score > best_score:
-            best_k, best_ratio, best_score = k, ratio, score
+    # the split is the least-squares one (binary segmentation's CUSUM statistic): the mean
+    # difference weighted by sqrt(k (n - k) / n), which does not favour short segments
+    k = np.arange(m, n - m + 1)
+    prefix = np.cumsum(x)
+    mean_before = prefix[k - 1] / k
+    mean_after = (prefix[-1] - prefix[k - 1]) / (n - k)
+    score = np.abs(mean_after - mean_before) * np.sqrt(k * (n - k) / n)
+    best_k = int(k[int(np.argmax(score))])
+    best_ratio = _ratio(float(np.median(x[best_k:])), float(np.median(x[:best_k])))
     big = max(best_ratio, 1 / best_ratio if best_ratio > 0 else float("inf")) >= MIN_SHIFT_RATIO
     found = False
     if big:
