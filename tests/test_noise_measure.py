@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import multiprocess
+import numpy as np
 import pytest
 
 from conftest import prefault_point
@@ -91,6 +92,25 @@ def test_row_flags_from_crafted_measures() -> None:
     assert rowflags.row_flags(point, measures(runq_wait_share=busy, oversubscribed=True)) == []
 
 
+def test_a_worker_flat_for_a_quarter_of_the_window_is_a_stretched_window() -> None:
+    point = {"duration_s_requested": 1.0, "cycles": 0}
+    steady = np.arange(1, 101, dtype=np.uint64) * 1000
+    stalled = steady.copy()
+    stalled[40:] -= 25 * 1000  # no op in ticks 40..64
+    stalled[40:65] = stalled[39]
+    idle = np.zeros(100, dtype=np.uint64)  # a worker with no work at all is not stalled
+    assert rowflags.longest_flat_run(stalled) == 25
+    assert rowflags.row_flags(point, measures(), np.array([steady, idle])) == []
+    assert rowflags.row_flags(point, measures(), np.array([steady, stalled])) == [
+        "window-stretched"
+    ]
+    brief = steady.copy()
+    brief[40:50] = brief[39]  # 10 flat ticks out of 100: a hiccup
+    brief[50:] -= 10 * 1000
+    assert rowflags.row_flags(point, measures(), np.array([brief])) == []
+    assert rowflags.row_flags({**point, "cycles": 2}, measures(), np.array([stalled])) == []
+
+
 def test_safe_walker_modes_fail_the_audit_on_any_freed_table_read() -> None:
     clean = {"walker_uaf_reads": 0, "walker_uaf_tables": 0, "walker_corrupt_reads": 0}
     audit = {"limbo_pages": 0}
@@ -117,8 +137,10 @@ def test_a_real_exclusive_walker_run_passes_with_no_freed_table_read() -> None:
 
 
 def timed_point(**overrides):
-    return prefault_point(cycles=0, warmup_s=0.05, duration_s_requested=0.3, region_mib=16,
-                          chunk_pages=512, **overrides)  # fmt: skip
+    params = dict(cycles=0, warmup_s=0.05, duration_s_requested=0.3, region_mib=16,
+                  chunk_pages=512)  # fmt: skip
+    params.update(overrides)
+    return prefault_point(**params)
 
 
 def stop_a_worker_for(seconds: float, after: float) -> threading.Thread:
@@ -149,6 +171,16 @@ def test_a_worker_stopped_past_the_window_end_stretches_it() -> None:
     thread.join()
     assert result.status == "ok", result.error
     assert result.measures["duration_s"] > 0.3 * rowflags.STRETCH_FACTOR
+    assert "window-stretched" in result.measures["flags"].split(";")
+
+
+def test_a_worker_stopped_inside_the_window_is_flagged() -> None:
+    # stopped 0.15 s after it starts for 0.3 s, resumed well before the 0.8 s window ends:
+    # the window keeps its length, but the worker counted nothing for over a quarter of it
+    thread = stop_a_worker_for(0.3, after=0.15)
+    result = run_point(timed_point(duration_s_requested=0.8), timeout_s=30)
+    thread.join()
+    assert result.status == "ok", result.error
     assert "window-stretched" in result.measures["flags"].split(";")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from iommubench import load
 
 NO_WORK = "no-work"
@@ -23,6 +25,13 @@ INVALIDATING = frozenset({NO_WORK, IOVA_EXHAUSTED, WINDOW_STRETCHED})
 # two; a stopped or starved worker adds its whole stall. Flag anything beyond 20 % + 50 ms.
 STRETCH_FACTOR = 1.2
 STRETCH_SLACK_S = 0.05
+# A worker stopped inside the window (and resumed before its end) leaves the window its
+# length but counts nothing for a while: a worker with work whose throughput series stays
+# flat for this share of the window (and at least STALL_MIN_TICKS ticks) stretches its own
+# window just the same. The scheduler's time slices (a few ms) and one walker pass under the
+# phase-fair guard are far shorter.
+STALL_FRACTION = 0.25
+STALL_MIN_TICKS = 3
 
 
 def window_stretched(point: dict[str, Any], duration_s: float) -> bool:
@@ -33,14 +42,35 @@ def window_stretched(point: dict[str, Any], duration_s: float) -> bool:
     return requested > 0 and duration_s > requested * STRETCH_FACTOR + STRETCH_SLACK_S
 
 
-def row_flags(point: dict[str, Any], measures: dict[str, Any]) -> list[str]:
+def longest_flat_run(counts: np.ndarray) -> int:
+    """The most consecutive ticks in which a cumulative count did not move."""
+    flat = np.diff(np.asarray(counts, dtype=np.int64), prepend=0) == 0
+    best = run = 0
+    for f in flat:
+        run = run + 1 if f else 0
+        best = max(best, run)
+    return best
+
+
+def worker_stalled(point: dict[str, Any], series_ops: np.ndarray | None) -> bool:
+    """A worker that counted ops, yet none for a sizeable part of a timed window."""
+    if point.get("cycles", 0) or series_ops is None or series_ops.size == 0:
+        return False
+    ticks = series_ops.shape[1]
+    need = max(STALL_MIN_TICKS, int(np.ceil(STALL_FRACTION * ticks)))
+    return any(row[-1] > 0 and longest_flat_run(row) >= need for row in np.atleast_2d(series_ops))
+
+
+def row_flags(
+    point: dict[str, Any], measures: dict[str, Any], series_ops: np.ndarray | None = None
+) -> list[str]:
     """The flags of one ok row, in a fixed order."""
     flags = []
     if measures["ops"] == 0:
         flags.append(NO_WORK)
     if (measures.get("iova_alloc_failures") or 0) > 0:
         flags.append(IOVA_EXHAUSTED)
-    if window_stretched(point, measures["duration_s"]):
+    if window_stretched(point, measures["duration_s"]) or worker_stalled(point, series_ops):
         flags.append(WINDOW_STRETCHED)
     if load.competing_load(bool(measures["oversubscribed"]), measures.get("runq_wait_share")):
         flags.append(COMPETING_LOAD)

@@ -109,7 +109,10 @@ def summarise(tick_ns: int, t_ns: np.ndarray, ops: np.ndarray) -> dict[str, obje
         "series_ticks": ticks,
         "within_cv": within_cv(rates),
         "level_shift": shift.found if shift.ratio is not None else None,
-        "level_shift_ratio": shift.ratio,
+        # a level that starts from nothing has no finite ratio (the flag still says it)
+        "level_shift_ratio": shift.ratio
+        if shift.ratio is None or np.isfinite(shift.ratio)
+        else None,
     }
 
 
