@@ -179,8 +179,8 @@ IOVA_AUDIT = ("iova_leaks", "iova_double_allocs", "iova_corrupt", "inflight_left
 # unmap frees the table (through the gather list, after the invalidation that covers it)
 DMA_RUN = ("workload=dma", "granules=1,2,4,512", "duration_ms=50")
 # walkers: 2 workers own one 512-page chunk each of 8 MiB and unmap it 512 pages at a time,
-# freeing and reallocating every leaf table each cycle, for 50 ms, with one walker thread
-WALKER_RUN = (2, 8, "chunk_pages=512", "unmap_pages=512", "walkers=1", "duration_ms=50")
+# freeing and reallocating every leaf table each cycle, for 50 ms, with walker threads
+WALKER_RUN = (2, 8, "chunk_pages=512", "unmap_pages=512", "duration_ms=50")
 
 
 @pytest.mark.parametrize("driver", ["lockfree", "serial-spin", "serial-mutex"])
@@ -272,21 +272,30 @@ def test_dma_is_race_free(
 
 
 @pytest.mark.parametrize(
-    ("safety", "gap"),
+    ("safety", "gap", "walkers"),
     [
-        # a walker holding the guard back to back starves the workers; a 20 us gap between
-        # passes lets them run whole map/unmap cycles in 50 ms
-        ("exclusive", 20),
+        # back-to-back passes let a worker through once per pass (phase-fair); a 20 us gap
+        # between passes lets the workers run whole map/unmap cycles in 50 ms
+        ("exclusive", 20, 1),
+        # two walkers queue on the guard's tickets and take turns with the workers
+        ("exclusive", 20, 2),
         # found by this test and fixed: the walker's entry load is acquire (pairs with the
         # install), and limbo.count is updated atomically (a dry pool reads it unlocked)
-        ("deferred-free", 0),
+        ("deferred-free", 0, 1),
     ],
-    ids=["exclusive", "deferred-free"],
+    ids=["exclusive", "exclusive-2-walkers", "deferred-free"],
 )
 @pytest.mark.parametrize("driver", ["lockfree", "serial-spin"])
-def test_walkers_are_race_free(stress_exe: Path, driver: str, safety: str, gap: int) -> None:
+def test_walkers_are_race_free(
+    stress_exe: Path, driver: str, safety: str, gap: int, walkers: int
+) -> None:
     got, run = _run_audited(
-        stress_exe, driver, *WALKER_RUN, f"walker_safety={safety}", f"walker_gap_us={gap}"
+        stress_exe,
+        driver,
+        *WALKER_RUN,
+        f"walkers={walkers}",
+        f"walker_safety={safety}",
+        f"walker_gap_us={gap}",
     )
     report = repr(got)
     assert got["walkers.passes"] > 0, report

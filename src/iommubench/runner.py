@@ -2,18 +2,19 @@
 
 `run_point` is the whole contract with the sweep: give it a point's parameters and get back
 a PointResult (the row's measures and flags, per-worker counters, merged histograms, the
-throughput series). It never raises
-for a failure of the point itself (a worker died, the point timed out); those come back as
-status "failed" with the reason, and the arena is unlinked and every worker reaped whatever
-happened.
+throughput series). It never raises for a failure of the point itself (a worker died, the
+point timed out); those come back as status "failed" with the reason, and the arena is
+unlinked and every worker reaped whatever happened.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ ABORTED_EXIT = 103  # 100 + IB_ERR_ABORTED: the worker saw the abort flag and le
 # instead woke the parent 1900 times a second and took 3.0 % of a CPU from the workers of a
 # 2-worker point on this 2-CPU VM; this takes 0.3-0.7 % (20 wake-ups a second).
 RUN_POLL_S = 0.05
+ARRIVAL_POLL_S = 0.0005  # before the release the workers only prefault: poll for arrival
 
 
 @dataclass
@@ -181,7 +183,9 @@ def _describe_exit(who: str, code: int) -> str:
     return f"{who} exited with status {code}"
 
 
-def _wait(workers: _Workers, done: Any, deadline: float, nap: Any) -> str | None:
+def _wait(
+    workers: _Workers, done: Callable[[], bool], deadline: float, nap: Callable[[], None]
+) -> str | None:
     """Check until done() or a worker fails or the deadline passes, calling nap() between
     checks; the reason on failure."""
     while not done():
@@ -307,6 +311,29 @@ def _measures(
     }
 
 
+def _release_and_wait(
+    arena: Arena, workers: _Workers, cpus: list[int], timeout_s: float
+) -> tuple[str | None, float | None]:
+    """Wait for every process at the barrier, release them, wait for them to finish; the
+    failure (None when all went well) and the allowed CPUs' steal share meanwhile."""
+    lib = native_core.lib()
+    deadline = time.monotonic() + timeout_s
+    everyone = len(workers.procs)
+
+    def arrived() -> bool:
+        return lib.ib_arrived(arena.base) == everyone
+
+    failure = _wait(workers, arrived, deadline, functools.partial(time.sleep, ARRIVAL_POLL_S))
+    if failure is not None:
+        return failure, None
+    before = load.read_cpu_times(cpus)
+    lib.ib_release(arena.base, lib.ib_now_ns() + START_DELAY_NS)
+    nap = functools.partial(workers.wait_any_exit, RUN_POLL_S)
+    failure = _wait(workers, workers.all_exited, deadline, nap)
+    steal = load.steal_share(before, load.read_cpu_times(cpus))
+    return failure or workers.first_failure(), steal
+
+
 def run_point(point: dict[str, Any], timeout_s: float = 120.0) -> PointResult:
     """Run one point to completion (or failure) and audit it."""
     cpus = allowed_cpus()
@@ -319,22 +346,11 @@ def run_point(point: dict[str, Any], timeout_s: float = 120.0) -> PointResult:
         "handoff_ns_before": handoff_probe(cpus),
     }
     lib = native_core.lib()
-    cpu_times_before = cpu_times_after = None
     with Arena(params) as arena:
         workers = _Workers(arena, cpus, count, n_walkers)
-        everyone = count + n_walkers
         try:
             workers.start()
-            deadline = time.monotonic() + timeout_s
-            arrived = lambda: lib.ib_arrived(arena.base) == everyone  # noqa: E731
-            failure = _wait(workers, arrived, deadline, lambda: time.sleep(0.0005))
-            if failure is None:
-                cpu_times_before = load.read_cpu_times(cpus)
-                lib.ib_release(arena.base, lib.ib_now_ns() + START_DELAY_NS)
-                nap = lambda: workers.wait_any_exit(RUN_POLL_S)  # noqa: E731
-                failure = _wait(workers, workers.all_exited, deadline, nap)
-                cpu_times_after = load.read_cpu_times(cpus)
-            failure = failure or workers.first_failure()
+            failure, steal = _release_and_wait(arena, workers, cpus, timeout_s)
         finally:
             if workers.first_failure() or not workers.all_exited():
                 lib.ib_abort(arena.base)
@@ -355,7 +371,7 @@ def run_point(point: dict[str, Any], timeout_s: float = 120.0) -> PointResult:
         **placement,
         **_measures(point, rows, walker_rows, audit),
         **timeseries.summarise(tick_ns, series_t_ns, series_ops),
-        "steal_share": load.steal_share(cpu_times_before, cpu_times_after),
+        "steal_share": steal,
     }
     measures["flags"] = rowflags.join(rowflags.row_flags(point, measures, series_ops))
     return PointResult("ok", "", measures, rows, hist_map, hist_unmap, series_t_ns, series_ops)
