@@ -110,8 +110,12 @@ AUDIT = [
     "audit_ok",
 ]
 
-from iommubench.registry import LOCK_SUFFIXES, LOCKS
+POINT_COLUMNS: list[str] = (
+    IDENTITY + PARAMETERS + PLACEMENT + LOAD + MEASURES + SERIES + LOCK_COLUMNS + AUDIT
+)
 
-# flags: the row flags (rowflags.py) joined by ";", empty when none; core_hash and version:
-# the build that measured the row (a resume may run on another build)
-IDENTITY = ["run_id", "point", "rep", "status", "error", "flags", "core_hash", "version"]
+# The type of each column, for the checks --resume makes on stored rows: parameters must equal
+# their point's values, these columns hold text or True/False, and every other column is empty
+# or a number >= 0 (nan allowed). A new text or boolean column must be listed here.
+TEXT_COLUMNS = {"run_id", "status", "error", "flags", "core_hash", "version"}
+BOOLEAN_COLUMNS = {"oversubscribed", "audit_ok", "level_shift"}
