@@ -109,6 +109,13 @@ def test_a_worker_flat_for_a_quarter_of_the_window_is_a_stretched_window() -> No
     brief[50:] -= 10 * 1000
     assert rowflags.row_flags(point, measures(), np.array([brief])) == []
     assert rowflags.row_flags({**point, "cycles": 2}, measures(), np.array([stalled])) == []
+    # flat, but running or runnable all along: starved by a lock or the walk guard, not stopped
+    spinning = [worker(0, 1000, 900, 100), worker(0, 1000, 1000, 0)]
+    assert rowflags.row_flags(point, measures(), np.array([steady, stalled]), spinning) == []
+    stopped = [worker(0, 1000, 1000, 0), worker(0, 1000, 600, 50)]
+    assert rowflags.row_flags(point, measures(), np.array([steady, stalled]), stopped) == [
+        "window-stretched"
+    ]
 
 
 def test_safe_walker_modes_fail_the_audit_on_any_freed_table_read() -> None:

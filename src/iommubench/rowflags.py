@@ -27,9 +27,10 @@ STRETCH_FACTOR = 1.2
 STRETCH_SLACK_S = 0.05
 # A worker stopped inside the window (and resumed before its end) leaves the window its
 # length but counts nothing for a while: a worker with work whose throughput series stays
-# flat for this share of the window (and at least STALL_MIN_TICKS ticks) stretches its own
-# window just the same. The scheduler's time slices (a few ms) and one walker pass under the
-# phase-fair guard are far shorter.
+# flat for this share of the window (and at least STALL_MIN_TICKS ticks), and which was
+# neither on a CPU nor waiting for one for that share (schedstat), stretches its own window
+# just the same. The second test keeps a worker that spins, starved by a lock or the walk
+# guard, from counting as stopped: a spinning worker is always running or runnable.
 STALL_FRACTION = 0.25
 STALL_MIN_TICKS = 3
 
@@ -52,17 +53,39 @@ def longest_flat_run(counts: np.ndarray) -> int:
     return best
 
 
-def worker_stalled(point: dict[str, Any], series_ops: np.ndarray | None) -> bool:
-    """A worker that counted ops, yet none for a sizeable part of a timed window."""
+def absent_share(worker: dict[str, Any]) -> float | None:
+    """Share of a worker's window it was neither on a CPU nor runnable (None: unknown)."""
+    span = worker.get("end_ns", 0) - worker.get("start_ns", 0)
+    if not worker.get("sched_ok") or span <= 0:
+        return None
+    return max(0.0, 1.0 - (worker["sched_oncpu_ns"] + worker["sched_runq_ns"]) / span)
+
+
+def worker_stalled(
+    point: dict[str, Any],
+    series_ops: np.ndarray | None,
+    workers: list[dict[str, Any]] | None = None,
+) -> bool:
+    """A worker that counted ops, yet none for a sizeable part of a timed window while it
+    was off every CPU and run queue (stopped)."""
     if point.get("cycles", 0) or series_ops is None or series_ops.size == 0:
         return False
-    ticks = series_ops.shape[1]
-    need = max(STALL_MIN_TICKS, int(np.ceil(STALL_FRACTION * ticks)))
-    return any(row[-1] > 0 and longest_flat_run(row) >= need for row in np.atleast_2d(series_ops))
+    rows = np.atleast_2d(series_ops)
+    need = max(STALL_MIN_TICKS, int(np.ceil(STALL_FRACTION * rows.shape[1])))
+    for w, row in enumerate(rows):
+        if row[-1] == 0 or longest_flat_run(row) < need:
+            continue
+        absent = absent_share(workers[w]) if workers is not None else None
+        if absent is None or absent >= STALL_FRACTION:
+            return True
+    return False
 
 
 def row_flags(
-    point: dict[str, Any], measures: dict[str, Any], series_ops: np.ndarray | None = None
+    point: dict[str, Any],
+    measures: dict[str, Any],
+    series_ops: np.ndarray | None = None,
+    workers: list[dict[str, Any]] | None = None,
 ) -> list[str]:
     """The flags of one ok row, in a fixed order."""
     flags = []
@@ -70,7 +93,8 @@ def row_flags(
         flags.append(NO_WORK)
     if (measures.get("iova_alloc_failures") or 0) > 0:
         flags.append(IOVA_EXHAUSTED)
-    if window_stretched(point, measures["duration_s"]) or worker_stalled(point, series_ops):
+    stalled = worker_stalled(point, series_ops, workers)
+    if window_stretched(point, measures["duration_s"]) or stalled:
         flags.append(WINDOW_STRETCHED)
     if load.competing_load(bool(measures["oversubscribed"]), measures.get("runq_wait_share")):
         flags.append(COMPETING_LOAD)

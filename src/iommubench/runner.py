@@ -373,5 +373,5 @@ def run_point(point: dict[str, Any], timeout_s: float = 120.0) -> PointResult:
         **timeseries.summarise(tick_ns, series_t_ns, series_ops),
         "steal_share": steal,
     }
-    measures["flags"] = rowflags.join(rowflags.row_flags(point, measures, series_ops))
+    measures["flags"] = rowflags.join(rowflags.row_flags(point, measures, series_ops, rows))
     return PointResult("ok", "", measures, rows, hist_map, hist_unmap, series_t_ns, series_ops)

@@ -132,8 +132,15 @@ int ib_walker_run(void *base, uint32_t walker)
     while (ib_clock_ns() < h->barrier_go.go_ns) /* start with the workers (worker.c) */
         cpu_relax();
     c.start_ns = ib_clock_ns();
+    /* a timed run's walkers stop when the counted window closes: the workers' uncounted tail
+     * (finishing the phase they are in) then runs at full speed, which under the exclusive
+     * guard could otherwise take one op per pass; a fixed-work run has no window */
+    const uint64_t stop_ns = h->params.cycles ? UINT64_MAX
+                                              : h->barrier_go.go_ns + h->params.warmup_ns +
+                                                    h->params.duration_ns;
     /* acquire: pairs with each worker's release of finished; walk until all have */
-    while (__atomic_load_n(&h->finish.finished, __ATOMIC_ACQUIRE) < h->params.workers) {
+    while (__atomic_load_n(&h->finish.finished, __ATOMIC_ACQUIRE) < h->params.workers &&
+           ib_clock_ns() < stop_ns) {
         if (ib_aborted(base))
             ib_exit_aborted();
         one_pass(&p, walker, h->params.walker_safety);
