@@ -16,10 +16,12 @@ PROC_STAT = Path("/proc/stat")
 STEAL_FIELD = 8  # cpuN user nice system idle iowait irq softirq steal ...
 
 # Flag a non-oversubscribed point as competing-load when its workers spent more than this
-# share of their window waiting on a run queue. Measured on the 2-vCPU development VM (idle
-# apart from the harness): ordinary 1-worker prefault and dma points showed 0.1-0.6 %, 2-worker
-# points 0.2-1.5 % (the harness's own wake-ups and kernel threads); a busy process pinned to
-# the worker's CPU gave about 50 %. 5 % sits well above the first and far below the second.
+# share of their window waiting on a run queue. Measured on the 2-vCPU development VM (1 s
+# lock-free prefault and dma points, taken only when a spin probe on each CPU just before and
+# after saw no run-queue wait): 1 worker 0.00-0.01 %, 2 workers 0.4-0.5 % (the harness's own
+# wake-ups, 20 a second, and kernel threads), with single excursions to 7-9 % while other
+# processes came and went. A busy process pinned to the worker's CPU gives 52-53 %. 5 % is
+# ten times the ordinary 2-worker value and a tenth of a CPU shared with one other process.
 RUNQ_WAIT_THRESHOLD = 0.05
 
 
