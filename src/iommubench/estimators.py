@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from iommubench import timeseries
 from iommubench.intervals import CONFIDENCE, Interval, clean, median_interval, needs_more_reps
 
 N_RESAMPLES = 2000
@@ -136,18 +137,11 @@ def batch_means_cv(t_ns: np.ndarray, ops: np.ndarray, batches: int = BATCHES) ->
 
     `ops` is cumulative per worker and tick (workers x ticks); batches of many ticks average
     out the tick clock's jitter, so what remains is drift or level shifts within the run.
+    NaN with fewer than two ticks per batch.
     """
-    t = np.asarray(t_ns, dtype=float)
-    total = np.asarray(ops, dtype=float)
-    total = total.sum(axis=0) if total.ndim == 2 else total
-    if t.size < 2 * batches or t.size != total.size:
+    if np.asarray(t_ns).size < 2 * batches:
         return float("nan")
-    edges = np.linspace(0, t.size - 1, batches + 1).round().astype(int)
-    dt = np.diff(t[edges])
-    dops = np.diff(total[edges])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = dops / dt
-    return cv(rate[np.isfinite(rate)])
+    return cv(timeseries.batch_means(timeseries.per_tick_throughput(t_ns, ops), batches))
 
 
 def jain_index(values: Sequence[float] | np.ndarray) -> float:

@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from iommubench import hist as _hist
+from iommubench import timeseries
 from iommubench.columns import AUDIT, MEASURES, PARAMETERS, PLACEMENT
 
 # row flags (set by the runner) that make a repetition never count as a valid result
@@ -81,13 +82,7 @@ class Run:
 
     def series(self, point: int, rep: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(tick times in ns, cumulative ops per worker and tick), or None if not recorded."""
-        path = self._npz(point, rep)
-        if not path.exists():
-            return None
-        with np.load(path) as z:
-            if "series_t_ns" not in z.files or "series_ops" not in z.files:
-                return None
-            return np.asarray(z["series_t_ns"]), np.asarray(z["series_ops"])
+        return timeseries.load_series(self.run_dir, int(point), int(rep))
 
     def point_hist(self, point: int, kind: str = "map", valid_only: bool = True) -> np.ndarray:
         """A point's histogram of `kind` merged over its (valid) repetitions."""
