@@ -8,6 +8,7 @@ log-normal, from n = 2 per side, without assuming equal variances (scipy.stats.t
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,7 +76,9 @@ def log_ratio(
         return Ratio(ratio, nan, nan, "one repetition on a side: no interval", b.size, n.size)
     if np.ptp(lb) == 0 and np.ptp(ln) == 0:
         return Ratio(ratio, ratio, ratio, "identical repetitions on both sides", b.size, n.size)
-    ci = sps.ttest_ind(ln, lb, equal_var=False).confidence_interval(confidence)
+    with warnings.catch_warnings():  # scipy warns when one side's values are (nearly) equal
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ci = sps.ttest_ind(ln, lb, equal_var=False).confidence_interval(confidence)
     return Ratio(ratio, float(np.exp(ci.low)), float(np.exp(ci.high)), RATIO_METHOD, b.size, n.size)
 
 
