@@ -144,7 +144,9 @@ def batch_means_cv(t_ns: np.ndarray, ops: np.ndarray, batches: int = BATCHES) ->
     """
     if np.asarray(t_ns).size < 2 * batches:
         return float("nan")
-    return cv(timeseries.batch_means(timeseries.per_tick_throughput(t_ns, ops), batches))
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero-length tick: NaN, dropped
+        rates = timeseries.per_tick_throughput(t_ns, ops)
+    return cv(timeseries.batch_means(rates, batches))
 
 
 def jain_index(values: Sequence[float] | np.ndarray) -> float:
