@@ -112,6 +112,22 @@ def test_a_new_audit_failure_is_a_regression(tmp_path):
     assert c.exit_code() == 1
 
 
+def test_one_new_audit_failure_among_valid_repetitions_is_a_regression(tmp_path):
+    a = make_run(tmp_path, "a")
+    b = make_run(tmp_path, "b")
+    df = pd.read_csv(b / "points.csv", dtype=str, keep_default_na=False)
+    m = (df["driver"] == "lockfree") & (df["workers"] == "4") & (df["rep"] == "1")
+    df.loc[m, ["audit_ok", "lost_mappings"]] = ["False", "2"]
+    df.to_csv(b / "points.csv", index=False)
+    pts, c = verdicts(a, b)
+    assert pts["lockfree w=4"].verdict == "regression"
+    assert pts["lockfree w=4"].notes == ["new audit failure: lost_mappings=2"]
+    assert c.exit_code() == 1
+    # the other way round (the base failed, the new run did not) is not comparable
+    pts, c = verdicts(b, a)
+    assert pts["lockfree w=4"].verdict == "not comparable" and c.exit_code() == 0
+
+
 def test_placement_state_and_competing_load_make_points_not_comparable(tmp_path):
     fast = make_run(tmp_path, "fast", handoff_flip=False, probes=lambda d, w, r: (40.0, 42.0))
     slow = make_run(

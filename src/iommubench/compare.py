@@ -6,8 +6,9 @@ means the same thing on both sides. For each matched point:
 
 - `not comparable`: the placement states differ (or a repetition changed state), the
   competing-load flag differs, the audit verdict differs, or a side has no valid result;
-- `regression` also when the base had a valid result and the new run has none (a new
-  audit failure or error; the negative control excepted);
+- `regression` also when the base had a valid result and the new run has none, or when a
+  repetition of the new run failed its audit and none of the base did (the negative control
+  excepted: its audit is expected to fail);
 - otherwise the ratio new/base of the same-state valid repetitions with Welch's t interval
   on the logs, decided by `decisions.decide` at the threshold.
 
@@ -164,6 +165,10 @@ def _compare_one(
     r = log_ratio(b["samples"], n["samples"])
     pc.ratio, pc.lo, pc.hi, pc.method = r.ratio, r.lo, r.hi, r.method
     pc.min_detectable = r.min_detectable
+    if n["verdict"] == "audit-failed" and b["verdict"] != "audit-failed":
+        pc.verdict = decisions.REGRESSION
+        pc.notes.append(f"new audit failure: {n['audit_detail'] or 'audit_ok is False'}")
+        return pc
     why = _not_comparable(b, n)
     if why:
         pc.notes.append(why)
