@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from iommubench.decisions import WIN_MARGIN
 from iommubench.fmt import eng, interval, isnum, ns, num, pct, ratio
 
 FIGURE_CAPTIONS = {
@@ -120,7 +121,8 @@ def _winners(s: dict[str, Any]) -> list[Block]:
         h(2, "Winner per worker count"),
         p(
             "A driver wins only when the 95% CI of its throughput ratio to every other driver "
-            "lies above 1 (Welch t on log throughput); otherwise the tied drivers are named. "
+            f"lies above {1 + WIN_MARGIN:g} (Welch t on log throughput): significantly ahead "
+            f"by more than {WIN_MARGIN:.0%}; otherwise the tied drivers are named. "
             "Candidates: valid points within the CPU count; the naive control is never one. "
             "Ratio: the best over its closest rival."
         ),
