@@ -15,7 +15,7 @@ from iommubench import hist, interrupt, native_core
 from iommubench.arena import ArenaSpaceError
 from iommubench.intervals import needs_more_reps
 from iommubench.progress import Reporter
-from iommubench.registry import NEGATIVE_CONTROLS
+from iommubench.registry import NEGATIVE_CONTROLS, unit_for
 from iommubench.results import RunStore
 from iommubench.runner import PointResult, run_point
 
@@ -141,7 +141,8 @@ def summary_text(row: dict[str, Any]) -> str:
     if row["status"] != "ok":
         return f"FAILED: {row['error']}"
     audit = "audit ok" if row["audit_ok"] else "AUDIT FAILED"
-    return f"{row['ops_per_s'] / 1e6:.1f} Mops/s, {audit}"
+    flags = f", {row['flags']}" if row.get("flags") else ""
+    return f"{row['ops_per_s'] / 1e6:.1f} M {unit_for(row.get('workload'))}, {audit}{flags}"
 
 
 def run_sweep(
