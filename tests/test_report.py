@@ -66,10 +66,12 @@ def test_report_content(written):
     assert corr.count("caught by the audit") == 3
     assert "AUDIT FAILED" not in text
     assert "caught (control)" in text
-    # winners: lockfree separates from serial-spin at every worker count within the CPUs
+    # winners: lockfree separates from serial-spin at every worker count within the CPUs,
+    # except at 4, where every serial-spin repetition changed placement state
     win = text.split("## Winner per worker count")[1].split("## ")[0]
-    for w in (1, 2, 4):
+    for w in (1, 2):
         assert re.search(rf"\| all \| {w} \| lockfree \| [^|]+ \| serial-spin \| [\d.]+x \[", win)
+    assert "| all | 4 | not comparable (placement states differ" in win
     assert "| 8 |" not in win  # oversubscribed: not a candidate
     assert "naive" not in win.split("|---|")[1]
     # the unit follows the workload

@@ -307,3 +307,14 @@ def test_all_reps_failed_is_an_error(tmp_path):
     assert row(s, "lockfree", 2)["verdict"] == "error"
     assert np.isnan(row(s, "lockfree", 2)["ops_per_s"])
     assert any("arena too small" in w for w in stats.warnings(r, s))
+
+
+def test_candidates_in_different_placement_states_are_not_ranked():
+    clear = {"a": [100.0, 101.0, 99.0], "b": [50.0, 51.0, 49.0]}
+    frame = _frame(clear)
+    frame["state"] = ["fast", "slow"]
+    w = stats.winners(frame).iloc[0]
+    assert w["verdict"] == "not comparable" and w["winner"] == ""
+    assert "fast: a" in w["method"] and "slow: b" in w["method"]
+    frame["state"] = ["fast", "fast"]
+    assert stats.winners(frame).iloc[0]["verdict"] == "winner"

@@ -71,6 +71,24 @@ def test_estimate_uses_the_majority_state_and_says_what_was_set_aside(tmp_path):
     assert "placement-changed" in p["flags"]
 
 
+def test_points_use_the_runs_common_state_when_they_have_two_repetitions_in_it(tmp_path):
+    # lockfree w=4 is mostly slow, but the run is mostly fast: its two fast repetitions
+    # feed its estimate, so it is set beside the other points in the same state
+    def probes(d, w, r):
+        slow = d == "lockfree" and w == 4 and r >= 2
+        return (215.0, 220.0) if slow else (40.0, 42.0)
+
+    run = make_run(
+        tmp_path, drivers=("lockfree", "serial-spin"), reps=6, probes=probes,
+        handoff_flip=False, failed_rep=False,
+    )  # fmt: skip
+    s = summarize(run)
+    p = point(s, "lockfree", 4)
+    assert p["state"] == "fast" and p["n"] == 2
+    assert p["set_aside"] == "other state (slow): 4"
+    assert set(s["state"]) == {"fast"}
+
+
 def test_no_probes_and_stable_probes_set_nothing_aside(tmp_path):
     for name, pr in (("none", (np.nan, np.nan)), ("stable", (41.0, 44.0))):
         run = make_run(tmp_path, name=name, probes=lambda d, w, r, pr=pr: pr, handoff_flip=False)

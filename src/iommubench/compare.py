@@ -31,7 +31,7 @@ from iommubench import decisions, placement
 from iommubench.columns import PARAMETERS
 from iommubench.estimators import RATIO_METHOD, log_ratio
 from iommubench.flags import split
-from iommubench.pointsummary import summarize
+from iommubench.pointsummary import preferred_state, summarize
 from iommubench.registry import NEGATIVE_CONTROLS
 from iommubench.rundata import (
     Run,
@@ -219,7 +219,8 @@ def compare_runs(
     """Every matched point's comparison, and the labels of the unmatched ones."""
     check_ignore(ignore)
     states = placement.classify(placement.probe_values(base.points, new.points))
-    bs, ns = summarize(base, states), summarize(new, states)
+    prefer = preferred_state(states, base.points, new.points)
+    bs, ns = summarize(base, states, prefer), summarize(new, states, prefer)
     cols = [c for c in param_columns(bs) if c in ns.columns and c not in ignore]
     shown = (
         varying_params(pd.concat([bs, ns], ignore_index=True)[cols]) if len(bs) + len(ns) else []

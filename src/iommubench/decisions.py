@@ -147,8 +147,32 @@ WINNER_COLUMNS = [
 ]
 
 
+def _states_differ(g: pd.DataFrame) -> bool:
+    """Candidates measured in different placement states cannot be ranked against each other."""
+    if "state" not in g:
+        return False
+    known = {str(s) for s in g["state"].fillna("") if s}
+    return len(known) > 1
+
+
 def _decide_group(g: pd.DataFrame, by: str) -> dict[str, Any]:
     g = g.sort_values("ops_per_s", ascending=False)
+    if _states_differ(g):
+        by_state = g.groupby(g["state"].fillna(""))[by].apply(lambda s: ", ".join(map(str, s)))
+        nan = float("nan")
+        return {
+            "verdict": NOT_COMPARABLE,
+            "winner": "",
+            "tied": [],
+            "best_ops_per_s": float(g["ops_per_s"].iloc[0]),
+            "runner_up": "",
+            "ratio": nan,
+            "lo": nan,
+            "hi": nan,
+            "method": "placement states differ: "
+            + "; ".join(f"{st or 'unknown'}: {d}" for st, d in by_state.items()),
+            "candidates": len(g),
+        }
     best = g.iloc[0]
     ratios = [(o, log_ratio(o["samples"], best["samples"])) for _, o in g.iloc[1:].iterrows()]
     ahead = 1 + WIN_MARGIN

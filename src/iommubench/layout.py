@@ -113,6 +113,8 @@ def winner_text(w: dict[str, Any]) -> str:
     """'lockfree' or 'no significant difference (a, b)'."""
     if w["verdict"] == "winner":
         return w["winner"]
+    if not w["tied"]:
+        return f"{w['verdict']} ({w['method']})"
     return f"no significant difference ({', '.join(w['tied'])})"
 
 

@@ -1,7 +1,9 @@
 """One row per point over its repetitions: the summary frame every renderer and figure uses.
 
 Which repetitions feed a point's estimate: the valid ones (see `rundata.valid_mask`) measured
-in the point's majority placement state (see `placement`). The others are counted in
+in one placement state (see `placement`): the run's most common state when the point has two
+or more repetitions in it, so that the points set beside each other share a state, else the
+point's own majority. The others are counted in
 `set_aside` with the reason. The estimate is their median with `intervals.median_interval`.
 A point without any valid repetition keeps the median of its completed repetitions for
 display but is `valid = False`: never drawn as part of a line, never a headline number.
@@ -76,8 +78,14 @@ def _verdict(driver: Any, reps: int, ok: int, audit_failed: int) -> str:
     return "ok"
 
 
-def _select(g: pd.DataFrame, states: placement.States) -> tuple[pd.DataFrame, str, dict[str, int]]:
-    """(the repetitions that feed the estimate, the point's state, set-aside counts)."""
+def _select(
+    g: pd.DataFrame, states: placement.States, prefer: str = ""
+) -> tuple[pd.DataFrame, str, dict[str, int]]:
+    """(the repetitions that feed the estimate, the point's state, set-aside counts).
+
+    The state is the run's preferred one (`prefer`, its most common) whenever the point has
+    at least two repetitions in it, so that points compared with each other were measured
+    in one state; else the point's own majority."""
     aside: dict[str, int] = {}
     valid = valid_mask(g)
     for _, r in g[~valid].iterrows():
@@ -92,7 +100,8 @@ def _select(g: pd.DataFrame, states: placement.States) -> tuple[pd.DataFrame, st
         index=v.index,
         dtype=object,
     )
-    state = placement.majority(rep_state)
+    in_preferred = int((rep_state == prefer).sum()) if prefer else 0
+    state = prefer if in_preferred >= 2 else placement.majority(rep_state)
     if not state:
         return v, placement.CHANGED if (rep_state == placement.CHANGED).any() else "", aside
     keep = rep_state.isin([state, ""])
@@ -210,10 +219,12 @@ def _point_flags(row: dict[str, Any], use: pd.DataFrame, fairness: set[str]) -> 
     return _flags.join(found)
 
 
-def _point_row(run: Run, point: int, g: pd.DataFrame, states: placement.States) -> dict[str, Any]:
+def _point_row(
+    run: Run, point: int, g: pd.DataFrame, states: placement.States, prefer: str
+) -> dict[str, Any]:
     g = g.sort_values("rep")
     ok = g[g["status"] == "ok"]
-    used, state, aside = _select(g, states)
+    used, state, aside = _select(g, states, prefer)
     use = used if len(used) else ok
     row: dict[str, Any] = {"point": int(point)}
     _identity(g, row)
@@ -233,10 +244,26 @@ def _point_row(run: Run, point: int, g: pd.DataFrame, states: placement.States) 
     return row
 
 
-def summarize(run: Run, states: placement.States | None = None) -> pd.DataFrame:
-    """One row per point (see the module docstring); `states` defaults to the run's own."""
+def preferred_state(states: placement.States, *frames: pd.DataFrame) -> str:
+    """The most common state over every valid repetition of the given points frames."""
+    reps = [
+        states.of_rep(r.get("handoff_ns_before"), r.get("handoff_ns_after"))
+        for df in frames
+        for _, r in df[valid_mask(df)].iterrows()
+    ]
+    return placement.majority(reps)
+
+
+def summarize(
+    run: Run, states: placement.States | None = None, prefer: str | None = None
+) -> pd.DataFrame:
+    """One row per point (see the module docstring); `states` defaults to the run's own, and
+    `prefer` to the run's most common state."""
     df = run.points
     if states is None:
         states = placement.classify(placement.probe_values(df))
-    rows = [_point_row(run, int(p), g, states) for p, g in df.groupby("point", sort=True)]
+    if prefer is None:
+        prefer = preferred_state(states, df)
+    groups = df.groupby("point", sort=True)
+    rows = [_point_row(run, int(p), g, states, prefer) for p, g in groups]
     return pd.DataFrame(rows)

@@ -36,12 +36,13 @@ def _headline(s: dict[str, Any]) -> list[str]:
         ctx = f"{w['context']} w={w['workers']}"
         verdict = f"winner {w['winner']}" if w["verdict"] == "winner" else winner_text(w)
         out.append(f"  {ctx}: {verdict}")
-        vs = f"{w['winner'] or w['tied'][0]} / {w['runner_up']}"
-        out.append(f"      {vs} = {ratio(w['ratio'], w['lo'], w['hi'])}")
+        if w["runner_up"]:
+            vs = f"{w['winner'] or w['tied'][0]} / {w['runner_up']}"
+            out.append(f"      {vs} = {ratio(w['ratio'], w['lo'], w['hi'])}")
     for r in s["scaling"]:
         out.append(
             f"  scaling {r['group']}: peak {eng(r['peak'])} {s['unit']} at "
-            f"{r['peak_workers']} workers, collapse {r['collapse_factor']:.2f}"
+            f"{r['peak_workers']} worker(s), collapse {r['collapse_factor']:.2f}"
             if r["collapse_factor"] is not None
             else f"  scaling {r['group']}: peak {eng(r['peak'])} at {r['peak_workers']}"
         )
