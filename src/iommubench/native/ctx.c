@@ -69,7 +69,15 @@ static int read_schedstat(uint64_t *oncpu_ns, uint64_t *runq_ns)
     return *s == ' ';
 }
 
-static void ib_start_counting(struct ib_ctx *x, uint64_t now)
+void ib_ctx_sched_snapshot(struct ib_ctx *x)
+{
+    x->sched_ok0 = read_schedstat(&x->sched_oncpu0, &x->sched_runq0);
+}
+
+/* fresh_sched: read schedstat now; 0 keeps the snapshot taken before the synchronised start
+ * (a fixed-work run counts from its first op, and a syscall there would skew the start by
+ * microseconds: the naive control's upper-table race lasts about 100 ns) */
+static void ib_start_counting(struct ib_ctx *x, uint64_t now, int fresh_sched)
 {
     /* evidence of lost mappings survives the warm-up reset: correctness is never windowed */
     struct ib_counters kept = x->c;
@@ -81,7 +89,8 @@ static void ib_start_counting(struct ib_ctx *x, uint64_t now)
     /* warm-up samples are discarded with the warm-up counters */
     memset(x->hist_map, 0, IB_HIST_BUCKETS * sizeof(uint64_t));
     memset(x->hist_unmap, 0, IB_HIST_BUCKETS * sizeof(uint64_t));
-    x->sched_ok0 = read_schedstat(&x->sched_oncpu0, &x->sched_runq0);
+    if (fresh_sched)
+        ib_ctx_sched_snapshot(x);
     /* ticks count from the window's nominal start (the same for every worker of a timed
      * run), so the last one falls at the window's end; a fixed-work run starts now */
     const uint64_t duration = x->hdr->params.duration_ns;
@@ -95,7 +104,7 @@ static void ib_start_counting(struct ib_ctx *x, uint64_t now)
 void ib_ctx_count_from_now(struct ib_ctx *x)
 {
     x->end_ns = UINT64_MAX;
-    ib_start_counting(x, ib_clock_ns());
+    ib_start_counting(x, ib_clock_ns(), 0);
 }
 
 /* Every tick that has passed (up to the window's end) gets the ops counted so far. */
@@ -116,7 +125,7 @@ void ib_ctx_finish(struct ib_ctx *x)
     uint64_t now = ib_clock_ns();
     /* the window closed before this worker's warm-up did: it counted nothing, over no time */
     if (x->phase == IB_WARMUP)
-        ib_start_counting(x, now);
+        ib_start_counting(x, now, 1);
     record_ticks(x, now);
     x->c.end_ns = now;
     uint64_t oncpu = 0, runq = 0;
@@ -138,7 +147,7 @@ void ib_clock_check(struct ib_ctx *x)
         return;
     uint64_t now = ib_clock_ns();
     if (x->phase == IB_WARMUP && now >= x->warm_end_ns)
-        ib_start_counting(x, now);
+        ib_start_counting(x, now, 1);
     else if (x->phase == IB_COUNTING) {
         if (now >= x->next_tick_ns)
             record_ticks(x, now);

@@ -51,6 +51,9 @@ void ib_clock_check(struct ib_ctx *x);
 
 /* Runs a fixed amount of work with no warm-up: counting starts now and ends at ib_ctx_finish. */
 void ib_ctx_count_from_now(struct ib_ctx *x);
+/* Reads the worker's schedstat as the baseline of its window (before the start, for runs
+ * that count from their first op). */
+void ib_ctx_sched_snapshot(struct ib_ctx *x);
 void ib_ctx_finish(struct ib_ctx *x);
 
 static inline uint64_t *ib_table(const struct ib_ctx *x, uint32_t index)

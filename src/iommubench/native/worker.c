@@ -37,6 +37,8 @@ static int wait_for_release(struct ib_ctx *x)
         if ((++spins & 1023u) == 0 && ib_aborted(x->base))
             return IB_ERR_ABORTED;
     }
+    /* the window's schedstat baseline for fixed-work runs, read while there is time to spare */
+    ib_ctx_sched_snapshot(x);
     /* then start together: go_ns lies a little in the future, so a worker that the parent's
      * release preempted has caught up by then (the clock is shared by every CPU) */
     while (ib_clock_ns() < h->barrier_go.go_ns)
