@@ -8,10 +8,9 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from iommubench import stats
+from iommubench.registry import unit_for
 
-# what one counted op is, per workload: a dma op is one I/O (map + hold + unmap of one IOVA)
-UNITS: dict[str, str] = {"dma": "I/O/s", "prefault": "ops/s"}
-DEFAULT_UNIT = "ops/s"
+DEFAULT_UNIT = unit_for(None)
 TITLE_WIDTH = 110
 # parameters a workload ignores, left out of its titles (a dma point never reads region_mib)
 NOT_READ_BY: dict[str, frozenset[str]] = {
@@ -39,12 +38,10 @@ HARNESS_PARAMS = frozenset({"seed", "sample_every", "warmup_s", "duration_s_requ
 def rate_unit(workloads: Iterable[object]) -> str:
     """The unit of throughput for the given workloads: I/O/s for dma, ops/s for prefault."""
     names = sorted({stats.norm_value(w) for w in workloads} - {""})
-    units = {UNITS.get(w, DEFAULT_UNIT) for w in names}
+    units = {unit_for(w) for w in names}
     if len(units) <= 1:
         return units.pop() if units else DEFAULT_UNIT
-    return (
-        DEFAULT_UNIT + " (" + ", ".join(f"{w}: {UNITS.get(w, DEFAULT_UNIT)}" for w in names) + ")"
-    )
+    return DEFAULT_UNIT + " (" + ", ".join(f"{w}: {unit_for(w)}" for w in names) + ")"
 
 
 def frame_unit(frame: pd.DataFrame) -> str:

@@ -17,18 +17,7 @@ from iommubench.figures import axes as fa
 from iommubench.figures.labels import axis_name, title
 from iommubench.figures.series import Series, natural, split_series
 from iommubench.figures.style import COLORS, FAILED_MARK, OVERSUB_STYLE, caption, grid
-
-try:  # the ordered lock families of points.csv (prefix -> human name)
-    from iommubench.registry import LOCKS
-except ImportError:  # a registry without them: the same prefixes
-    LOCKS = {
-        "lock": "domain lock",
-        "iova_lock": "IOVA tree",
-        "depot_lock": "rcache depot",
-        "inv_lock": "invalidation queue",
-        "guard": "walk guard",
-        "pool_lock": "page pool",
-    }
+from iommubench.registry import LOCKS
 
 SHARE_PREFIX = "wait_share:"
 
