@@ -381,3 +381,22 @@ def test_each_workload_panel_has_its_own_unit(summary):
     assert units == {"workload=dma": "I/O/s", "workload=prefault": "ops/s"}
     assert not fig.axes[0].get_shared_y_axes().joined(fig.axes[0], fig.axes[1])
     _close(fig)
+
+
+def test_points_flagged_competing_load_are_boxed_on_the_throughput_figure(summary):
+    s = summary.copy()
+    flagged = (s["driver"] == "lockfree") & (s["workers"] == 2)
+    s.loc[flagged, "flags"] = "competing-load"
+    s.loc[~flagged, "flags"] = ""
+    fig = plots.throughput_figure(s)
+    boxes = [c for ax in fig.axes for c in ax.collections if c.get_gid() == "competing-load-point"]
+    assert sum(len(c.get_offsets()) for c in boxes) == 1
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any(t.startswith("competing load") for t in legend)
+    _close(fig)
+    s["flags"] = ""
+    fig = plots.throughput_figure(s)
+    assert not [
+        c for ax in fig.axes for c in ax.collections if c.get_gid() == "competing-load-point"
+    ]
+    _close(fig)

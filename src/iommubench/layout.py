@@ -15,7 +15,8 @@ FIGURE_CAPTIONS = {
     "throughput": (
         "Median throughput over the same-state valid repetitions of each point, with its "
         "interval as a band (a 95% CI from 6 repetitions, else the range). Crosses: points "
-        "whose audit failed. Hatched: more workers than CPUs available."
+        "whose audit failed. Hatched: more workers than CPUs available. Boxed: points whose "
+        "workers waited for a CPU (competing-load)."
     ),
     "scaling": (
         "Speedup (throughput / the group's 1-worker throughput) and parallel efficiency "

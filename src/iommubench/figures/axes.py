@@ -97,6 +97,24 @@ def ring_oversubscribed(ax: Axes, series: Sequence[Series], ycol: str, cpus: flo
             ring.set_label(f"_oversubscribed{more}, ringed")
 
 
+FLAGGED = {"s": 110, "marker": "s", "facecolors": "none", "edgecolors": "#D55E00",
+           "linewidths": 1.2, "zorder": 5}  # fmt: skip
+
+
+def mark_competing_load(ax: Axes, series: Sequence[Series], ycol: str) -> None:
+    """Box each point whose repetitions waited for a CPU (`competing-load`): its number
+    carries other work's share of the machine, not only the strategy's."""
+    for s in series:
+        f = s.frame
+        if "flags" not in f or ycol not in f:
+            continue
+        hit = f["flags"].fillna("").astype(str).str.split(";").map(lambda v: "competing-load" in v)
+        o = f[hit & f[ycol].notna()]
+        if len(o):
+            box = ax.scatter(o["_x"], o[ycol], gid="competing-load-point", **FLAGGED)
+            box.set_label("_competing load (waited for a CPU), boxed")
+
+
 def mark_oversubscribed(
     ax: Axes,
     summary: pd.DataFrame,
@@ -238,6 +256,11 @@ def legend(
         text = rings[0].get_label().lstrip("_")
         ring = {"marker": "o", "ms": 12, "mfc": "none", "mec": "0.35", "ls": "none"}
         items.append((text, Line2D([], [], **ring)))
+    boxes = [c for ax in axes.flat for c in ax.collections if c.get_gid() == "competing-load-point"]
+    if boxes:
+        text = boxes[0].get_label().lstrip("_")
+        box = {"marker": "s", "ms": 10, "mfc": "none", "mec": "#D55E00", "ls": "none"}
+        items.append((text, Line2D([], [], **box)))
     if failed:
         items.append(
             ("audit failed / invalid", Line2D([], [], marker="x", color="0.2", ls="none", mew=2))

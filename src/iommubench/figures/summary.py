@@ -91,6 +91,7 @@ def throughput_figure(
             ideal_y += fa.draw_ideals(ax, series, "ops_per_s", cpus, log_x)
             extra = [fa.ideal_proxy()]
         fa.mark_oversubscribed(ax, summary, x, series, ["ops_per_s"], cpus, log_x)
+        fa.mark_competing_load(ax, series, "ops_per_s")
         unit = frame_unit(pd.concat([s.frame for s in series])) if series else "ops/s"
         ax.set_ylabel(f"{unit} (median; band: {band})")
         fa.facet_title(ax, fa.facet_label(flabel, facet, cpus))
