@@ -193,6 +193,17 @@ def test_survival_figure_marks_p99_and_p999(run_dir, run, summary):
     _close(fig)
 
 
+def test_survival_says_when_samples_fall_below_the_clocks_resolution():
+    class S:
+        label = "lockfree"
+
+    fast = hist.histogram([0] * 60 + [5] * 40)
+    slow = hist.histogram([40] * 100)
+    line = survival._unresolved({("map", 1.0): [(S(), fast)], ("unmap", 1.0): [(S(), slow)]})
+    assert line.startswith("up to 60% of samples (map, lockfree) read 0 ns")
+    assert survival._unresolved({("map", 1.0): [(S(), slow)]}) == ""
+
+
 def test_survival_and_timeline_skipped_without_data(tmp_path):
     d = make_run(tmp_path, write_hist=False)
     r = stats.load_run(d)

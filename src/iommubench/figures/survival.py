@@ -17,7 +17,7 @@ from iommubench import hist, stats
 from iommubench.figures.data import point_hist
 from iommubench.figures.labels import title
 from iommubench.figures.series import Series, split_series
-from iommubench.figures.style import grid
+from iommubench.figures.style import caption, grid
 
 TAILS = {99.0: "p99", 99.9: "p99.9"}
 KINDS = ("map", "unmap")
@@ -97,7 +97,31 @@ def survival_figure(
             ax.set_xlabel(f"{kind} latency t (ns)")
             ax.set_ylabel("P(latency > t)")
     _legend(fig, proxies, ", ".join(encoded) or None)
+    unresolved = _unresolved(curves)
+    if unresolved:
+        caption(fig, [unresolved])
+        if notes is not None:
+            notes.append(f"latency survival: {unresolved}")
     return fig
+
+
+def _unresolved(
+    curves: dict[tuple[str, float | None], list[tuple[Series, np.ndarray]]],
+) -> str:
+    """A line when a curve's samples sit in the 0 ns bucket: faster than the timer resolves
+    once its own cost is subtracted, so a log axis cannot show them (the curve starts at 1)."""
+    worst = max(
+        (float(h[0]) / hist.count(h), kind, s.label)
+        for (kind, _), pairs in curves.items()
+        for s, h in pairs
+        if hist.count(h)
+    )
+    if worst[0] < 0.01:
+        return ""
+    return (
+        f"up to {worst[0]:.0%} of samples ({worst[1]}, {worst[2]}) read 0 ns once the timer's "
+        "own cost is subtracted: below what the clock resolves; each curve starts at 1 ns"
+    )
 
 
 def _draw_panel(
