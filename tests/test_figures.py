@@ -200,7 +200,7 @@ def test_survival_says_when_samples_fall_below_the_clocks_resolution():
     fast = hist.histogram([0] * 60 + [5] * 40)
     slow = hist.histogram([40] * 100)
     line = survival._unresolved({("map", 1.0): [(S(), fast)], ("unmap", 1.0): [(S(), slow)]})
-    assert line.startswith("up to 60% of samples (map, lockfree) read 0 ns")
+    assert line.startswith("up to 60.0% of samples (map, lockfree) read 0 ns")
     assert survival._unresolved({("map", 1.0): [(S(), slow)]}) == ""
 
 

@@ -119,7 +119,7 @@ def _unresolved(
     if worst[0] < 0.01:
         return ""
     return (
-        f"up to {worst[0]:.0%} of samples ({worst[1]}, {worst[2]}) read 0 ns once the timer's "
+        f"up to {worst[0]:.1%} of samples ({worst[1]}, {worst[2]}) read 0 ns once the timer's "
         "own cost is subtracted: below what the clock resolves; each curve starts at 1 ns"
     )
 
