@@ -116,6 +116,13 @@ def _parser() -> argparse.ArgumentParser:
         "recorded in meta.json (default: refuse)",
     )
     run.add_argument(
+        "--cluster",
+        metavar="tcp://HOST:PORT",
+        help="run every (point, rep) as a Dask task on the workers of this Dask scheduler "
+        "(start them with 'iommubench worker'); workers: auto expands per host (default: "
+        "run here, no scheduler)",
+    )
+    run.add_argument(
         "--report",
         action="store_true",
         help="write the figures and the report after the run (default: off)",
@@ -204,6 +211,19 @@ def _parser() -> argparse.ArgumentParser:
         "--strict",
         action="store_true",
         help="exit 3 when any point is inconclusive (a regression's exit 1 wins; default off)",
+    )
+
+    worker = sub.add_parser(
+        "worker",
+        help="serve a Dask scheduler as one fleet machine",
+        description="Start a Dask worker for 'iommubench run --cluster': one thread, one "
+        "'machine' resource, so this host runs one point at a time. Runs until stopped.",
+    )
+    worker.add_argument("scheduler", metavar="tcp://HOST:PORT", help="the Dask scheduler")
+    worker.add_argument(
+        "--name",
+        default=None,
+        help="the host name its rows carry (default: this machine's; sets IOMMUBENCH_HOST)",
     )
 
     sub.add_parser(
@@ -403,7 +423,13 @@ def _session(command: str, build: dict[str, Any], allowed: bool) -> dict[str, An
     }
 
 
-def _create_store(args: argparse.Namespace, sweep: Any, command: str, build: dict[str, Any]):
+def _create_store(
+    args: argparse.Namespace,
+    sweep: Any,
+    command: str,
+    build: dict[str, Any],
+    hosts: dict[str, Any],
+):
     from iommubench import machine
     from iommubench.results import RunStore, new_run_id
     from iommubench.runlock import RunDirLock
@@ -418,6 +444,7 @@ def _create_store(args: argparse.Namespace, sweep: Any, command: str, build: dic
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "fingerprint": sweep.fingerprint(),
         "build": build,
+        "hosts": hosts,
         "sessions": [_session(command, build, False)],
     }
     locks: list[RunDirLock] = []
@@ -437,7 +464,13 @@ def _create_store(args: argparse.Namespace, sweep: Any, command: str, build: dic
     return store
 
 
-def _reopen_store(args: argparse.Namespace, sweep: Any, command: str, build: dict[str, Any]):
+def _reopen_store(
+    args: argparse.Namespace,
+    sweep: Any,
+    command: str,
+    build: dict[str, Any],
+    hosts: dict[str, Any],
+):
     from iommubench import config, machine, resume
     from iommubench.results import RunStore
     from iommubench.runlock import RunDirLock, RunLockedError
@@ -479,23 +512,29 @@ def _reopen_store(args: argparse.Namespace, sweep: Any, command: str, build: dic
     session = _session(command, build, bool(differs and args.allow_different_build))
     try:
         store.keep_worker_rows_of(done)
-        store.update_meta(lambda m: m.setdefault("sessions", []).append(session))
+        store.update_meta(lambda m: _add_session(m, session, hosts))
         store.write_resume_command(resume_command(store.dir))
     except OSError as exc:
         raise UsageError(f"--resume {run_dir}: cannot write: {exc.strerror or exc}") from None
     return store
 
 
-def _open_store(args: argparse.Namespace, sweep: Any, argv: Sequence[str]):
+def _add_session(meta: dict[str, Any], session: dict[str, Any], hosts: dict[str, Any]) -> None:
+    meta.setdefault("sessions", []).append(session)
+    meta.setdefault("hosts", {}).update(hosts)
+
+
+def _open_store(args: argparse.Namespace, sweep: Any, argv: Sequence[str], hosts: dict[str, Any]):
     """The run directory to write, locked against other writers: a new one, or the validated
-    one named by --resume with this session recorded in its meta.json."""
+    one named by --resume with this session recorded in its meta.json. `hosts`: the machine
+    block of every host that will measure (meta.json keeps one per host)."""
     from iommubench import machine
 
     command = shlex.join(["iommubench", *argv])
     build = machine.build()
     if args.resume is not None:
-        return _reopen_store(args, sweep, command, build)
-    return _create_store(args, sweep, command, build)
+        return _reopen_store(args, sweep, command, build, hosts)
+    return _create_store(args, sweep, command, build, hosts)
 
 
 def _check_shm_space(loaded: Any) -> None:
@@ -561,24 +600,90 @@ def _end_session(store: Any, outcome: str) -> None:
         store.update_meta(change)
 
 
-def _run_rounds(store: Any, loaded: Any, overlap: _Overlap, build: dict[str, Any]) -> int:
+class _Fleet:
+    """The Dask cluster a run sweeps on (--cluster), or None for this machine."""
+
+    def __init__(self, address: str | None) -> None:
+        self.address = address
+        self.client: Any = None
+        self.hosts: dict[str, Any] = {}
+
+    def connect(self) -> None:
+        """Reach the scheduler and survey its hosts (one line and exit 2 on failure)."""
+        from iommubench import fleet, machine
+
+        if self.address is None:
+            self.hosts = {fleet.host_name(): machine.collect()}
+            return
+        try:
+            self.client = fleet.connect(self.address)
+            self.hosts = fleet.survey(self.client, self.address, machine.build())
+        except fleet.FleetError as exc:
+            self.close()
+            raise UsageError(str(exc)) from None
+        for info in self.hosts.values():
+            info.pop("build", None)
+
+    def load(self, args: argparse.Namespace) -> Any:
+        """The config, with `workers: auto` expanded per host on a fleet."""
+        from iommubench import config, fleet
+
+        if self.client is None:
+            return config.load_sweep(args.config, args.overrides)
+        with config.fleet_cpus(fleet.host_cpu_counts(self.hosts)):
+            return config.load_sweep(args.config, args.overrides)
+
+    def local_host(self) -> dict[str, Any]:
+        from iommubench import fleet
+
+        name, info = next(iter(self.hosts.items()))
+        return fleet.host_columns({**info, "host": name})
+
+    def close(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.close()
+            self.client = None
+
+
+def _run_tasks(
+    tasks: list[Any], store: Any, loaded: Any, overlap: _Overlap, build: dict[str, Any], fl: _Fleet
+) -> int:
+    """One round of tasks, here or on the fleet; returns the failures."""
+    from iommubench import fleet, native_core, sweep
+    from iommubench.progress import make_reporter
+
+    if fl.client is None:
+        return sweep.run_sweep(
+            tasks,
+            store,
+            sweep.LocalExecutor(),
+            make_reporter(),
+            loaded.point_timeout_s,
+            build,
+            overlap.check,
+            fl.local_host(),
+        )
+    timer_ns = round(native_core.lib().ib_timer_cost_ns(), 2)
+    run = fleet.run_cluster_sweep(
+        tasks, store, fl.client, make_reporter(), loaded.point_timeout_s, build, timer_ns
+    )
+    for line in run.refusals or []:
+        _say(f"iommubench: {line}")
+    return run.failures + len(run.refusals or [])
+
+
+def _run_rounds(
+    store: Any, loaded: Any, overlap: _Overlap, build: dict[str, Any], fl: _Fleet
+) -> int:
     """The planned tasks, then adaptive rounds until none is needed; returns the failures."""
     from iommubench import sweep
-    from iommubench.progress import make_reporter
 
     tasks = sweep.plan(loaded.points, loaded.repetitions, store.completed())
     failures = 0
     while True:
         if tasks:
-            failures += sweep.run_sweep(
-                tasks,
-                store,
-                sweep.LocalExecutor(),
-                make_reporter(),
-                loaded.point_timeout_s,
-                build,
-                overlap.check,
-            )
+            failures += _run_tasks(tasks, store, loaded, overlap, build, fl)
         tasks = sweep.adaptive_round(
             loaded.points, store.rows(), loaded.max_repetitions, loaded.target_halfwidth
         )
@@ -591,15 +696,25 @@ def _run_rounds(store: Any, loaded: Any, overlap: _Overlap, build: dict[str, Any
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from iommubench import arena, config, interrupt
+    fl = _Fleet(args.cluster)
+    fl.connect()
+    try:
+        return _run(args, argv, fl)
+    finally:
+        fl.close()
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str], fl: _Fleet) -> int:
+    from iommubench import arena, interrupt
     from iommubench.results import StoreWriteError
 
-    loaded = config.load_sweep(args.config, args.overrides)
+    loaded = fl.load(args)
     arena.remove_stale_segments()
-    _check_shm_space(loaded)
+    if fl.client is None:  # each fleet host checks its own /dev/shm per point
+        _check_shm_space(loaded)
     interrupt.install()
     try:
-        store = _open_store(args, loaded, argv)
+        store = _open_store(args, loaded, argv, fl.hosts)
     except KeyboardInterrupt:
         _say(f"interrupted by {interrupt.received() or 'SIGINT'} before the first point")
         return EXIT_INTERRUPTED
@@ -607,7 +722,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     overlap = _Overlap(store, store.meta()["sessions"][-1]["command"])
     try:
         overlap.check()
-        failures = _run_rounds(store, loaded, overlap, build)
+        failures = _run_rounds(store, loaded, overlap, build, fl)
     except KeyboardInterrupt:
         signame = interrupt.received() or "SIGINT"
         _end_session(store, f"interrupted by {signame}")
@@ -634,6 +749,16 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"{failures} point(s) failed; see the status and error columns", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Become a Dask worker of one thread and one `machine` resource (exec: the Dask CLI)."""
+    from iommubench import fleet
+
+    if args.name:
+        os.environ[fleet.HOST_ENV] = args.name
+    os.execv(sys.executable, [sys.executable, *fleet.worker_command(args.scheduler)])
+    return EXIT_FAILED  # not reached: exec replaces this process
 
 
 def cmd_dma_map_benchmark(args: argparse.Namespace) -> int:
@@ -679,6 +804,7 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "plot": cmd_plot,
         "report": cmd_report,
         "compare": cmd_compare,
+        "worker": cmd_worker,
         "dma-map-benchmark": cmd_dma_map_benchmark,
     }
     return handlers[args.command](args)

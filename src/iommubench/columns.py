@@ -10,6 +10,10 @@ from iommubench.registry import LOCK_SUFFIXES, LOCKS
 # the build that measured the row (a resume may run on another build)
 IDENTITY = ["run_id", "point", "rep", "status", "error", "flags", "core_hash", "version"]
 
+# The machine that measured the row (a fleet run has several) and when: wall-clock seconds
+# since the epoch at the start and end of the point, to show no two points overlapped on a host.
+MACHINE = ["host", "cpu_model", "cpus_allowed", "started_at", "ended_at"]
+
 PARAMETERS = [
     "workload",
     "driver",
@@ -111,11 +115,14 @@ AUDIT = [
 ]
 
 POINT_COLUMNS: list[str] = (
-    IDENTITY + PARAMETERS + PLACEMENT + LOAD + MEASURES + SERIES + LOCK_COLUMNS + AUDIT
+    IDENTITY + MACHINE + PARAMETERS + PLACEMENT + LOAD + MEASURES + SERIES + LOCK_COLUMNS + AUDIT
 )
 
 # The type of each column, for the checks --resume makes on stored rows: parameters must equal
 # their point's values, these columns hold text or True/False, and every other column is empty
 # or a number >= 0 (nan allowed). A new text or boolean column must be listed here.
-TEXT_COLUMNS = {"run_id", "status", "error", "flags", "core_hash", "version"}
+TEXT_COLUMNS = {
+    "run_id", "status", "error", "flags", "core_hash", "version", "host", "cpu_model",
+    "cpus_allowed",
+}  # fmt: skip
 BOOLEAN_COLUMNS = {"oversubscribed", "audit_ok", "level_shift"}

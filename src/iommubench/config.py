@@ -18,6 +18,7 @@ plus their count; the resolved config records the expanded list.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import itertools
@@ -45,7 +46,9 @@ __all__ = [
     "ConfigError",
     "Sweep",
     "auto_workers",
+    "auto_workers_for",
     "cpus_available",
+    "fleet_cpus",
     "load_sweep",
     "max_workers",
     "parse_sweep",
@@ -143,8 +146,27 @@ class _Bad(Exception):
 # --------------------------------------------------------------------------- machine limits
 
 
+# The allowed-CPU counts of the hosts a fleet run sweeps on (fleet_cpus), else None: this
+# process' own CPUs then decide what `workers: auto` expands to and the worker limit.
+_FLEET_CPUS: list[int] | None = None
+
+
+@contextlib.contextmanager
+def fleet_cpus(counts: Sequence[int]) -> Iterator[None]:
+    """Load a config for a fleet whose hosts allow these CPU counts: `workers: auto` expands
+    to the union of every host's own list, and the worker limit is 64 x the largest host's."""
+    global _FLEET_CPUS
+    _FLEET_CPUS = sorted(set(counts))
+    try:
+        yield
+    finally:
+        _FLEET_CPUS = None
+
+
 def cpus_available() -> int:
-    """The number of CPUs this process may run on."""
+    """The number of CPUs this process may run on (with fleet_cpus: the largest host's)."""
+    if _FLEET_CPUS:
+        return max(_FLEET_CPUS)
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -288,8 +310,14 @@ def _choice_field(choices: dict[str, str]) -> Validator:
 
 
 def auto_workers() -> list[int]:
-    """What `workers: auto` expands to: 1, 2, 4, ... below the allowed CPUs, then their count."""
-    cpus = cpus_available()
+    """What `workers: auto` expands to here, or on a fleet the union of its hosts' lists."""
+    if _FLEET_CPUS:
+        return sorted({w for n in _FLEET_CPUS for w in auto_workers_for(n)})
+    return auto_workers_for(cpus_available())
+
+
+def auto_workers_for(cpus: int) -> list[int]:
+    """`workers: auto` on `cpus` allowed CPUs: 1, 2, 4, ... below the count, then the count."""
     counts = [1 << k for k in range(cpus.bit_length()) if 1 << k < cpus]
     return [*counts, cpus]
 

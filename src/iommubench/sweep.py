@@ -7,6 +7,7 @@ cluster engine can later replace the local runner: it takes one task and returns
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -130,6 +131,11 @@ def make_row(
     return row
 
 
+def timestamps(started: float, ended: float) -> dict[str, str]:
+    """started_at and ended_at to the millisecond (a float cell keeps only 6 digits)."""
+    return {"started_at": f"{started:.3f}", "ended_at": f"{ended:.3f}"}
+
+
 def counts_as_failure(row: dict[str, Any]) -> bool:
     """A failed point, or a failed audit by anything but a negative control."""
     if row["status"] != "ok":
@@ -153,11 +159,13 @@ def run_sweep(
     timeout_s: float,
     build: dict[str, Any] | None = None,
     before_point: Callable[[], None] = lambda: None,
+    host: dict[str, Any] | None = None,
 ) -> int:
     """Runs every task; returns how many counted as failures.
 
-    `build` fills each row's core_hash and version; `before_point` runs before each point
-    (the check for other runs on this machine).
+    `build` fills each row's core_hash and version, `host` its host, cpu_model and
+    cpus_allowed; `before_point` runs before each point (the check for other runs on this
+    machine).
     """
     timer_ns = round(native_core.lib().ib_timer_cost_ns(), 2)
     failures = 0
@@ -167,8 +175,10 @@ def run_sweep(
             interrupt.raise_if_requested()
             before_point()
             reporter.point_started(task.label)
+            started = time.time()
             result = executor.run(task, timeout_s)
             row = make_row(store.run_id, task, result, timer_ns, build)
+            row.update(host or {}, **timestamps(started, time.time()))
             series = (
                 None
                 if result.series_t_ns is None or result.series_ops is None
