@@ -42,6 +42,10 @@ PARAMETERS = [
     "duration_s_requested",
 ]
 
+# What points are matched and grouped by: the parameters, and the host that measured them (a
+# run on one host, or `compare --ignore host`, matches across hosts).
+MATCH_COLUMNS = [*PARAMETERS, "host"]
+
 PLACEMENT = ["cpus_available", "oversubscribed", "handoff_ns_before", "handoff_ns_after"]
 
 # Competing load (load.py): averaged over workers, and the allowed CPUs' steal.

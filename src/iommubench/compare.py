@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from iommubench import decisions, placement
-from iommubench.columns import PARAMETERS
+from iommubench.columns import MATCH_COLUMNS
 from iommubench.estimators import RATIO_METHOD, log_ratio
 from iommubench.flags import split
 from iommubench.pointsummary import preferred_state, summarize
@@ -82,10 +82,10 @@ class PointComparison:
 
 
 def check_ignore(ignore: Sequence[str]) -> None:
-    unknown = [p for p in ignore if p not in PARAMETERS]
+    unknown = [p for p in ignore if p not in MATCH_COLUMNS]
     if unknown:
         raise CompareError(
-            f"--ignore {unknown[0]}: not a parameter; allowed: {', '.join(PARAMETERS)}"
+            f"--ignore {unknown[0]}: not a parameter; allowed: {', '.join(MATCH_COLUMNS)}"
         )
 
 

@@ -139,6 +139,8 @@ def make_figures(
         return []
     if facet is None and _varies(summary, "workload") and "workload" not in (x, hue):
         facet = "workload"  # an I/O and a prefault op never share an axis
+    elif facet is None and _varies(summary, "host") and "host" not in (x, hue):
+        facet = "host"  # a fleet run: each machine's curves in its own panel
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     found: list[str] = []

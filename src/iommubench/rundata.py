@@ -20,13 +20,16 @@ import yaml
 
 from iommubench import hist as _hist
 from iommubench import timeseries
-from iommubench.columns import AUDIT, MEASURES, PARAMETERS, PLACEMENT
+from iommubench.columns import AUDIT, MATCH_COLUMNS, MEASURES, PARAMETERS, PLACEMENT
 
 # row flags (set by the runner) that make a repetition never count as a valid result
 INVALID_ROW_FLAGS = frozenset({"no-work", "iova-exhausted", "window-stretched"})
 
 STRING_COLUMNS = [
     "run_id",
+    "host",
+    "cpu_model",
+    "cpus_allowed",
     "status",
     "error",
     "flags",
@@ -59,6 +62,8 @@ class Run:
     meta: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] | None = None
     config_text: str | None = None
+    # (point, rep) -> the point number stored on disk, where load_run split points by host
+    stored_point: dict[tuple[int, int], int] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -70,6 +75,7 @@ class Run:
         return self.run_dir.name
 
     def _npz(self, point: int, rep: int) -> Path:
+        point = self.stored_point.get((int(point), int(rep)), point)
         return self.run_dir / "hist" / f"p{int(point):04d}-r{int(rep):03d}.npz"
 
     def hist(self, point: int, rep: int) -> dict[str, np.ndarray] | None:
@@ -82,6 +88,7 @@ class Run:
 
     def series(self, point: int, rep: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(tick times in ns, cumulative ops per worker and tick), or None if not recorded."""
+        point = self.stored_point.get((int(point), int(rep)), point)
         return timeseries.load_series(self.run_dir, int(point), int(rep))
 
     def point_hist(self, point: int, kind: str = "map", valid_only: bool = True) -> np.ndarray:
@@ -182,7 +189,38 @@ def load_run(run_dir: str | Path) -> Run:
     if (run_dir / "meta.json").exists():
         meta = json.loads((run_dir / "meta.json").read_text())
     config, config_text = _read_config(run_dir)
-    return Run(run_dir, points, workers, meta, config, config_text)
+    points, workers, stored = split_by_host(points, workers)
+    return Run(run_dir, points, workers, meta, config, config_text, stored)
+
+
+def split_by_host(
+    points: pd.DataFrame, workers: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[int, int], int]]:
+    """With several hosts, one point per (config point, host), numbered in that order, so
+    summaries, figures and comparisons tell the hosts apart; with one, the frames unchanged.
+
+    Returns the frames and (point, rep) -> the point number stored on disk (for hist/).
+    """
+    if "host" not in points or points["host"].dropna().nunique() < 2:
+        return points, workers, {}
+    points = points.copy()
+    points["host"] = points["host"].fillna("")
+    keys = sorted(set(zip(points["point"].astype(int), points["host"], strict=True)))
+    number = {key: i for i, key in enumerate(keys)}
+    stored = points["point"].astype(int)
+    points["point"] = [number[(p, h)] for p, h in zip(stored, points["host"], strict=True)]
+    origin = {
+        (int(n), int(r)): int(p)
+        for n, r, p in zip(points["point"], points["rep"], stored, strict=True)
+    }
+    if not workers.empty and {"point", "rep"} <= set(workers.columns):
+        renumber = {(p, int(r)): n for (n, r), p in origin.items()}
+        workers = workers.copy()
+        workers["point"] = [
+            renumber.get((int(p), int(r)), -1)
+            for p, r in zip(workers["point"], workers["rep"], strict=True)
+        ]
+    return points, workers, origin
 
 
 # --------------------------------------------------------------------------- row validity
@@ -242,8 +280,8 @@ def norm_value(v: Any) -> str:
 
 
 def param_columns(df: pd.DataFrame) -> list[str]:
-    """The parameter columns present in a frame, in schema order."""
-    return [c for c in PARAMETERS if c in df.columns]
+    """The parameter columns present in a frame, in schema order, then the host."""
+    return [c for c in MATCH_COLUMNS if c in df.columns]
 
 
 def varying_params(df: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
