@@ -755,6 +755,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Become a Dask worker of one thread and one `machine` resource (exec: the Dask CLI)."""
     from iommubench import fleet
 
+    try:
+        fleet.check_address(args.scheduler)
+    except fleet.FleetError as exc:
+        raise UsageError(f"worker: {exc}".replace("--cluster ", "")) from None
     if args.name:
         os.environ[fleet.HOST_ENV] = args.name
     os.execv(sys.executable, [sys.executable, *fleet.worker_command(args.scheduler)])

@@ -41,7 +41,6 @@ from iommubench.sweep import (
 
 HOST_ENV = "IOMMUBENCH_HOST"
 RESOURCE = "machine"  # each worker advertises one; each task takes one
-CONNECT_TIMEOUT_S = 10.0
 
 
 class FleetError(Exception):
@@ -134,12 +133,33 @@ def _cpu_block() -> dict[str, Any]:
     return {"cpu_model": machine.cpu_model(), "cpus_allowed": machine.allowed_cpus()}
 
 
-def connect(address: str) -> Any:
-    """A Client of the scheduler at `address`, or FleetError with one line."""
-    import distributed
+def check_address(address: str) -> None:
+    """FleetError unless `address` reads as PROTOCOL://HOST:PORT (tcp or tls)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
 
     try:
-        return distributed.Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+        scheme, location = parse_address(address, strict=True)
+        _, port = parse_host_port(location)
+    except ValueError:
+        scheme, port = "", None
+    if scheme not in ("tcp", "tls") or not port:
+        raise FleetError(
+            f"--cluster {address}: not a scheduler address; expected tcp://HOST:PORT "
+            "(or tls://HOST:PORT), e.g. tcp://10.0.0.5:8786"
+        )
+
+
+def connect(address: str) -> Any:
+    """A Client of the scheduler at `address`, or FleetError with one line. It waits as long
+    as Dask's `distributed.comm.timeouts.connect` (30 s unless configured, e.g. by the
+    environment variable DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s)."""
+    import dask.config
+    import distributed
+
+    check_address(address)
+    timeout = dask.config.get("distributed.comm.timeouts.connect")
+    try:
+        return distributed.Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise FleetError(f"--cluster {address}: cannot reach the scheduler ({exc})") from None
 
