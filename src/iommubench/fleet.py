@@ -213,7 +213,11 @@ def _outcome(future: Any) -> tuple[TaskOutcome | None, str | None]:
     except BuildMismatchError as exc:
         return None, str(exc)
     except distributed.KilledWorker as exc:
-        reason = f"the Dask worker died running it too often (retried, then gave up: {exc})"
+        last = getattr(exc.last_worker, "address", exc.last_worker)
+        reason = (
+            f"{exc.allowed_failures + 1} Dask workers died running it (the last: {last}); "
+            "given up (distributed.scheduler.allowed-failures)"
+        )
         return TaskOutcome(_failed(reason), {}, 0.0, 0.0), None
     except Exception as exc:  # the task's own error, e.g. the worker could not start it
         return TaskOutcome(_failed(f"{type(exc).__name__}: {exc}"), {}, 0.0, 0.0), None
