@@ -202,7 +202,8 @@ def test_sigint_keeps_rows_prints_the_resume_command_and_the_resume_completes(cl
     assert 1 <= len(kept) < 8
     resume = (run_dir / "RESUME").read_text().split()
     assert " ".join(resume) in " ".join(stderr.split())
-    proc = cli(*resume[1:], "--cluster", cluster.scheduler_address)
+    assert resume[-2:] == ["--cluster", cluster.scheduler_address]  # resumes on the fleet
+    proc = cli(*resume[1:])
     assert proc.returncode == 0, proc.stderr
     assert pairs(run_dir) == all_pairs(4, 2)  # each pair once: kept rows were not rerun
     assert_no_overlap_per_host(run_dir)

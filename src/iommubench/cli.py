@@ -406,11 +406,15 @@ def _writable_dir(path: Path, option: str) -> Path:
     return path
 
 
-def resume_command(run_dir: Path) -> str:
+def resume_command(run_dir: Path, cluster: str | None = None) -> str:
     """The command that resumes a run: it reads the run's own resolved config, so it needs
-    neither the original config file nor its --set overrides, and works from any directory."""
+    neither the original config file nor its --set overrides, and works from any directory.
+    A fleet run resumes on the same scheduler (`cluster`)."""
     run_dir = run_dir.resolve()
-    return shlex.join(["iommubench", "run", str(run_dir / "config.yaml"), "--resume", str(run_dir)])
+    fleet = ["--cluster", cluster] if cluster else []
+    return shlex.join(
+        ["iommubench", "run", str(run_dir / "config.yaml"), "--resume", str(run_dir), *fleet]
+    )
 
 
 def _session(command: str, build: dict[str, Any], allowed: bool) -> dict[str, Any]:
@@ -451,7 +455,7 @@ def _create_store(
 
     def lock_and_say_how_to_resume(run_dir: Path) -> None:
         locks.append(RunDirLock(run_dir, command))
-        RunStore(run_dir).write_resume_command(resume_command(run_dir))
+        RunStore(run_dir).write_resume_command(resume_command(run_dir, args.cluster))
 
     try:
         store = RunStore.create(out / run_id, sweep.resolved(), meta, lock_and_say_how_to_resume)
@@ -513,7 +517,7 @@ def _reopen_store(
     try:
         store.keep_worker_rows_of(done)
         store.update_meta(lambda m: _add_session(m, session, hosts))
-        store.write_resume_command(resume_command(store.dir))
+        store.write_resume_command(resume_command(store.dir, args.cluster))
     except OSError as exc:
         raise UsageError(f"--resume {run_dir}: cannot write: {exc.strerror or exc}") from None
     return store
@@ -728,14 +732,15 @@ def _run(args: argparse.Namespace, argv: Sequence[str], fl: _Fleet) -> int:
         _end_session(store, f"interrupted by {signame}")
         _say(
             f"interrupted by {signame}: {len(store.completed())} rows kept in {store.dir}; "
-            f"resume with (also in {store.resume_file}):\n  {resume_command(store.dir)}"
+            f"resume with (also in {store.resume_file}):\n  "
+            f"{resume_command(store.dir, args.cluster)}"
         )
         return EXIT_INTERRUPTED
     except StoreWriteError as exc:
         _end_session(store, f"stopped: {exc}")
         _say(
             f"iommubench: cannot write {exc.strerror}; {len(store.completed())} rows kept in "
-            f"{store.dir}; resume with: {resume_command(store.dir)}"
+            f"{store.dir}; resume with: {resume_command(store.dir, args.cluster)}"
         )
         return EXIT_FAILED
     finally:
