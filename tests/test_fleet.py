@@ -151,7 +151,7 @@ def test_repetitions_are_submitted_interleaved(cluster, tmp_path, monkeypatch) -
 
     class Recorder:
         def run(self, fn):
-            return {"w1": 2}
+            return {"tcp://127.0.0.1:1": 2}
 
         def submit(self, fn, task, *args, priority, **kwargs):
             submitted.append((priority, task.rep, task.point))
@@ -310,9 +310,9 @@ def test_workers_auto_expands_to_the_union_of_the_hosts_lists() -> None:
 
 
 def test_a_point_goes_to_hosts_that_fit_it_or_anywhere() -> None:
-    cpus = {"tcp://small:1": 4, "tcp://big:1": 64}
+    cpus = {"tcp://10.0.0.4:1": 4, "tcp://10.0.0.64:1": 64, "tcp://10.0.0.64:2": 64}
     assert fleet.admitting_workers(cpus, 4) is None
-    assert fleet.admitting_workers(cpus, 64) == ["tcp://big:1"]
+    assert fleet.admitting_workers(cpus, 64) == ["10.0.0.64"]
     assert fleet.admitting_workers(cpus, 128) is None  # fits nowhere: oversubscribed anywhere
 
 

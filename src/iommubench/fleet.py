@@ -184,16 +184,20 @@ def host_cpu_counts(hosts: dict[str, dict[str, Any]]) -> list[int]:
 
 
 def admitting_workers(cpus: dict[str, int], workers: int) -> list[str] | None:
-    """Addresses of the workers whose host may run a point of `workers` workers without
-    oversubscribing, or None for any worker (every host may, or none may).
+    """The machines (worker IP addresses) that may run a point of `workers` workers without
+    oversubscribing, or None for any machine (every one may, or none may). An IP, not a
+    worker address, so a worker that its nanny restarts on a new port still qualifies.
 
     On a mixed fleet `workers: auto` expands to the union of every host's own list, so a
     64-CPU host sweeps up to 64 and a 4-CPU host up to 4: its larger counts go elsewhere.
     """
-    fits = [addr for addr, n in cpus.items() if workers <= n]
-    if not fits or len(fits) == len(cpus):
+    from distributed.comm.addressing import get_address_host
+
+    machines = {get_address_host(addr) for addr in cpus}
+    fits = {get_address_host(addr) for addr, n in cpus.items() if workers <= n}
+    if not fits or fits == machines:
         return None
-    return fits
+    return sorted(fits)
 
 
 def _allowed_cpu_count() -> int:
