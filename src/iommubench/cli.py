@@ -672,9 +672,9 @@ def _run_tasks(
     run = fleet.run_cluster_sweep(
         tasks, store, fl.client, make_reporter(), loaded.point_timeout_s, build, timer_ns
     )
-    for line in run.refusals or []:
+    for line in run.refusals:
         _say(f"iommubench: {line}")
-    return run.failures + len(run.refusals or [])
+    return run.failures + len(run.refusals)
 
 
 def _run_rounds(

@@ -22,8 +22,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from iommubench import interrupt
@@ -230,7 +229,7 @@ def _outcome(future: Any) -> tuple[TaskOutcome | None, str | None]:
 @dataclass
 class FleetRun:
     failures: int = 0
-    refusals: list[str] | None = None
+    refusals: list[str] = field(default_factory=list)
 
 
 def _submit(client: Any, tasks: list[Task], timeout_s: float, build: dict[str, Any]) -> dict:
@@ -252,6 +251,24 @@ def _submit(client: Any, tasks: list[Task], timeout_s: float, build: dict[str, A
     return futures
 
 
+def _store(
+    store: RunStore, task: Task, outcome: TaskOutcome, timer_ns: float, build: dict[str, Any]
+) -> dict[str, Any]:
+    """The task's row, with its host and times, appended to the run directory."""
+    result = outcome.result
+    row = make_row(store.run_id, task, result, timer_ns, build)
+    row.update(host_columns(outcome.host))
+    if outcome.started_at:
+        row.update(timestamps(outcome.started_at, outcome.ended_at))
+    series = (
+        None
+        if result.series_t_ns is None or result.series_ops is None
+        else (result.series_t_ns, result.series_ops)
+    )
+    store.append(row, result.workers, result.hist_map, result.hist_unmap, series)
+    return row
+
+
 def run_cluster_sweep(
     tasks: list[Task],
     store: RunStore,
@@ -260,12 +277,11 @@ def run_cluster_sweep(
     timeout_s: float,
     build: dict[str, Any],
     timer_ns: float,
-    on_host: Callable[[dict[str, Any]], None] = lambda _: None,
 ) -> FleetRun:
     """Submit every task, store each row as it arrives; on an interrupt cancel the rest."""
     import distributed
 
-    run = FleetRun(refusals=[])
+    run = FleetRun()
     reporter.start(len(tasks))
     futures = _submit(client, tasks, timeout_s, build)
     try:
@@ -277,22 +293,11 @@ def run_cluster_sweep(
                 run.refusals.append(f"{task.label}: {refusal}")
                 reporter.point_finished(task.label, f"REFUSED: {refusal}")
                 continue
-            on_host(outcome.host)
-            row = make_row(store.run_id, task, outcome.result, timer_ns, build)
-            row.update(host_columns(outcome.host))
-            if outcome.started_at:
-                row.update(timestamps(outcome.started_at, outcome.ended_at))
-            result = outcome.result
-            series = (
-                None
-                if result.series_t_ns is None or result.series_ops is None
-                else (result.series_t_ns, result.series_ops)
-            )
-            store.append(row, result.workers, result.hist_map, result.hist_unmap, series)
+            row = _store(store, task, outcome, timer_ns, build)
             run.failures += counts_as_failure(row)
             reporter.point_finished(f"{task.label} on {row['host']}", summary_text(row))
     finally:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # a scheduler gone already has nothing to cancel
             client.cancel(list(futures))
         reporter.close()
     return run
