@@ -318,3 +318,26 @@ def test_candidates_in_different_placement_states_are_not_ranked():
     assert "fast: a" in w["method"] and "slow: b" in w["method"]
     frame["state"] = ["fast", "fast"]
     assert stats.winners(frame).iloc[0]["verdict"] == "winner"
+
+
+def test_identical_hosts_pool_and_different_hosts_stay_apart():
+    from iommubench.rundata import split_by_host
+
+    rows = pd.DataFrame(
+        {
+            "point": [0, 0, 1, 1],
+            "rep": [0, 1, 0, 1],
+            "host": ["lab-a", "lab-b", "lab-b", "lab-a"],
+            "cpu_model": ["EPYC"] * 4,
+            "cpus_allowed": ["0-63"] * 4,
+        }
+    )
+    pooled, _, stored = split_by_host(rows, pd.DataFrame())
+    assert set(pooled["host"]) == {"lab-a+lab-b"} and list(pooled["point"]) == [0, 0, 1, 1]
+    assert stored == {}
+    rows.loc[rows["host"] == "lab-b", "cpus_allowed"] = "0-3"  # a smaller machine
+    split, _, stored = split_by_host(rows, pd.DataFrame())
+    assert sorted(set(zip(split["point"], split["host"], strict=True))) == [
+        (0, "lab-a"), (1, "lab-b"), (2, "lab-a"), (3, "lab-b"),
+    ]  # fmt: skip
+    assert stored == {(0, 0): 0, (1, 1): 0, (3, 0): 1, (2, 1): 1}

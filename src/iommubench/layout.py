@@ -232,6 +232,9 @@ def _overview(s: dict[str, Any]) -> Block:
             f"repetitions set aside: {aside}",
             f"started: {o['started']}",
             f"iommubench {o['version']}, git {o['git_sha']}",
+            "machines: "
+            + (", ".join(o.get("machines") or []) or "not recorded")
+            + " (a+b: identical hosts, same CPU model and allowed CPUs, pooled)",
         ]
     )
 

@@ -136,7 +136,15 @@ def _overview(run: Run, frame: pd.DataFrame) -> dict[str, Any]:
         "started": meta.get("started", "unknown"),
         "version": meta.get("version") or meta.get("iommubench_version") or "?",
         "git_sha": meta.get("git_sha") or "unknown",
+        "machines": _machines(run),
     }
+
+
+def _machines(run: Run) -> list[str]:
+    """The machines the rows ran on, as analysed: identical hosts pooled ("lab-a+lab-b")."""
+    if "host" not in run.points:
+        return []
+    return sorted({str(h) for h in run.points["host"].dropna() if str(h)})
 
 
 def _correctness(frame: pd.DataFrame) -> list[str]:

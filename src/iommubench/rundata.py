@@ -193,18 +193,38 @@ def load_run(run_dir: str | Path) -> Run:
     return Run(run_dir, points, workers, meta, config, config_text, stored)
 
 
+def machine_kinds(points: pd.DataFrame) -> dict[str, str]:
+    """host -> the name it is analysed under. Hosts of one kind (the same CPU model and the
+    same allowed CPUs) pool their repetitions under their joined names, e.g. "lab-a+lab-b":
+    a sweep split over identical machines to finish sooner is one machine's sweep, whose
+    scaling needs every worker count together. Hosts of different kinds stay apart."""
+    cols = [c for c in ("cpu_model", "cpus_allowed") if c in points]
+    kind_of: dict[str, tuple[str, ...]] = {}
+    for row in points[["host", *cols]].itertuples(index=False):
+        kind_of.setdefault(str(row[0]), tuple(norm_value(v) for v in row[1:]))
+    members: dict[tuple[str, ...], list[str]] = {}
+    for host, kind in kind_of.items():
+        members.setdefault(kind, []).append(host)
+    if not cols:  # nothing says two hosts are alike: keep them apart
+        return {h: h for h in kind_of}
+    return {h: "+".join(sorted(members[k])) for h, k in kind_of.items()}
+
+
 def split_by_host(
     points: pd.DataFrame, workers: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[int, int], int]]:
-    """With several hosts, one point per (config point, host), numbered in that order, so
-    summaries, figures and comparisons tell the hosts apart; with one, the frames unchanged.
+    """With several kinds of host, one point per (config point, host kind), numbered in that
+    order, so summaries, figures and comparisons tell the machines apart; with one kind (one
+    host, or identical hosts sharing a sweep) one point per config point.
 
     Returns the frames and (point, rep) -> the point number stored on disk (for hist/).
     """
     if "host" not in points or points["host"].dropna().nunique() < 2:
         return points, workers, {}
     points = points.copy()
-    points["host"] = points["host"].fillna("")
+    points["host"] = points["host"].fillna("").map(machine_kinds(points))
+    if points["host"].nunique() < 2:
+        return points, workers, {}
     keys = sorted(set(zip(points["point"].astype(int), points["host"], strict=True)))
     number = {key: i for i, key in enumerate(keys)}
     stored = points["point"].astype(int)

@@ -59,7 +59,11 @@ def _point_lines(pt: dict[str, Any]) -> list[str]:
 
 
 def render_text(s: dict[str, Any]) -> str:
-    lines = [f"iommubench {s['run_id']}: {s['name'] or 'run'} ({s['unit']})", ""]
+    lines = [f"iommubench {s['run_id']}: {s['name'] or 'run'} ({s['unit']})"]
+    machines = s["overview"].get("machines") or []
+    if len(machines) > 1 or any("+" in m for m in machines):
+        lines.append("machines: " + ", ".join(machines) + " (a+b: identical hosts, pooled)")
+    lines.append("")
     lines += _headline(s)
     lines += [
         "",
