@@ -29,8 +29,10 @@ from iommubench.columns import POINT_COLUMNS
 WORKER_COLUMNS = [
     "point", "rep", "worker", "cpu", "ops", "maps", "unmaps", "lock_acquisitions",
     "lock_contended", "lock_wait_ns", "cas_attempts", "cas_failures", "tables_allocated",
-    "tables_freed", "start_ns", "end_ns",
+    "tables_freed", "start_ns", "end_ns", "sched_oncpu_ns", "sched_runq_ns",
 ]  # fmt: skip
+# sched_*: the worker's own schedstat over its window (on a CPU / runnable, waiting for one);
+# the row's oncpu_share and runq_wait_share are their averages over the workers
 
 
 def new_run_id(name: str) -> str:
