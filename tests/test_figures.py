@@ -179,7 +179,7 @@ def test_survival_of_a_known_histogram():
 
 
 def test_survival_figure_marks_p99_and_p999(run_dir, run, summary):
-    fig = survival.survival_figure(run_dir, run.points, summary)
+    fig = survival.survival_figure(run, summary)
     assert survival.headline_workers(summary) == [1.0, 4.0]
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
@@ -187,7 +187,7 @@ def test_survival_figure_marks_p99_and_p999(run_dir, run, summary):
     p999 = [ln for ln in ax.get_lines() if (ln.get_gid() or "").startswith("p99.9:")]
     assert p999 and all(ln.get_ydata()[0] == pytest.approx(1e-3) for ln in p999)
     lf = run.points[(run.points["point"] == 4) & stats.valid_mask(run.points)]
-    merged = hist.merge(data.load_hist(run_dir, 4, r, "map") for r in lf["rep"])
+    merged = hist.merge(run.hist(4, int(r))["map"] for r in lf["rep"])
     mark = next(ln for ln in p999 if ln.get_gid() == "p99.9:lockfree")
     assert mark.get_xdata()[0] == pytest.approx(hist.percentile(merged, 99.9))
     _close(fig)
@@ -209,8 +209,8 @@ def test_survival_and_timeline_skipped_without_data(tmp_path):
     r = stats.load_run(d)
     s = stats.with_scaling(stats.summarize(r))
     notes: list[str] = []
-    assert survival.survival_figure(d, r.points, s, notes=notes) is None
-    assert timeline.timeline_figure(d, r.points, s, notes=notes) is None
+    assert survival.survival_figure(r, s, notes=notes) is None
+    assert timeline.timeline_figure(r, s, notes=notes) is None
     assert locks.locks_figure(r.points.assign(lock_wait_ns=0), s, notes=notes) is None
     assert any(n.startswith("latency survival") for n in notes)
     assert any(n.startswith("timeline") for n in notes)
@@ -238,7 +238,7 @@ def test_tick_rates_of_a_known_series():
 def test_timeline_one_line_per_repetition_and_level_shift_marked(run_dir, run, summary):
     points = timeline.headline_points(summary, "driver")
     assert SHIFTED[0] in points
-    fig = timeline.timeline_figure(run_dir, run.points, summary)
+    fig = timeline.timeline_figure(run, summary)
     ax = next(a for a in fig.axes if "lockfree" in a.get_title(loc="left"))
     reps = {ln.get_gid(): ln for ln in ax.get_lines()}
     valid = run.points[(run.points["point"] == SHIFTED[0]) & stats.valid_mask(run.points)]

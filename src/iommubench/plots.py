@@ -177,8 +177,8 @@ def _figures(
         ("contention", lambda: contention_figure(summary, x, hue, facet, notes)),
         ("locks", lambda: locks_figure(run.points, summary, x, hue, facet, notes)),
         ("latency", lambda: latency_figure(summary, x, hue, facet, notes)),
-        ("latency-survival", lambda: survival_figure(run.run_dir, run.points, summary, hue, notes)),
+        ("latency-survival", lambda: survival_figure(run, summary, hue, notes)),
         ("fairness", lambda: fairness_figure(summary, x, hue, facet, notes)),
-        ("timeline", lambda: timeline_figure(run.run_dir, run.points, summary, hue, notes)),
+        ("timeline", lambda: timeline_figure(run, summary, hue, notes)),
     ]
     return drawers

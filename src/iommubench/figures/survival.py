@@ -5,8 +5,6 @@ p99.9 where it crosses 10^-3 (both marked)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -14,7 +12,6 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from iommubench import hist, stats
-from iommubench.figures.data import point_hist
 from iommubench.figures.labels import title
 from iommubench.figures.series import Series, split_series
 from iommubench.figures.style import caption, grid
@@ -56,8 +53,7 @@ def headline_workers(summary: pd.DataFrame) -> list[float | None]:
 
 
 def survival_figure(
-    run_dir: str | Path,
-    points: pd.DataFrame,
+    run: stats.Run,
     summary: pd.DataFrame,
     hue: str | None = "driver",
     notes: list[str] | None = None,
@@ -74,7 +70,7 @@ def survival_figure(
         x = "workers" if w is not None else "point"
         for s in split_series(sub, x, hue, None).groups[""]:
             for kind in KINDS:
-                h = point_hist(run_dir, points, int(s.frame["point"].iloc[0]), kind)
+                h = run.point_hist(int(s.frame["point"].iloc[0]), kind)
                 if hist.count(h):
                     curves.setdefault((kind, w), []).append((s, h))
     if not curves:

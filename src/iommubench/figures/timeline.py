@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ from matplotlib.ticker import EngFormatter
 
 from iommubench import stats
 from iommubench.figures.axes import show_x_labels
-from iommubench.figures.data import load_series, tick_rates
+from iommubench.figures.data import tick_rates
 from iommubench.figures.labels import rate_unit, title
 from iommubench.figures.series import split_series
 from iommubench.figures.style import COLORS, grid
@@ -117,13 +116,13 @@ def _probes_disagree(r: pd.Series) -> bool:
 
 
 def timeline_figure(
-    run_dir: str | Path,
-    points: pd.DataFrame,
+    run: stats.Run,
     summary: pd.DataFrame,
     hue: str | None = "driver",
     notes: list[str] | None = None,
 ) -> Figure | None:
     """One panel per headline point, one line per repetition; None when no series exist."""
+    points = run.points
     if "state" not in points:
         states = rep_states(points)
         if states is not None:
@@ -133,7 +132,7 @@ def timeline_figure(
         rows = points[points["point"] == p].sort_values("rep")
         lines = []
         for _, r in rows.iterrows():
-            series = load_series(run_dir, p, int(r["rep"]))
+            series = run.series(p, int(r["rep"]))
             if series is not None:
                 t, rate = tick_rates(*series)
                 if rate.size:
