@@ -293,6 +293,8 @@ def test_ctrl_c_while_the_config_loads_exits_130(tmp_path: Path) -> None:
     out = tmp_path / "results"
     script = (
         "import os, signal, sys, time\n"
+        # a shell's background job starts with SIGINT ignored; a terminal's Ctrl-C does not
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from iommubench import cli, config\n"
         "def slow(source, text):\n"
         "    os.kill(os.getpid(), signal.SIGINT)\n"
