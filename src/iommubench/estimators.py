@@ -9,9 +9,8 @@ log-normal, from n = 2 per side, without assuming equal variances (scipy.stats.t
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -19,8 +18,6 @@ from scipy import stats as sps
 from iommubench import timeseries
 from iommubench.intervals import CONFIDENCE, Interval, clean, median_interval, needs_more_reps
 
-N_RESAMPLES = 2000
-SEED = 0
 BATCHES = 10
 RATIO_METHOD = "Welch t on log throughput (ratio of geometric means), 95% CI"
 
@@ -29,7 +26,6 @@ __all__ = [
     "Interval",
     "Ratio",
     "batch_means_cv",
-    "bootstrap_ci",
     "cv",
     "jain_index",
     "log_ratio",
@@ -96,35 +92,6 @@ def median_ci(values: Sequence[float] | np.ndarray) -> tuple[float, float, float
     """(median, lo, hi): the order-statistic 95% CI from 6 values, the range below."""
     iv = median_interval(values)
     return iv.estimate, iv.lo, iv.hi
-
-
-def bootstrap_ci(
-    values: Sequence[float] | np.ndarray,
-    stat: Callable[..., Any] = np.median,
-    confidence: float = CONFIDENCE,
-    n_resamples: int = N_RESAMPLES,
-    seed: int = SEED,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of `stat` (scipy.stats.bootstrap); degenerate below 2.
-
-    Only meaningful for many values (e.g. batch means of a time series): with few
-    repetitions a bootstrap interval is far narrower than its nominal coverage.
-    """
-    x = clean(values)
-    if x.size == 0:
-        return float("nan"), float("nan")
-    if x.size == 1 or np.all(x == x[0]):
-        v = float(stat(x))
-        return v, v
-    res = sps.bootstrap(
-        (x,),
-        stat,
-        confidence_level=confidence,
-        n_resamples=n_resamples,
-        random_state=np.random.default_rng(seed),
-        method="percentile",
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def cv(values: Sequence[float] | np.ndarray) -> float:

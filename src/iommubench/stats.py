@@ -17,11 +17,8 @@ from iommubench.decisions import (
     with_scaling,
 )
 from iommubench.estimators import (
-    N_RESAMPLES,
-    SEED,
     Ratio,
     batch_means_cv,
-    bootstrap_ci,
     cv,
     jain_index,
     log_ratio,
@@ -65,8 +62,6 @@ __all__ = [
     "LATENCY_COLUMNS",
     "MEDIAN_COLUMNS",
     "NEGATIVE_CONTROLS",
-    "N_RESAMPLES",
-    "SEED",
     "STARVATION_RATIO",
     "STRING_COLUMNS",
     "WAIT_COLUMNS",
@@ -76,7 +71,6 @@ __all__ = [
     "States",
     "audit_notes",
     "batch_means_cv",
-    "bootstrap_ci",
     "classify",
     "cv",
     "decide",
