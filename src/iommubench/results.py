@@ -35,6 +35,11 @@ WORKER_COLUMNS = [
 # the row's oncpu_share and runq_wait_share are their averages over the workers
 
 
+def repetition_file(run_dir: Path | str, point: int, rep: int) -> Path:
+    """The npz of one repetition: its merged histograms and its throughput series."""
+    return Path(run_dir) / "hist" / f"p{int(point):04d}-r{int(rep):03d}.npz"
+
+
 def new_run_id(name: str) -> str:
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "run"
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}"
@@ -242,7 +247,7 @@ class RunStore:
         if (point, rep) in self._done:
             raise ValueError(f"point {point} rep {rep} is already in {self.points_csv}")
         workers_size = self.workers_csv.stat().st_size
-        hist_path = self.hist_dir / f"p{point:04d}-r{rep:03d}.npz"
+        hist_path = repetition_file(self.dir, point, rep)
         try:
             if hist_map is not None and hist_unmap is not None:
                 extra = (

@@ -21,6 +21,7 @@ import yaml
 from iommubench import hist as _hist
 from iommubench import timeseries
 from iommubench.columns import AUDIT, MATCH_COLUMNS, MEASURES, PARAMETERS, PLACEMENT
+from iommubench.results import repetition_file
 
 # row flags (set by the runner) that make a repetition never count as a valid result
 INVALID_ROW_FLAGS = frozenset({"no-work", "iova-exhausted", "window-stretched"})
@@ -76,7 +77,7 @@ class Run:
 
     def _npz(self, point: int, rep: int) -> Path:
         point = self.stored_point.get((int(point), int(rep)), point)
-        return self.run_dir / "hist" / f"p{int(point):04d}-r{int(rep):03d}.npz"
+        return repetition_file(self.run_dir, point, rep)
 
     def hist(self, point: int, rep: int) -> dict[str, np.ndarray] | None:
         """The merged `map`/`unmap` histograms of one repetition, or None if not written."""

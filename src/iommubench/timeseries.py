@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from iommubench.results import repetition_file
+
 # A level shift is reported when the best single split of the series into a before and an
 # after segment, each at least MIN_SEGMENT_FRACTION of the window, changes the median per-tick
 # throughput by at least MIN_SHIFT_RATIO and a rank test separates the two segments at
@@ -116,13 +118,9 @@ def summarise(tick_ns: int, t_ns: np.ndarray, ops: np.ndarray) -> dict[str, obje
     }
 
 
-def series_path(run_dir: Path, point: int, rep: int) -> Path:
-    return Path(run_dir) / "hist" / f"p{point:04d}-r{rep:03d}.npz"
-
-
 def load_series(run_dir: Path | str, point: int, rep: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(series_t_ns, series_ops) of one repetition, or None when it has no series."""
-    path = series_path(Path(run_dir), point, rep)
+    path = repetition_file(run_dir, point, rep)
     if not path.exists():
         return None
     with np.load(path) as data:
