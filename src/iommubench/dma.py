@@ -15,6 +15,8 @@ from iommubench import hist, native_core
 
 DEPOTS = ("bounded", "list")
 COMPLETIONS = ("local", "remote")
+# sg: one map call per page entry (dma_map_sg); single: one call per I/O (dma_map_page)
+MAP_MODES = ("sg", "single")
 MAX_GRANULES = 64  # IB_MAX_GRANULES in core.h
 DEFAULT_DMA_BITS = 32
 
@@ -36,6 +38,7 @@ def fill_params(p: Any, point: dict[str, Any]) -> None:
     p.dma_ns = point.get("dma_ns", 0)
     p.inv_ns = point.get("inv_ns", 240)
     p.dma_bits = point.get("dma_bits", DEFAULT_DMA_BITS)
+    p.map_mode = MAP_MODES.index(point.get("map_mode", "sg"))
     p.n_granules = len(granules)
     for i, g in enumerate(granules):
         p.granules[i] = g

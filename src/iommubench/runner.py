@@ -56,6 +56,13 @@ def allowed_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
+def cs_costs(point: dict[str, Any]) -> tuple[int, int]:
+    """The busy work inside each map call and each unmap call, in ns: cs_map_ns and
+    cs_unmap_ns where the point sets them, else cs_ns for both."""
+    both = point.get("cs_ns", 0)
+    return point.get("cs_map_ns", both), point.get("cs_unmap_ns", both)
+
+
 def native_params(point: dict[str, Any]) -> Any:
     """The point's parameters as the native core's struct ib_params."""
     ffi, lib = native_core.load()
@@ -64,7 +71,7 @@ def native_params(point: dict[str, Any]) -> Any:
     p.driver = native_core.driver_names().index(point["driver"])
     p.workers = point["workers"]
     p.sample_every = point.get("sample_every", 0)
-    p.cs_ns = point.get("cs_ns", 0)
+    p.cs_map_ns, p.cs_unmap_ns = cs_costs(point)
     p.warmup_ns = int(point.get("warmup_s", 0.0) * 1e9)
     p.duration_ns = int(point.get("duration_s_requested", 1.0) * 1e9)
     p.seed = point.get("seed", 1)

@@ -57,7 +57,10 @@ static uint64_t dma_mags_per_order(const struct ib_params *p)
  * alignment holes, at the top of the space where the allocator works. */
 static uint64_t dma_span_pages(const struct ib_params *p)
 {
+    /* clamped both ways: this runs before ib_arena_init validates dma_bits, and a mask below
+     * one page would make the shift negative */
     uint32_t bits = p->dma_bits < 48 ? p->dma_bits : 48;
+    bits = bits < 12 ? 12 : bits;
     uint64_t space = 1ull << (bits - 12);
     if (bits <= 34)
         return space;
@@ -177,7 +180,8 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
     h->params = *p;
     h->layout = layout;
     h->version = IB_CORE_VERSION;
-    h->cs_loops = ib_calibrate_busy_loops(p->cs_ns);
+    h->cs_map_loops = ib_calibrate_busy_loops(p->cs_map_ns);
+    h->cs_unmap_loops = ib_calibrate_busy_loops(p->cs_unmap_ns);
     h->inv_loops = ib_calibrate_busy_loops(p->inv_ns);
     static double tsc_per_ns, timer_cost;
     if (tsc_per_ns == 0) {

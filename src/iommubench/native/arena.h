@@ -62,7 +62,8 @@ struct ib_header {
     uint32_t pad0;
     struct ib_params params;
     struct ib_layout layout;
-    uint64_t cs_loops;            /* busy-loop iterations giving params.cs_ns */
+    uint64_t cs_map_loops;        /* busy-loop iterations giving params.cs_map_ns */
+    uint64_t cs_unmap_loops;      /* busy-loop iterations giving params.cs_unmap_ns */
     double tsc_per_ns;            /* latency sampling clock, calibrated by the parent */
     double timer_cost_ticks;      /* subtracted from every sample */
 

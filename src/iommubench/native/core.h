@@ -12,7 +12,7 @@
 
 /* Bumped whenever the arena layout or this interface changes; the Python side refuses to run
  * a compiled core whose version differs from the one it expects. */
-#define IB_CORE_VERSION 7
+#define IB_CORE_VERSION 8
 
 #define IB_HIST_SUB_BITS 6
 #define IB_HIST_BUCKETS 2304 /* 64 sub-buckets x 36 octaves */
@@ -41,7 +41,8 @@ struct ib_params {
     uint64_t region_pages;
     uint64_t chunk_pages;
     uint64_t cycles;        /* 0 = run for duration; K = exactly K map/unmap cycles */
-    uint64_t cs_ns;         /* busy work inside each map/unmap */
+    uint64_t cs_map_ns;     /* busy work inside each map call (a per-call cost) */
+    uint64_t cs_unmap_ns;   /* busy work inside each unmap call */
     uint64_t warmup_ns;
     uint64_t duration_ns;
     uint64_t pool_pages;    /* table pages in the pool, root included */
@@ -56,6 +57,7 @@ struct ib_params {
     uint64_t dma_ns;        /* each I/O stays mapped (in flight) this long */
     uint64_t inv_ns;        /* one IOTLB invalidation, under the invalidation-queue lock */
     uint32_t dma_bits;      /* the DMA mask: IOVAs lie below 2^dma_bits (clamped to 48) */
+    uint32_t map_mode;      /* 0 sg: one map call per page entry; 1 single: one per I/O */
     uint32_t n_granules;
     uint32_t granules[64];  /* IB_MAX_GRANULES: the mix, drawn uniformly with the seeded RNG */
     /* walkers: debugfs-style dumps racing with unmap */
@@ -139,6 +141,17 @@ struct ib_counters {
     uint64_t sched_oncpu_ns;      /* on-CPU time over the counted window (schedstat) */
     uint64_t sched_runq_ns;       /* time runnable but waiting on a run queue, same window */
     uint64_t series_ticks;        /* throughput ticks recorded (see ib_read_series) */
+    /* sums over the timed samples, for dma_map_benchmark's arithmetic: each sample in ns
+     * and truncated to whole 100 ns units as the kernel does, plain and squared; map's four
+     * and unmap's four are adjacent, in this order */
+    uint64_t map_sample_ns;
+    uint64_t map_sample_ns_sq;
+    uint64_t map_sample_100ns;
+    uint64_t map_sample_100ns_sq;
+    uint64_t unmap_sample_ns;
+    uint64_t unmap_sample_ns_sq;
+    uint64_t unmap_sample_100ns;
+    uint64_t unmap_sample_100ns_sq;
     uint64_t start_ns;
     uint64_t end_ns;
 };

@@ -27,7 +27,8 @@ void ib_ctx_init(struct ib_ctx *x, void *base, uint32_t worker)
     x->series = ib_series_of(base, worker);
     x->series_tick_ns = h->layout.series_tick_ns;
     x->next_tick_ns = UINT64_MAX;
-    x->cs_loops = h->cs_loops;
+    x->cs_map_loops = h->cs_map_loops;
+    x->cs_unmap_loops = h->cs_unmap_loops;
     x->tsc_per_ns = h->tsc_per_ns;
     x->timer_cost_ticks = h->timer_cost_ticks;
     /* sample_every == 0 turns sampling off: the countdown starts too high to ever reach 0 */

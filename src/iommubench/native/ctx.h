@@ -20,7 +20,8 @@ struct ib_ctx {
     uint64_t *hist_unmap;
     struct ib_counters c;       /* live counters; zeroed when warm-up ends */
     struct ib_counters final;   /* snapshot taken when the measured window closes */
-    uint64_t cs_loops;
+    uint64_t cs_map_loops;      /* calibrated busy work inside each map call */
+    uint64_t cs_unmap_loops;    /* ... and inside each unmap call */
     uint64_t sample_every;
     uint64_t sample_left;
     uint64_t warm_end_ns;

@@ -94,6 +94,19 @@ IB_INLINE int ib_pt_map(struct ib_ctx *x, uint64_t pfn, uint64_t frame, ib_insta
     return IB_OP_OK;
 }
 
+/* One call mapping a contiguous range, as iommu_map maps the pages of one dma_map_page: each
+ * page's walk and leaf store are ib_pt_map's. */
+IB_INLINE int ib_pt_map_range(struct ib_ctx *x, uint64_t pfn, uint64_t pages,
+                              ib_install_fn install)
+{
+    for (uint64_t i = 0; i < pages; i++) {
+        int r = ib_pt_map(x, pfn + i, ib_frame_for(pfn + i), install);
+        if (__builtin_expect(r != IB_OP_OK, 0) && r != IB_OP_CONFLICT)
+            return r;
+    }
+    return IB_OP_OK;
+}
+
 IB_INLINE int ib_pt_unmap(struct ib_ctx *x, uint64_t pfn, uint64_t *frame_out)
 {
     uint64_t *leaf = ib_lookup_leaf(x, pfn);

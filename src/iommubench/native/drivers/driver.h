@@ -22,13 +22,13 @@ struct ib_driver {
     static int drv##_run_##wl(struct ib_ctx *x) { return ib_workload_##wl(x, &drv##_ops); }
 #define IB_WORKLOAD_SLOT(wl, drv) [IB_WL_##wl] = drv##_run_##wl,
 
-/* guard (exclusive walkers only) -> enter -> optional calibrated critical-section work ->
- * walk -> leave -> guard */
-#define IB_DRIVER_OP(drv, call)                                                            \
+/* guard (exclusive walkers only) -> enter -> optional calibrated critical-section work (the
+ * map or the unmap call's own: cs_map_ns, cs_unmap_ns) -> walk -> leave -> guard */
+#define IB_DRIVER_OP(drv, loops, call)                                                     \
     if (__builtin_expect(x->guarded, 0))                                                   \
         ib_guard_shared_enter(x);                                                          \
     drv##_enter(x);                                                                        \
-    ib_busy(x->cs_loops);                                                                  \
+    ib_busy(loops);                                                                        \
     __typeof__(call) r = call;                                                             \
     drv##_leave(x);                                                                        \
     if (__builtin_expect(x->guarded, 0))                                                   \
@@ -39,17 +39,22 @@ struct ib_driver {
     static inline __attribute__((always_inline)) int drv##_map(struct ib_ctx *x,           \
                                                               uint64_t pfn, uint64_t fr) \
     {                                                                                      \
-        IB_DRIVER_OP(drv, ib_pt_map(x, pfn, fr, drv##_install))                            \
+        IB_DRIVER_OP(drv, x->cs_map_loops, ib_pt_map(x, pfn, fr, drv##_install))           \
+    }                                                                                      \
+    static inline __attribute__((always_inline)) int drv##_map_range(                      \
+        struct ib_ctx *x, uint64_t pfn, uint64_t pages)                                    \
+    {                                                                                      \
+        IB_DRIVER_OP(drv, x->cs_map_loops, ib_pt_map_range(x, pfn, pages, drv##_install))  \
     }                                                                                      \
     static inline __attribute__((always_inline)) int drv##_unmap(struct ib_ctx *x,         \
                                                                 uint64_t pfn, uint64_t *f) \
     {                                                                                      \
-        IB_DRIVER_OP(drv, ib_pt_unmap(x, pfn, f))                                          \
+        IB_DRIVER_OP(drv, x->cs_unmap_loops, ib_pt_unmap(x, pfn, f))                       \
     }                                                                                      \
     static inline __attribute__((always_inline)) uint64_t drv##_unmap_range(               \
         struct ib_ctx *x, uint64_t pfn, uint64_t pages)                                    \
     {                                                                                      \
-        IB_DRIVER_OP(drv, ib_pt_unmap_range(x, pfn, pages))                                \
+        IB_DRIVER_OP(drv, x->cs_unmap_loops, ib_pt_unmap_range(x, pfn, pages))             \
     }                                                                                      \
     static int drv##_map_call(struct ib_ctx *x, uint64_t pfn, uint64_t fr)                 \
     {                                                                                      \
@@ -59,7 +64,7 @@ struct ib_driver {
     {                                                                                      \
         return drv##_unmap(x, pfn, f);                                                     \
     }                                                                                      \
-    static const struct ib_driver_ops drv##_ops = {drv##_map, drv##_unmap,                 \
+    static const struct ib_driver_ops drv##_ops = {drv##_map, drv##_map_range, drv##_unmap, \
                                                    drv##_unmap_range};                     \
     IB_WORKLOADS(IB_INSTANTIATE_WORKLOAD, drv)                                             \
     const struct ib_driver ib_driver_##drv = {                                             \

@@ -59,6 +59,12 @@ static uint32_t fq_len(const struct ib_fq *fq)
 
 static void lazy_unmapped(struct ib_ctx *x, uint64_t pfn, uint32_t pages, uint32_t freelist)
 {
+    /* full barrier (the kernel's smp_mb() in queue_iova): the stores clearing this I/O's
+     * entries must be visible before the flush-start stamp is read below. Without it the
+     * load can pass the stores (store-load reordering, even on x86): a flush that starts
+     * after our stale stamp but invalidates before the clears are visible would count as
+     * covering this entry while the IOTLB can still re-cache the old entries. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     struct ib_fq *fq = ib_fq_of(x->base, x->worker);
     fq_release(x, fq);
     /* The kernel flushes once here. But flushes on other CPUs may complete out of order: if an
@@ -76,8 +82,8 @@ static void lazy_unmapped(struct ib_ctx *x, uint64_t pfn, uint32_t pages, uint32
     e->pfn = pfn;
     e->pages = pages;
     e->freelist = freelist;
-    /* acquire: the stamp is read after this I/O's entries were cleared (program order) and
-     * pairs with the flusher's ticket increment */
+    /* acquire: pairs with the flusher's ticket increment; the fence above orders this read
+     * after the clears of this I/O's entries */
     e->counter = __atomic_load_n(&x->hdr->fq_flush_start.v, __ATOMIC_ACQUIRE);
     fq->tail = (fq->tail + 1) % (2 * IB_FQ_SIZE);
     x->c.fq_entries++;

@@ -21,9 +21,14 @@
  * empty (uncounted), and finally drains its flush queue, so the audit finds no mapping left
  * and every IOVA back in the allocator.
  *
- * Map latency is alloc + map of every page (what dma_map_single costs); unmap latency is unmap
- * of every page + invalidate or queue + free (dma_unmap_single). One I/O in sample_every is
- * timed for each.
+ * map_mode: sg (the default) maps the I/O's pages as a scatterlist of single-page entries,
+ * one driver call per entry (iommu_map_sg: one IOVA for the list, each entry mapped, one
+ * sync); single maps them in one driver call (dma_map_page -> iommu_map). Either way the
+ * unmap is one call for the range and one invalidation (dma_unmap_sg / dma_unmap_page).
+ *
+ * Map latency is alloc + map of every page (what dma_map_single or dma_map_sg costs); unmap
+ * latency is unmap of every page + invalidate or queue + free (dma_unmap_single). One I/O in
+ * sample_every is timed for each.
  */
 #ifndef IB_WL_DMA_H
 #define IB_WL_DMA_H
@@ -45,10 +50,12 @@ static inline uint64_t ib_rng_next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* Allocate and map one I/O; 0 with *err set when the IOVA space or the table pool ran out. */
+/* Allocate and map one I/O, in one map call (single) or one per page (sg: a scatterlist of
+ * single-page entries; one IOVA for the list, as iommu_dma_map_sg allocates); 0 with *err set
+ * when the IOVA space or the table pool ran out. */
 static inline __attribute__((always_inline)) uint64_t
-ib_dma_submit(struct ib_ctx *x, const struct ib_driver_ops *ops, uint32_t pages, uint64_t *left,
-              int *err)
+ib_dma_submit(struct ib_ctx *x, const struct ib_driver_ops *ops, uint32_t pages, int single,
+              uint64_t *left, int *err)
 {
     int timed = ib_sample_due(x, left);
     uint64_t t0 = timed ? ib_ticks() : 0;
@@ -63,14 +70,18 @@ ib_dma_submit(struct ib_ctx *x, const struct ib_driver_ops *ops, uint32_t pages,
             return 0;
         }
     }
-    for (uint32_t i = 0; i < pages; i++) {
-        if (__builtin_expect(ops->map(x, pfn + i, ib_frame_for(pfn + i)) == IB_OP_NOMEM, 0)) {
-            *err = IB_ERR_POOL_EMPTY;
-            return 0;
-        }
+    int nomem = 0;
+    if (single) /* one call for the I/O's pages, as dma_map_page's iommu_map */
+        nomem = ops->map_range(x, pfn, pages) == IB_OP_NOMEM;
+    else /* sg: one call per page entry of the list, as iommu_map_sg */
+        for (uint32_t i = 0; i < pages && !nomem; i++)
+            nomem = ops->map(x, pfn + i, ib_frame_for(pfn + i)) == IB_OP_NOMEM;
+    if (__builtin_expect(nomem, 0)) {
+        *err = IB_ERR_POOL_EMPTY;
+        return 0;
     }
     if (timed)
-        ib_record_sample(x, x->hist_map, ib_ticks() - t0);
+        ib_record_sample(x, x->hist_map, &x->c.map_sample_ns, ib_ticks() - t0);
     return pfn;
 }
 
@@ -88,7 +99,7 @@ ib_dma_complete(struct ib_ctx *x, const struct ib_driver_ops *ops, const struct 
     x->gather = IB_NIL;
     x->inval->unmapped(x, pfn, io->pages, freelist);
     if (timed)
-        ib_record_sample(x, x->hist_unmap, ib_ticks() - t0);
+        ib_record_sample(x, x->hist_unmap, &x->c.unmap_sample_ns, ib_ticks() - t0);
 }
 
 static inline void ib_dma_account(struct ib_ctx *x, uint64_t *done, uint64_t *submitted,
@@ -110,6 +121,7 @@ ib_workload_dma(struct ib_ctx *x, const struct ib_driver_ops *ops)
     const uint64_t cap = x->hdr->layout.ring_cap;
     const uint64_t dma_ticks = (uint64_t)((double)p->dma_ns * x->tsc_per_ns + 0.5);
     const uint32_t ngran = p->n_granules;
+    const int single = p->map_mode == 1;
     struct ib_ring *out = ib_ring_of(x->base, w), *in = ib_ring_of(x->base, src);
     struct ib_io *oe = ib_ring_entries(x->base, w), *ie = ib_ring_entries(x->base, src);
     uint64_t head = 0, tail_seen = 0;   /* producer side, private copies */
@@ -151,7 +163,7 @@ ib_workload_dma(struct ib_ctx *x, const struct ib_driver_ops *ops)
                 }
             }
             uint32_t g = p->granules[ngran == 1 ? 0 : ib_rng_next(&rng) % ngran];
-            uint64_t pfn = ib_dma_submit(x, ops, g, &left_map, &err);
+            uint64_t pfn = ib_dma_submit(x, ops, g, single, &left_map, &err);
             if (!pfn) {
                 if (err == IB_ERR_POOL_EMPTY)
                     goto out;

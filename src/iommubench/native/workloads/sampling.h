@@ -6,11 +6,19 @@
 #include "../clock.h"
 #include "../hist.h"
 
-static inline void ib_record_sample(struct ib_ctx *x, uint64_t *hist, uint64_t ticks)
+/* sums: the direction's four sample sums in struct ib_counters (ns, ns squared, whole 100 ns
+ * units, their squares): dma_map_benchmark's mean and deviation come from the latter two. */
+static inline void ib_record_sample(struct ib_ctx *x, uint64_t *hist, uint64_t *sums,
+                                    uint64_t ticks)
 {
     double t = (double)ticks - x->timer_cost_ticks;
     uint64_t ns = t > 0 ? (uint64_t)(t / x->tsc_per_ns + 0.5) : 0;
+    uint64_t units = ns / 100;
     hist[ib_hist_bucket(ns)]++;
+    sums[0] += ns;
+    sums[1] += ns * ns;
+    sums[2] += units;
+    sums[3] += units * units;
     x->c.samples++;
 }
 
@@ -31,7 +39,7 @@ ib_do_map(struct ib_ctx *x, const struct ib_driver_ops *ops, uint64_t pfn, uint6
         return ops->map(x, pfn, frame);
     uint64_t t0 = ib_ticks();
     int r = ops->map(x, pfn, frame);
-    ib_record_sample(x, x->hist_map, ib_ticks() - t0);
+    ib_record_sample(x, x->hist_map, &x->c.map_sample_ns, ib_ticks() - t0);
     return r;
 }
 
@@ -43,7 +51,7 @@ ib_do_unmap(struct ib_ctx *x, const struct ib_driver_ops *ops, uint64_t pfn, uin
         return ops->unmap(x, pfn, frame);
     uint64_t t0 = ib_ticks();
     int r = ops->unmap(x, pfn, frame);
-    ib_record_sample(x, x->hist_unmap, ib_ticks() - t0);
+    ib_record_sample(x, x->hist_unmap, &x->c.unmap_sample_ns, ib_ticks() - t0);
     return r;
 }
 

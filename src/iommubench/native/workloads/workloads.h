@@ -8,6 +8,9 @@
 
 struct ib_driver_ops {
     int (*map)(struct ib_ctx *x, uint64_t pfn, uint64_t frame);
+    /* Map [pfn, pfn + pages) onto their frames in one call (one entry to the driver's lock);
+     * stops at the first page that fails and returns its result. */
+    int (*map_range)(struct ib_ctx *x, uint64_t pfn, uint64_t pages);
     int (*unmap)(struct ib_ctx *x, uint64_t pfn, uint64_t *frame_out);
     /* Unmap a range in one call; tables it covers go on x->gather. Returns lost pages. */
     uint64_t (*unmap_range)(struct ib_ctx *x, uint64_t pfn, uint64_t pages);
