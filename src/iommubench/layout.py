@@ -182,6 +182,64 @@ def _scaling(s: dict[str, Any]) -> list[Block]:
     ]
 
 
+USL_TEXT = (
+    "The Universal Scalability Law, X(N) = λN / (1 + σ(N−1) + κN(N−1)), fitted by least "
+    "squares on log throughput to every repetition of the valid points within the CPU "
+    "count (σ: the share of work that serialises; κ: the coherency cost between each pair "
+    "of workers; N*: where the model peaks). A model, not a measurement: beyond the fitted "
+    "worker counts it is an extrapolation. Intervals: {method}."
+)
+
+
+def _estimate(e: dict[str, Any], fmt: Any) -> str:
+    if not isnum(e.get("lo")):
+        return fmt(e["value"])
+    hi = "∞" if e.get("hi") is None else fmt(e["hi"])
+    return f"{fmt(e['value'])} [{fmt(e['lo'])}, {hi}]"
+
+
+def _usl(s: dict[str, Any]) -> list[Block]:
+    block = s.get("usl") or {}
+    fits, skipped = block.get("fits", []), block.get("skipped", [])
+    if not fits and not skipped:
+        return []
+    out = [h(2, "Scaling model (USL)")]
+    if fits:
+        out.append(p(USL_TEXT.format(method=fits[0]["interval"])))
+
+        def g(v: float) -> str:
+            return f"{v:.3g}"
+
+        rows = [
+            [
+                f["group"],
+                _estimate(f["lambda"], eng),
+                _estimate(f["sigma"], g),
+                _estimate(f["kappa"], g),
+                "∞" if f["peak_workers"] is None else f"{f['peak_workers']:.1f}",
+                ", ".join(f"{w:g}" for w in f["workers"]),
+                f["n"],
+            ]
+            for f in fits
+        ]
+        headers = [
+            "group",
+            f"λ {s['unit']} (1 worker)",
+            "σ contention",
+            "κ coherency",
+            "N*",
+            "workers fitted",
+            "n",
+        ]
+        out.append(table(headers, rows))
+    by_reason: dict[str, list[str]] = {}
+    for k in skipped:
+        by_reason.setdefault(k["reason"], []).append(k["group"])
+    for reason, groups in by_reason.items():
+        out.append(p(f"No fit for {', '.join(groups)}: {reason}."))
+    return out
+
+
 def _locks(s: dict[str, Any]) -> list[Block]:
     if not s["locks"]:
         return []
@@ -271,7 +329,7 @@ def blocks(s: dict[str, Any]) -> list[Block]:
         )
     )
     out.append(_points_table(s))
-    out += _winners(s) + _scaling(s) + _locks(s)
+    out += _winners(s) + _scaling(s) + _usl(s) + _locks(s)
     out.append(h(2, "Figures"))
     if not s["figures"]:
         out.append(p("No figures."))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iommubench import decisions, flags, locks, machine, sections
+from iommubench import decisions, flags, locks, machine, sections, usl
 from iommubench.registry import NEGATIVE_CONTROLS, unit_for
 from iommubench.rundata import Run, label, norm_value, param_columns, varying_params
 
@@ -114,6 +114,11 @@ def _scaling(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def _usl(frame: pd.DataFrame) -> dict[str, Any]:
+    fits, skipped = usl.fit_run(frame, usl.cpus_of(frame)) if len(frame) else ([], [])
+    return usl.to_json(fits, skipped)
+
+
 def _locks(frame: pd.DataFrame, shown: list[str]) -> list[dict[str, Any]]:
     names = {int(r["point"]): label(r, shown) or "all" for _, r in frame.iterrows()}
     t = locks.lock_table(frame)
@@ -194,6 +199,7 @@ def build(
         "winners": _winners(frame) if len(frame) else [],
         "scaling": _scaling(frame) if len(frame) else [],
         "locks": _locks(frame, shown) if len(frame) else [],
+        "usl": _usl(frame),
         "sections": sections.for_run(run),
         "figures": [
             {

@@ -29,6 +29,8 @@ LINESTYLES = [
 FAILED_MARK = {"marker": "x", "s": 70, "linewidths": 2.0, "zorder": 6}
 OVERSUB_STYLE = {"facecolor": "0.92", "edgecolor": "0.72", "hatch": "///"}
 IDEAL_STYLE = {"color": "0.3", "ls": ":", "lw": 1.0}
+# a fitted model, not a measurement: thin, dashed, no markers, drawn in its series' colour
+MODEL_STYLE = {"color": "0.3", "ls": (0, (6, 3)), "lw": 1.1, "alpha": 0.75, "marker": ""}
 FORMATS = ("png", "svg")
 RC = {
     "figure.dpi": 100,

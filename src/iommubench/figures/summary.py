@@ -20,7 +20,8 @@ from matplotlib.ticker import EngFormatter, Formatter, FuncFormatter, PercentFor
 from iommubench.figures import axes as fa
 from iommubench.figures.labels import frame_unit, title
 from iommubench.figures.series import Series, draw_series, split_series
-from iommubench.figures.style import IDEAL_STYLE, caption, grid
+from iommubench.figures.style import IDEAL_STYLE, MODEL_STYLE, caption, grid
+from iommubench.usl import Fit, fit_run
 
 P99_TEXT = "p99: dashed, hollow"
 DrawFn = Callable[[Axes, Sequence[Series], bool, bool], list[Any] | None]
@@ -181,17 +182,25 @@ def scaling_figure(
     def ideal_xs(log_x: bool) -> np.ndarray:
         return np.geomspace(w_lo, w_hi, 64) if log_x and w_lo > 0 else np.linspace(w_lo, w_hi, 64)
 
+    fits, skipped = fit_run(summary, int(cpus) if cpus else None)
+    if notes is not None:
+        notes.extend(f"scaling: no USL model for {s.group}: {s.reason}" for s in skipped)
+    w_model = max([float(ws.max()) if ws.size else 1.0] + [2 * max(f.workers) for f in fits])
+
     def speedup(ax: Axes, series: Sequence[Series], join: bool, log_x: bool) -> list[Any]:
         if w_hi > w_lo:
             xs = ideal_xs(log_x)
             ax.plot(xs, xs / w_lo, gid="ideal:speedup", **IDEAL_STYLE)
         draw_series(ax, series, "speedup", join=join)
-        return [fa.ideal_proxy("linear ideal (up to the CPU count)")]
+        drawn = draw_usl(ax, series, fits, w_model, per_worker=False)
+        proxies = [fa.ideal_proxy("linear ideal (up to the CPU count)")]
+        return proxies + ([Line2D([], [], label=USL_LABEL, **MODEL_STYLE)] if drawn else [])
 
     def efficiency(ax: Axes, series: Sequence[Series], join: bool, log_x: bool) -> None:
         if w_hi > w_lo:
             ax.plot([w_lo, w_hi], [1.0, 1.0], gid="ideal:efficiency", **IDEAL_STYLE)
         draw_series(ax, series, "efficiency", join=join)
+        draw_usl(ax, series, fits, w_model, per_worker=True)
 
     panels = [
         Panel(
@@ -213,6 +222,36 @@ def scaling_figure(
         ),
     ]
     return panel_figure(summary, panels, "workers", hue, facet, "scaling", notes)
+
+
+USL_LABEL = "USL model (fitted to the points within the CPU count; extrapolated beyond)"
+
+
+def draw_usl(
+    ax: Axes, series: Sequence[Series], fits: Sequence[Fit], w_end: float, per_worker: bool
+) -> bool:
+    """Each fitted series' USL speedup (or efficiency, `per_worker`) in the series' colour,
+    from 1 worker to `w_end`, widening the x axis to show the extrapolation; speedup is
+    relative to the series' measured 1-worker throughput, as the points are. Returns whether
+    any curve was drawn."""
+    drawn = False
+    many_rest = len({s.rest for s in series}) > 1
+    for s in series:
+        pts = {int(p) for p in s.frame["point"]}
+        f = next((f for f in fits if pts <= set(f.points)), None)
+        one = s.frame[(s.frame["workers"] == 1) & s.frame["speedup"].notna()]
+        if f is None or one.empty:
+            continue
+        t1 = float(one["ops_per_s"].iloc[0])
+        xs = np.geomspace(1.0, w_end, 96)
+        style = {**MODEL_STYLE, "color": s.style(many_rest)["color"]}
+        ys = f.predict(xs) / t1 / (xs if per_worker else 1.0)
+        ax.plot(xs, ys, gid=f"usl:{s.label}", label="_nolegend_", **style)
+        drawn = True
+    if drawn:
+        lo, hi = ax.get_xlim()
+        ax.set_xlim(lo, max(hi, w_end * (1.3 if ax.get_xscale() == "log" else 1.05)))
+    return drawn
 
 
 def contention_figure(
