@@ -237,6 +237,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Print this machine's metadata and the settings that add noise. No options.",
     )
 
+    _reproduce_parser(sub)
     bench = sub.add_parser(
         "dma-map-benchmark",
         help="the kernel's dma_map_benchmark, on the model (same options, same output)",
@@ -262,6 +263,37 @@ def _parser() -> argparse.ArgumentParser:
         help="IOTLB invalidation: strict (arm64's default) or lazy (x86's) (default: strict)",
     )
     return ap
+
+
+def _reproduce_parser(sub: Any) -> None:
+    rp = sub.add_parser(
+        "reproduce",
+        help="run the reproduction cases: published numbers against measured ones",
+        description="Run every case under --cases (one YAML file per published result), "
+        "print the table (case, measure, published, measured, ratio, kind, verdict, note) "
+        "and write it to OUT/reproduce.md and OUT/reproduce.json, with each case's run under "
+        "OUT/runs. Exit 0 when every case ran, 1 when a case failed or a shape check failed, "
+        "2 on a bad case file.",
+    )
+    rp.add_argument(
+        "--cases",
+        type=Path,
+        default=Path("bench/reproduce"),
+        help="directory of case files (default: bench/reproduce)",
+    )
+    rp.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="CASE",
+        help="run only this case (repeatable, or comma-separated)",
+    )
+    rp.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output directory (default: results/reproduce-YYYYMMDD-HHMMSS)",
+    )
 
 
 def _reports_dir(run_dir: Path, out: Path | None) -> Path:
@@ -804,6 +836,12 @@ def cmd_dma_map_benchmark(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from iommubench import reproduce
+
+    return reproduce.command(args, _writable_dir)
+
+
 def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.command == "run":
         return cmd_run(args, argv)
@@ -815,6 +853,7 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "compare": cmd_compare,
         "worker": cmd_worker,
         "dma-map-benchmark": cmd_dma_map_benchmark,
+        "reproduce": cmd_reproduce,
     }
     return handlers[args.command](args)
 
