@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-EXPECTED_CORE_VERSION = 8
+EXPECTED_CORE_VERSION = 9
 REBUILD_HINT = "rebuild it with `make install` (or `pip install -e .`)"
 
 

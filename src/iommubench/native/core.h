@@ -12,7 +12,7 @@
 
 /* Bumped whenever the arena layout or this interface changes; the Python side refuses to run
  * a compiled core whose version differs from the one it expects. */
-#define IB_CORE_VERSION 8
+#define IB_CORE_VERSION 9
 
 #define IB_HIST_SUB_BITS 6
 #define IB_HIST_BUCKETS 2304 /* 64 sub-buckets x 36 octaves */
@@ -141,13 +141,16 @@ struct ib_counters {
     uint64_t sched_oncpu_ns;      /* on-CPU time over the counted window (schedstat) */
     uint64_t sched_runq_ns;       /* time runnable but waiting on a run queue, same window */
     uint64_t series_ticks;        /* throughput ticks recorded (see ib_read_series) */
-    /* sums over the timed samples, for dma_map_benchmark's arithmetic: each sample in ns
-     * and truncated to whole 100 ns units as the kernel does, plain and squared; map's four
-     * and unmap's four are adjacent, in this order */
+    /* the timed samples of each direction, counted in the window, and their sums for
+     * dma_map_benchmark's arithmetic: each sample in ns and truncated to whole 100 ns units
+     * as the kernel does, plain and squared; map's five and unmap's five are adjacent, in
+     * this order */
+    uint64_t map_samples;
     uint64_t map_sample_ns;
     uint64_t map_sample_ns_sq;
     uint64_t map_sample_100ns;
     uint64_t map_sample_100ns_sq;
+    uint64_t unmap_samples;
     uint64_t unmap_sample_ns;
     uint64_t unmap_sample_ns_sq;
     uint64_t unmap_sample_100ns;

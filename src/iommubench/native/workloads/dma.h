@@ -81,7 +81,7 @@ ib_dma_submit(struct ib_ctx *x, const struct ib_driver_ops *ops, uint32_t pages,
         return 0;
     }
     if (timed)
-        ib_record_sample(x, x->hist_map, &x->c.map_sample_ns, ib_ticks() - t0);
+        ib_record_sample(x, x->hist_map, &x->c.map_samples, ib_ticks() - t0);
     return pfn;
 }
 
@@ -99,7 +99,7 @@ ib_dma_complete(struct ib_ctx *x, const struct ib_driver_ops *ops, const struct 
     x->gather = IB_NIL;
     x->inval->unmapped(x, pfn, io->pages, freelist);
     if (timed)
-        ib_record_sample(x, x->hist_unmap, &x->c.unmap_sample_ns, ib_ticks() - t0);
+        ib_record_sample(x, x->hist_unmap, &x->c.unmap_samples, ib_ticks() - t0);
 }
 
 static inline void ib_dma_account(struct ib_ctx *x, uint64_t *done, uint64_t *submitted,

@@ -75,7 +75,7 @@ ib_prefault_unmap_ranges(struct ib_ctx *x, const struct ib_driver_ops *ops)
             x->gather = IB_NIL;
             ib_release_freelist(x, freed);
             if (timed)
-                ib_record_sample(x, x->hist_unmap, &x->c.unmap_sample_ns, ib_ticks() - t0);
+                ib_record_sample(x, x->hist_unmap, &x->c.unmap_samples, ib_ticks() - t0);
             pending += n;
             if (__builtin_expect(pending >= IB_CLOCK_BATCH, 0)) {
                 ib_account(x, 0, pending);

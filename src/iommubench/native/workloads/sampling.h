@@ -6,8 +6,9 @@
 #include "../clock.h"
 #include "../hist.h"
 
-/* sums: the direction's four sample sums in struct ib_counters (ns, ns squared, whole 100 ns
- * units, their squares): dma_map_benchmark's mean and deviation come from the latter two. */
+/* sums: the direction's count and four sample sums in struct ib_counters (ns, ns squared,
+ * whole 100 ns units, their squares): dma_map_benchmark's mean and deviation come from the
+ * count and the latter two. */
 static inline void ib_record_sample(struct ib_ctx *x, uint64_t *hist, uint64_t *sums,
                                     uint64_t ticks)
 {
@@ -15,10 +16,11 @@ static inline void ib_record_sample(struct ib_ctx *x, uint64_t *hist, uint64_t *
     uint64_t ns = t > 0 ? (uint64_t)(t / x->tsc_per_ns + 0.5) : 0;
     uint64_t units = ns / 100;
     hist[ib_hist_bucket(ns)]++;
-    sums[0] += ns;
-    sums[1] += ns * ns;
-    sums[2] += units;
-    sums[3] += units * units;
+    sums[0]++;
+    sums[1] += ns;
+    sums[2] += ns * ns;
+    sums[3] += units;
+    sums[4] += units * units;
     x->c.samples++;
 }
 
@@ -39,7 +41,7 @@ ib_do_map(struct ib_ctx *x, const struct ib_driver_ops *ops, uint64_t pfn, uint6
         return ops->map(x, pfn, frame);
     uint64_t t0 = ib_ticks();
     int r = ops->map(x, pfn, frame);
-    ib_record_sample(x, x->hist_map, &x->c.map_sample_ns, ib_ticks() - t0);
+    ib_record_sample(x, x->hist_map, &x->c.map_samples, ib_ticks() - t0);
     return r;
 }
 
@@ -51,7 +53,7 @@ ib_do_unmap(struct ib_ctx *x, const struct ib_driver_ops *ops, uint64_t pfn, uin
         return ops->unmap(x, pfn, frame);
     uint64_t t0 = ib_ticks();
     int r = ops->unmap(x, pfn, frame);
-    ib_record_sample(x, x->hist_unmap, &x->c.unmap_sample_ns, ib_ticks() - t0);
+    ib_record_sample(x, x->hist_unmap, &x->c.unmap_samples, ib_ticks() - t0);
     return r;
 }
 
