@@ -50,3 +50,15 @@ def test_handoff_probe_measures_something_on_two_cpus() -> None:
         pytest.skip("one CPU")
     assert native_core.lib().ib_handoff_probe_ns(cpus[0], cpus[1], 1000) > 0
     assert os.sched_getaffinity(0) == set(cpus)  # the caller's thread was not pinned
+
+
+@pytest.mark.parametrize("bad_first", [True, False])
+def test_handoff_probe_fails_when_a_player_cannot_be_pinned(bad_first: bool) -> None:
+    """A CPU outside the allowed set: no measurement, and the other player does not hang."""
+    import os
+
+    cpus = sorted(os.sched_getaffinity(0))
+    missing = 1023  # the last CPU a cpu_set_t can name; not a CPU of any test machine
+    assert missing not in cpus
+    a, b = (missing, cpus[0]) if bad_first else (cpus[0], missing)
+    assert native_core.lib().ib_handoff_probe_ns(a, b, 1000) == -1.0
