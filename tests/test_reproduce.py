@@ -163,3 +163,19 @@ def test_a_case_file_with_two_runners_is_refused(tmp_path):
     text = TINY.replace("kind: prediction", "kind: prediction\ndma_map_benchmark: {threads: 1}")
     with pytest.raises(ConfigError, match="exactly one of config"):
         load_case(_write(tmp_path, "two.yaml", text) / "two.yaml")
+
+
+def test_a_row_names_the_flags_of_the_points_it_read(tmp_path):
+    run_dir = make_run(
+        tmp_path,
+        drivers=("lockfree",),
+        cpus=4,
+        failed_rep=False,
+        row_flags=lambda d, w, r: "competing-load" if w == 4 else "",
+    )
+    data = reproduce.RunData.load(run_dir)
+    m = Measure(name="s", stat="speedup", published="scales", pass_if="> 1")
+    (row,) = reproduce._measure_rows(_case(), m, data, "")
+    assert row.verdict == "passes" and row.note.startswith("points flagged competing-load")
+    one = Measure(name="s", stat="speedup", workers=1, pass_if="< 1")
+    assert reproduce._measure_rows(_case(), one, data, "")[0].verdict == "not run"

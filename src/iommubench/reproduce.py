@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from iommubench import dma, stats
+from iommubench import dma, flags, stats
 from iommubench.config import cpus_available
 from iommubench.repro_cases import Case, Measure, load_cases
 from iommubench.rundata import norm_value
@@ -256,20 +256,41 @@ def _needs(case: Case, m: Measure, name: str, cpus: int, workers: int | None = N
     )
 
 
+SCALING_STATS = ("speedup", "efficiency", "time_speedup")
+
+
+def _flags_used(m: Measure, data: RunData, workers: int) -> list[str]:
+    """The point flags (competing-load, noisy, ...) of every point a value was read from."""
+    sides = [(m.where, workers)]
+    sides += [(m.where, 1)] if m.stat in SCALING_STATS else []
+    sides += [(m.over, workers)] if m.over is not None else []
+    found: set[str] = set()
+    for where, w in sides:
+        row = data.at(where, w)
+        if row is not None:
+            found |= flags.split(row.get("flags"))
+    return sorted(found)
+
+
 def _measure_rows(case: Case, m: Measure, data: RunData, run: str) -> list[Row]:
     if isinstance(m.workers, int) and m.workers > data.cpus:
         return [_needs(case, m, m.name, data.cpus, m.workers)]
     counts = _worker_counts(m, data)
+    if m.stat in SCALING_STATS:
+        counts = [w for w in counts if w > 1]  # a speed-up needs a second CPU
     if not counts:
-        need = 2 if m.stat in ("speedup", "efficiency", "time_speedup") else 1
+        need = 2 if m.stat in SCALING_STATS else 1
         if data.cpus < need:
             return [_needs(case, m, m.name, data.cpus, need)]
         return [_row(case, m, m.name, None, run)]
     rows = []
     for w in counts:
         name = m.name if m.workers != "each" else f"{m.name}, {w} workers"
-        name = name.replace("{workers}", str(w))
-        rows.append(_row(case, m, name, _value(m, data, w), run))
+        row = _row(case, m, name.replace("{workers}", str(w)), _value(m, data, w), run)
+        used = _flags_used(m, data, w)
+        if used:
+            row.note = "; ".join([f"points flagged {', '.join(used)}", *filter(None, [row.note])])
+        rows.append(row)
     return rows
 
 
