@@ -179,3 +179,31 @@ def test_a_row_names_the_flags_of_the_points_it_read(tmp_path):
     assert row.verdict == "passes" and row.note.startswith("points flagged competing-load")
     one = Measure(name="s", stat="speedup", workers=1, pass_if="< 1")
     assert reproduce._measure_rows(_case(), one, data, "")[0].verdict == "not run"
+
+
+def test_a_tool_case_with_an_unknown_option_is_refused(tmp_path):
+    text = """\
+case: t
+title: t
+source: s
+kind: prediction
+dma_map_benchmark: {threads: 1, thread: 2}
+measures:
+  - {name: m, stat: dma_map_benchmark, field: map, published: 0.1}
+"""
+    with pytest.raises(ConfigError, match="unknown option 'thread'; allowed: threads"):
+        load_case(_write(tmp_path, "t.yaml", text) / "t.yaml")
+
+
+def test_a_failed_command_fails_its_rows_and_the_exit_status(tmp_path, capsys):
+    text = TINY.replace("tiny-prefault", "broken").replace("config:", "dma_map_benchmark:")
+    text = text.split("dma_map_benchmark:")[0] + (
+        "dma_map_benchmark: {threads: 1, seconds: 1, bits: 19}\nmeasures:\n"
+        "  - {name: m, stat: dma_map_benchmark, field: map, published: 0.1}\n"
+    )
+    d = _write(tmp_path / "cases", "broken.yaml", text)
+    out = tmp_path / "out"
+    assert cli.main(["reproduce", "--cases", str(d), "--out", str(out)]) == 1
+    (row,) = json.loads((out / "reproduce.json").read_text())["rows"]
+    assert row["failed"] and row["measured"] is None
+    assert row["note"].startswith("the case failed: iommubench dma-map-benchmark")

@@ -32,6 +32,16 @@ STATS = (
     "time_speedup",  # time_s at 1 worker over time_s at `workers`
     "ratio",  # ops_per_s at `where` over ops_per_s at `over`, both at `workers`
 )
+TOOL_OPTIONS = {  # dma_map_benchmark: key -> the tool's flag
+    "threads": "-t",
+    "seconds": "-s",
+    "node": "-n",
+    "bits": "-b",
+    "dir": "-d",
+    "dma_trans_ns": "-x",
+    "granule": "-g",
+    "mode": "-m",
+}
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -113,6 +123,12 @@ class Case(_Strict):
     def _one_runner(self) -> Case:
         if (self.config is None) == (self.dma_map_benchmark is None):
             raise ValueError("give exactly one of config: or dma_map_benchmark:")
+        unknown = sorted(set(self.dma_map_benchmark or {}) - set(TOOL_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"dma_map_benchmark: unknown option {unknown[0]!r}; allowed: "
+                + ", ".join(TOOL_OPTIONS)
+            )
         if self.kind == "calibration" and not self.calibration:
             raise ValueError("a calibration case says which parameter it set (calibration:)")
         wants_tool = {m.stat == "dma_map_benchmark" for m in self.measures}

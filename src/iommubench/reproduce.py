@@ -30,7 +30,7 @@ import yaml
 
 from iommubench import dma, flags, stats
 from iommubench.config import cpus_available
-from iommubench.repro_cases import Case, Measure, load_cases
+from iommubench.repro_cases import TOOL_OPTIONS, Case, Measure, load_cases
 from iommubench.rundata import norm_value
 
 TOLERANCE = 1.5  # a prediction within this factor of the published number is "within"
@@ -54,6 +54,7 @@ class Row:
     source: str
     run: str = ""
     leaves_out: str = ""  # what the model leaves out, for a prediction that misses
+    failed: bool = False  # the case's command failed, or a point of its run did
 
 
 class CaseFailed(Exception):
@@ -67,8 +68,9 @@ def _command(args: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "iommubench.cli", *args]
 
 
-def run_sweep_case(case: Case, out: Path) -> Path:
-    """Run the case's config with `iommubench run` and return the run directory."""
+def run_sweep_case(case: Case, out: Path) -> tuple[Path, int]:
+    """Run the case's config with `iommubench run`: the run directory and the exit status
+    (1: a point failed or failed its audit; its valid points are still measured)."""
     cfg = out / "configs" / f"{case.case}.yaml"
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(yaml.safe_dump(case.config, sort_keys=False))
@@ -81,16 +83,11 @@ def run_sweep_case(case: Case, out: Path) -> Path:
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     if not lines or not Path(lines[0]).is_dir():
         raise CaseFailed(f"iommubench run {cfg} exited {proc.returncode} without a run directory")
-    return Path(lines[0])
+    return Path(lines[0]), proc.returncode
 
 
 def tool_args(options: dict[str, int]) -> list[str]:
-    flags = {"threads": "-t", "seconds": "-s", "granule": "-g", "dma_trans_ns": "-x"}
-    flags.update(bits="-b", dir="-d", node="-n", mode="-m")
-    unknown = set(options) - set(flags)
-    if unknown:
-        raise CaseFailed(f"dma_map_benchmark: unknown option {sorted(unknown)[0]!r}")
-    return [a for k, v in options.items() for a in (flags[k], str(v))]
+    return [a for k, v in options.items() for a in (TOOL_OPTIONS[k], str(v))]
 
 
 def run_tool_case(case: Case, out: Path) -> dict[str, float]:
@@ -318,6 +315,7 @@ def case_rows(case: Case, out: Path, cpus: int) -> list[Row]:
                         "not run",
                         f"the case failed: {exc}",
                         case.source,
+                        failed=True,
                     )
                 ]
     return [r for m in case.measures for r in rows[id(m)]]
@@ -328,9 +326,14 @@ def _run_case(case: Case, measures: list[Measure], out: Path) -> dict[int, list[
         means = run_tool_case(case, out)
         run = str(out / "runs" / f"{case.case}.txt")
         return {id(m): [_row(case, m, m.name, means[str(m.field)], run)] for m in measures}
-    run_dir = run_sweep_case(case, out)
+    run_dir, status = run_sweep_case(case, out)
     data = RunData.load(run_dir)
-    return {id(m): _measure_rows(case, m, data, str(run_dir)) for m in measures}
+    rows = {id(m): _measure_rows(case, m, data, str(run_dir)) for m in measures}
+    if status != 0:
+        for r in (r for group in rows.values() for r in group):
+            r.failed = True
+            r.note = "; ".join(filter(None, [f"a point failed (run exit {status})", r.note]))
+    return rows
 
 
 # --------------------------------------------------------------------------- the table
@@ -455,5 +458,4 @@ def command(args: Any, out_dir: Callable[[Path, str], Path]) -> int:
     cmdline = "iommubench reproduce " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else ""
     for path in write_report(rows, meta_for(cmdline.strip()), out):
         print(path)
-    failed = [r for r in rows if r.verdict == "FAILS" or r.note.startswith("the case failed")]
-    return 1 if failed else 0
+    return 1 if any(r.failed or r.verdict == "FAILS" for r in rows) else 0
