@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NATIVE := $(shell find src/iommubench/native -name '*.c' -o -name '*.h' -o -name '*.def' -o -name '*.py')
 CONFIG ?= bench/default.yaml
 
-.PHONY: install test bench lint ceiling clean
+.PHONY: install test bench lint ceiling docs clean
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ lint: install
 
 bench: install
 	$(VENV)/bin/iommubench run $(CONFIG) --report
+
+# The README's parameter table, regenerated from src/iommubench/parameters.py.
+docs: install
+	$(PY) -c 'from iommubench import parameters; parameters.update_readme("README.md")'
 
 # The single-worker ceiling: the harness beside a minimal hand-written C loop.
 ceiling: install

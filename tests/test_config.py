@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from iommubench import columns, config, registry
+from iommubench import columns, config, hostlimits, registry
 from iommubench.config import ConfigError, Sweep, load_sweep, parse_sweep
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -149,7 +149,7 @@ def test_chunk_pages_may_equal_the_region() -> None:
 
 
 def test_workers_limit_follows_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config, "cpus_available", lambda: 2)
+    monkeypatch.setattr(hostlimits, "cpus_available", lambda: 2)
     assert parse_sweep({"defaults": {"workers": 128}}, SRC).points[0]["workers"] == 128
     message = _error({"defaults": {"workers": 129}})
     assert message.startswith(
@@ -158,7 +158,7 @@ def test_workers_limit_follows_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_region_limit_follows_the_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config, "physical_memory_mib", lambda: 1000)
+    monkeypatch.setattr(hostlimits, "physical_memory_mib", lambda: 1000)
     assert parse_sweep({"defaults": {"region_mib": 1000}}, SRC).points[0]["region_mib"] == 1000
     assert "sweep.region_mib[1]: 1001 MiB exceeds" in _error({"sweep": {"region_mib": [8, 1001]}})
 
@@ -545,7 +545,7 @@ def test_unmap_pages_must_fit_in_the_region() -> None:
 def test_auto_workers_expansion(
     monkeypatch: pytest.MonkeyPatch, cpus: int, expected: list[int]
 ) -> None:
-    monkeypatch.setattr(config, "cpus_available", lambda: cpus)
+    monkeypatch.setattr(hostlimits, "cpus_available", lambda: cpus)
     assert config.auto_workers() == expected
     for doc in (
         {"sweep": {"workers": "auto"}},
@@ -558,7 +558,7 @@ def test_auto_workers_expansion(
 
 
 def test_auto_workers_is_recorded_in_the_resolved_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config, "cpus_available", lambda: 6)
+    monkeypatch.setattr(hostlimits, "cpus_available", lambda: 6)
     doc = {"defaults": {"workers": "auto"}, "sweep": {"driver": ["lockfree", "naive"]}}
     sweep = parse_sweep(doc, SRC)
     resolved = sweep.resolved()
@@ -578,7 +578,7 @@ def test_auto_workers_is_recorded_in_the_resolved_config(monkeypatch: pytest.Mon
 
 
 def test_auto_workers_mixed_with_explicit_counts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config, "cpus_available", lambda: 4)
+    monkeypatch.setattr(hostlimits, "cpus_available", lambda: 4)
     # auto's counts already in the list are dropped; an explicit oversubscribed count is kept
     assert parse_sweep({"sweep": {"workers": ["auto", 2, 8]}}, SRC).axes["workers"] == [1, 2, 4, 8]
     assert parse_sweep({"sweep": {"workers": [8, "auto"]}}, SRC).axes["workers"] == [8, 1, 2, 4]
@@ -591,7 +591,7 @@ def test_auto_workers_mixed_with_explicit_counts(monkeypatch: pytest.MonkeyPatch
 
 
 def test_auto_workers_through_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config, "cpus_available", lambda: 2)
+    monkeypatch.setattr(hostlimits, "cpus_available", lambda: 2)
     assert parse_sweep({}, SRC, ["workers=auto"]).axes == {"workers": [1, 2]}
     assert parse_sweep({}, SRC, ["sweep.workers=auto"]).axes == {"workers": [1, 2]}
     assert parse_sweep({"sweep": {"workers": [1]}}, SRC, ["workers=[auto]"]).axes == {

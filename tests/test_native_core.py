@@ -9,7 +9,7 @@ from iommubench.native import build_core
 
 
 def test_native_registries_match_the_python_catalogue() -> None:
-    from iommubench.walkers import safety_names
+    from iommubench.native_core import walker_safety_names as safety_names
 
     assert set(native_core.driver_names()) == set(registry.DRIVERS)
     assert set(native_core.workload_names()) == set(registry.WORKLOADS)

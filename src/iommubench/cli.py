@@ -226,10 +226,16 @@ def _parser() -> argparse.ArgumentParser:
         help="the host name its rows carry (default: this machine's; sets IOMMUBENCH_HOST)",
     )
 
-    sub.add_parser(
+    lister = sub.add_parser(
         "list",
-        help="drivers, allocators, invalidation modes, workloads, walkers",
-        description="List every strategy a config may name, with what it models. No options.",
+        help="drivers, allocators, invalidation modes, workloads, walkers, parameters",
+        description="List every strategy a config may name, with what it models, and every "
+        "parameter with its default, allowed values and meaning.",
+    )
+    lister.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the parameter table as Markdown, the README's list (default: plain text)",
     )
     sub.add_parser(
         "info",
@@ -318,23 +324,13 @@ def _parse_threshold(text: str) -> float:
     return value / 100
 
 
-def cmd_list(_: argparse.Namespace) -> int:
-    from iommubench import native_core
-    from iommubench.registry import CATALOGUE
-    from iommubench.walkers import safety_names
+def cmd_list(args: argparse.Namespace) -> int:
+    from iommubench import parameters
 
-    implemented = {
-        "driver": native_core.driver_names(),
-        "workload": native_core.workload_names(),
-        "allocator": native_core.allocator_names(),
-        "invalidation": native_core.invalidation_names(),
-        "walker_safety": safety_names(),
-    }
-    for kind, entries in CATALOGUE.items():
-        print(f"{kind}:")
-        for name, what in entries.items():
-            missing = kind in implemented and name not in implemented[kind]
-            print(f"  {name:<14} {what}{'  (not built yet)' if missing else ''}")
+    if args.markdown:
+        print(parameters.markdown(), end="")
+    else:
+        print("\n".join(parameters.list_lines()))
     return EXIT_OK
 
 

@@ -4,6 +4,7 @@ One row is one (point, repetition). Columns that a workload or an issue does not
 empty in the CSV (NaN in pandas); they are never dropped, so every run has the same header.
 """
 
+from iommubench import parameters
 from iommubench.registry import LOCK_SUFFIXES, LOCKS
 
 # flags: the row flags (rowflags.py) joined by ";", empty when none; core_hash and version:
@@ -14,33 +15,10 @@ IDENTITY = ["run_id", "point", "rep", "status", "error", "flags", "core_hash", "
 # since the epoch at the start and end of the point, to show no two points overlapped on a host.
 MACHINE = ["host", "cpu_model", "cpus_allowed", "started_at", "ended_at"]
 
-PARAMETERS = [
-    "workload",
-    "driver",
-    "allocator",
-    "invalidation",
-    "walker_safety",
-    "walkers",
-    "walker_gap_us",
-    "workers",
-    "queues_per_worker",
-    "queue_depth",
-    "granule_pages",
-    "dma_ns",
-    "inv_ns",
-    "completion",
-    "cs_ns",
-    "region_mib",
-    "chunk_pages",
-    "unmap_pages",
-    "depot",
-    "dma_bits",
-    "cycles",
-    "sample_every",
-    "seed",
-    "warmup_s",
-    "duration_s_requested",
-]
+# Every parameter of a point (parameters.py, in its order), then the two timings every point
+# also carries from the top level of its config.
+TIMING = ["warmup_s", "duration_s_requested"]
+PARAMETERS = [*parameters.NAMES, *TIMING]
 
 # What points are matched and grouped by: the parameters, and the host that measured them (a
 # run on one host, or `compare --ignore host`, matches across hosts).

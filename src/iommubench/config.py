@@ -18,8 +18,6 @@ plus their count; the resolved config records the expanded list.
 
 from __future__ import annotations
 
-import contextlib
-import difflib
 import hashlib
 import itertools
 import json
@@ -33,7 +31,26 @@ from typing import Any
 
 import yaml
 
-from iommubench import registry
+from iommubench import parameters
+from iommubench.hostlimits import (
+    AUTO,
+    auto_workers,
+    auto_workers_for,
+    cpus_available,
+    fleet_cpus,
+    max_workers,
+    physical_memory_mib,
+)
+from iommubench.validators import (
+    Bad,
+    Validator,
+    clip,
+    describe,
+    float_field,
+    int_field,
+    key_text,
+    suggest,
+)
 
 __all__ = [
     "AUTO",
@@ -69,53 +86,19 @@ TOP_KEYS: tuple[str, ...] = (
     "target_halfwidth",
 )
 
-# Same order as the parameter columns of points.csv (columns.PARAMETERS, less the two timing
-# columns every point also carries); tests/test_config.py checks they agree.
-PARAMETER_DEFAULTS: dict[str, object] = {
-    "workload": "prefault",
-    "driver": "lockfree",
-    "allocator": "rcache",
-    "invalidation": "lazy",
-    "walker_safety": "unsafe",
-    "walkers": 0,
-    "walker_gap_us": 0,
-    "workers": 1,
-    "queues_per_worker": 1,
-    "queue_depth": 32,
-    "granule_pages": (1,),
-    "dma_ns": 0,
-    "inv_ns": 240,
-    "completion": "local",
-    "cs_ns": 0,
-    "region_mib": 256,
-    "chunk_pages": 32768,
-    "unmap_pages": 1,
-    "depot": "list",
-    "dma_bits": 32,
-    "cycles": 0,
-    "sample_every": 1024,
-    "seed": 1,
+# Every parameter's default, validator and bounds come from the one table (parameters.py).
+PARAMETER_DEFAULTS: dict[str, object] = parameters.DEFAULTS
+PARAMETERS: tuple[str, ...] = parameters.NAMES
+FIELDS: dict[str, Validator] = {p.name: p.check for p in parameters.PARAMETERS}
+INT_LIMITS: dict[str, tuple[int, int, str]] = {
+    p.name: p.bounds for p in parameters.PARAMETERS if p.bounds is not None
 }
-PARAMETERS: tuple[str, ...] = tuple(PARAMETER_DEFAULTS)
 
 # A sweep of 10,000 points at the default 3 repetitions of 1.2 s runs for 10 hours: more is a
 # typo, not a plan. The count is checked from the axis lengths before any value is validated.
 MAX_POINTS = 10_000
-PAGES_PER_MIB = 256  # 4 KiB pages
+PAGES_PER_MIB = parameters.PAGES_PER_MIB
 MAX_CONFIG_BYTES = 1 << 20  # a config is a page of YAML; more is the wrong file
-U32_MAX = 2**32 - 1  # struct ib_params: workers, sample_every, queue_depth, ... are uint32_t
-U64_MAX = 2**64 - 1  # struct ib_params: seed, cycles, region_pages, ... are uint64_t
-# region_mib x 256 pages must fit uint64_t with room for the arena arithmetic; physical
-# memory bounds it further where the OS says how much there is.
-MAX_REGION_MIB = 2**32
-MAX_REGION_PAGES = MAX_REGION_MIB * PAGES_PER_MIB
-# K fixed cycles map and unmap every page of the region K times: 2^32 - 1 cycles of the
-# smallest region (1 MiB) are already 2^41 operations, hours of work that the point timeout
-# cuts short. (Counters count the operations done, which the timeout of at most a day keeps
-# far below 2^64, whatever K is.)
-MAX_CYCLES = U32_MAX
-AUTO = "auto"  # workers: auto
-MAX_DMA_NS = 10_000_000  # 10 ms, as the kernel's dma_map_benchmark allows
 FINGERPRINT_VERSION = "iommubench-config-v1"
 
 
@@ -134,283 +117,11 @@ class ConfigError(Exception):
         super().__init__(where + detail)
 
 
-class _Bad(Exception):
-    """Raised inside validation; turned into a ConfigError once the source is known."""
-
-    def __init__(self, path: str, detail: str) -> None:
-        super().__init__(path, detail)
-        self.path = path
-        self.detail = detail
-
-
-# --------------------------------------------------------------------------- machine limits
-
-
-# The allowed-CPU counts of the hosts a fleet run sweeps on (fleet_cpus), else None: this
-# process' own CPUs then decide what `workers: auto` expands to and the worker limit.
-_FLEET_CPUS: list[int] | None = None
-
-
-@contextlib.contextmanager
-def fleet_cpus(counts: Sequence[int]) -> Iterator[None]:
-    """Load a config for a fleet whose hosts allow these CPU counts: `workers: auto` expands
-    to the union of every host's own list, and the worker limit is 64 x the largest host's."""
-    global _FLEET_CPUS
-    _FLEET_CPUS = sorted(set(counts))
-    try:
-        yield
-    finally:
-        _FLEET_CPUS = None
-
-
-def cpus_available() -> int:
-    """The number of CPUs this process may run on (with fleet_cpus: the largest host's)."""
-    if _FLEET_CPUS:
-        return max(_FLEET_CPUS)
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def max_workers() -> int:
-    """The most workers a point may ask for: 64 per CPU this process may use."""
-    return 64 * cpus_available()
-
-
-def physical_memory_mib() -> int | None:
-    """This machine's physical memory in MiB, or None when the OS will not say."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-# --------------------------------------------------------------------------- describing values
-
-
-def _clip(text: str, limit: int = 60) -> str:
-    """`text` cut to `limit` characters, with control characters escaped (one line always)."""
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _describe(value: object) -> str:
-    """A short, safe description of a user's value (never a full repr of a container)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int):
-        if value.bit_length() > 128:
-            return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
-        return str(value)
-    if isinstance(value, float):
-        return f"float {value!r}"
-    if isinstance(value, str):
-        return f"string {_clip(repr(value))}"
-    if isinstance(value, (list, tuple)):
-        return f"a list of {len(value)} item{'' if len(value) == 1 else 's'}"
-    if isinstance(value, dict):
-        return f"a mapping of {len(value)} key{'' if len(value) == 1 else 's'}"
-    if isinstance(value, (bytes, bytearray)):
-        return "binary data"
-    return f"a {type(value).__name__}"
-
-
-def _key_text(key: object) -> str:
-    return _clip(key) if isinstance(key, str) else f"<{_describe(key)}>"
-
-
-def _suggest(word: object, choices: Sequence[str]) -> str:
-    if not isinstance(word, str):
-        return ""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    if not close and word.lower() in choices:
-        close = [word.lower()]
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _type_hint(value: object, want: str) -> str:
-    """Extra words for the common YAML slips: quoted numbers, 1e-3 read as a string."""
-    if isinstance(value, str):
-        try:
-            float(value.strip())
-        except ValueError:
-            return ""
-        if want == "float" and any(c in value for c in "eE") and "." not in value:
-            return "; YAML reads an exponent without a dot as a string: write e.g. 1.0e-3"
-        return "; remove the quotes"
-    if isinstance(value, float) and want == "int" and value.is_integer():
-        return f"; write {int(value)}"
-    return ""
-
-
-# --------------------------------------------------------------------------- field validators
-
-Validator = Callable[[object, str], object]
-
-
-def _int_field(lo: int, hi: int | None, unit: str = "") -> Validator:
-    def check(value: object, path: str) -> int:
-        rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-        if not _is_int(value):
-            raise _Bad(
-                path,
-                f"must be an integer {rng}{unit} (got {_describe(value)}"
-                f"{_type_hint(value, 'int')})",
-            )
-        assert isinstance(value, int)
-        if value < lo or (hi is not None and value > hi):
-            raise _Bad(path, f"must be an integer {rng}{unit} (got {_describe(value)})")
-        return value
-
-    return check
-
-
-def _float_field(lo: float, hi: float, lo_open: bool, unit: str = " s") -> Validator:
-    def check(value: object, path: str) -> float:
-        rng = f"{'>' if lo_open else '>='} {lo:g} and <= {hi:g}{unit}"
-        if not (_is_int(value) or isinstance(value, float)):
-            raise _Bad(
-                path, f"must be a number {rng} (got {_describe(value)}{_type_hint(value, 'float')})"
-            )
-        assert isinstance(value, (int, float))
-        try:
-            number = float(value)
-        except OverflowError:
-            number = math.inf
-        if not math.isfinite(number) or number < lo or number > hi or (lo_open and number == lo):
-            raise _Bad(path, f"must be a number {rng} (got {_describe(value)})")
-        return number
-
-    return check
-
-
-def _choice_field(choices: dict[str, str]) -> Validator:
-    names = sorted(choices)
-
-    def check(value: object, path: str) -> str:
-        allowed = ", ".join(names)
-        if not isinstance(value, str):
-            raise _Bad(path, f"must be one of: {allowed} (got {_describe(value)})")
-        if value not in choices:
-            raise _Bad(
-                path,
-                f"unknown value {_clip(repr(value))}; allowed: {allowed}{_suggest(value, names)}",
-            )
-        return value
-
-    return check
-
-
-def auto_workers() -> list[int]:
-    """What `workers: auto` expands to here, or on a fleet the union of its hosts' lists."""
-    if _FLEET_CPUS:
-        return sorted({w for n in _FLEET_CPUS for w in auto_workers_for(n)})
-    return auto_workers_for(cpus_available())
-
-
-def auto_workers_for(cpus: int) -> list[int]:
-    """`workers: auto` on `cpus` allowed CPUs: 1, 2, 4, ... below the count, then the count."""
-    counts = [1 << k for k in range(cpus.bit_length()) if 1 << k < cpus]
-    return [*counts, cpus]
-
-
-def _workers(value: object, path: str) -> int:
-    """A worker count in 1..64 x the allowed CPUs (`auto` is expanded before this)."""
-    limit = max_workers()
-    number = value if isinstance(value, int) and not isinstance(value, bool) else None
-    if number is not None and 1 <= number <= limit:
-        return number
-    if number is not None and number > limit:
-        hint = f"; the limit is 64 x the {cpus_available()} CPUs this process may use"
-    else:
-        hint = _type_hint(value, "int")
-    raise _Bad(path, f"must be an integer in 1..{limit} or {AUTO} (got {_describe(value)}{hint})")
-
-
-def _region_mib(value: object, path: str) -> int:
-    mib = int(_int_field(*INT_LIMITS["region_mib"])(value, path))
-    memory = physical_memory_mib()
-    if memory is not None and mib > memory:
-        raise _Bad(path, f"{mib} MiB exceeds this machine's physical memory ({memory} MiB)")
-    return mib
-
-
-_GRANULE = _int_field(1, 1024, " pages")
-
-
-MAX_GRANULE_MIX = 64  # IB_MAX_GRANULES in the native core
-
-
-def _granule(value: object, path: str) -> tuple[int, ...]:
-    """An int or a non-empty list of ints (a mix), normalised to a tuple."""
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise _Bad(path, "empty granule mix; give at least one size in 1..1024 pages")
-        if len(value) > MAX_GRANULE_MIX:
-            raise _Bad(
-                path,
-                f"a granule mix of {len(value)} entries; at most {MAX_GRANULE_MIX} "
-                "(repeat a size to weight it)",
-            )
-        return tuple(int(_GRANULE(item, f"{path}[{i}]")) for i, item in enumerate(value))
-    if not _is_int(value):
-        raise _Bad(
-            path,
-            f"must be an integer in 1..1024 pages or a list of them (got {_describe(value)}"
-            f"{_type_hint(value, 'int')})",
-        )
-    return (int(_GRANULE(value, path)),)
-
-
-# (lowest, highest, unit) of every plain integer parameter. Each highest value fits the
-# parameter's field of struct ib_params after the runner's conversion (walker_gap_us x 1000,
-# region_mib x 256) and is a bound that makes sense for it; tests/test_config.py writes each
-# one into the native struct. workers and region_mib also follow the machine (see above).
-INT_LIMITS: dict[str, tuple[int, int, str]] = {
-    "walkers": (0, 64, ""),
-    "walker_gap_us": (0, 10_000_000, " us"),
-    "workers": (1, U32_MAX, ""),  # and at most 64 x the allowed CPUs
-    "queues_per_worker": (1, 64, ""),
-    "queue_depth": (1, 4096, ""),
-    "dma_ns": (0, MAX_DMA_NS, " ns"),
-    "inv_ns": (0, MAX_DMA_NS, " ns"),
-    "cs_ns": (0, 1_000_000, " ns"),
-    "region_mib": (1, MAX_REGION_MIB, " MiB"),  # and at most the physical memory
-    "chunk_pages": (1, MAX_REGION_PAGES, " pages"),  # prefault: and at most the region
-    "unmap_pages": (1, MAX_REGION_PAGES, " pages"),  # prefault: and at most the region
-    "dma_bits": (20, 64, " bits"),
-    "cycles": (0, MAX_CYCLES, ""),
-    "sample_every": (0, U32_MAX, ""),
-    "seed": (0, U64_MAX, ""),
-}
-
-FIELDS: dict[str, Validator] = {
-    "workload": _choice_field(registry.WORKLOADS),
-    "driver": _choice_field(registry.DRIVERS),
-    "allocator": _choice_field(registry.ALLOCATORS),
-    "invalidation": _choice_field(registry.INVALIDATIONS),
-    "walker_safety": _choice_field(registry.WALKER_SAFETY),
-    "completion": _choice_field(registry.COMPLETIONS),
-    "depot": _choice_field(registry.DEPOTS),
-    "granule_pages": _granule,
-    **{name: _int_field(lo, hi, unit) for name, (lo, hi, unit) in INT_LIMITS.items()},
-    "workers": _workers,
-    "region_mib": _region_mib,
-}
-
-_REPETITIONS = _int_field(1, 1000)
-_WARMUP = _float_field(0.0, 60.0, lo_open=False)
-_DURATION = _float_field(0.0, 3600.0, lo_open=True)
-_TIMEOUT = _float_field(0.0, 86400.0, lo_open=True)
-_HALFWIDTH = _float_field(0.0, 1.0, lo_open=True, unit="")
+_REPETITIONS = int_field(1, 1000)
+_WARMUP = float_field(0.0, 60.0, lo_open=False)
+_DURATION = float_field(0.0, 3600.0, lo_open=True)
+_TIMEOUT = float_field(0.0, 86400.0, lo_open=True)
+_HALFWIDTH = float_field(0.0, 1.0, lo_open=True, unit="")
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -492,14 +203,14 @@ def _node_paths(root: yaml.Node) -> Iterator[tuple[str, yaml.Node, yaml.Node | N
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for k, v in reversed(node.value):
-                name = _clip(k.value) if isinstance(k, yaml.ScalarNode) else "?"
+                name = clip(k.value) if isinstance(k, yaml.ScalarNode) else "?"
                 stack.append((f"{path}.{name}" if path else str(name), v, k))
         elif isinstance(node, yaml.SequenceNode):
             for i, v in reversed(list(enumerate(node.value))):
                 stack.append((f"{path}[{i}]", v, None))
 
 
-def _duplicate_key(root: yaml.Node) -> _Bad | None:
+def _duplicate_key(root: yaml.Node) -> Bad | None:
     """The first mapping key given twice (the YAML constructor silently keeps the last one)."""
     for path, node, _ in _node_paths(root):
         if not isinstance(node, yaml.MappingNode):
@@ -509,8 +220,8 @@ def _duplicate_key(root: yaml.Node) -> _Bad | None:
             if not isinstance(k, yaml.ScalarNode) or k.value == "<<":
                 continue
             if k.value in first_line:
-                where = f"{path}.{_clip(k.value)}" if path else _clip(k.value)
-                return _Bad(
+                where = f"{path}.{clip(k.value)}" if path else clip(k.value)
+                return Bad(
                     where,
                     f"duplicate key (line {k.start_mark.line + 1}; first given on line "
                     f"{first_line[k.value]}); give each key once",
@@ -541,12 +252,12 @@ def _yaml_error(source: str, root: yaml.Node | None, exc: yaml.YAMLError) -> Con
         path = _tag_path(root, mark)
         tag = problem.split("tag", 1)[-1].strip() if "tag" in problem else ""
         tag = tag.replace("tag:yaml.org,2002:", "!!")
-        what = f"tag {_clip(tag)} is not allowed" if tag else _clip(problem, 120)
+        what = f"tag {clip(tag)} is not allowed" if tag else clip(problem, 120)
         detail = f"{what}; only plain YAML values (no !!python or other object tags)"
         if where:
             detail += f" ({where})"
         return ConfigError(source, path, detail)
-    return ConfigError(source, where, f"YAML syntax error: {_clip(problem, 120)}")
+    return ConfigError(source, where, f"YAML syntax error: {clip(problem, 120)}")
 
 
 def _read_text(source: str, path: str | Path) -> str:
@@ -628,7 +339,7 @@ def parse_yaml(source: str, text: str) -> object:
     except yaml.YAMLError as exc:
         raise _yaml_error(source, root, exc) from None
     except (ValueError, RecursionError, OverflowError) as exc:
-        raise ConfigError(source, "", f"cannot parse YAML: {_clip(str(exc), 120)}") from None
+        raise ConfigError(source, "", f"cannot parse YAML: {clip(str(exc), 120)}") from None
     finally:
         loader.dispose()
 
@@ -655,7 +366,7 @@ class _Labels:
     def param(self, section: str, key: object) -> str:
         if isinstance(key, str) and (section, key) in self.key:
             return self.key[(section, key)]
-        return f"{self.section.get(section, section)}.{_key_text(key)}"
+        return f"{self.section.get(section, section)}.{key_text(key)}"
 
 
 def _allowed_override_keys() -> str:
@@ -670,7 +381,7 @@ def _section(doc: dict[Any, Any], name: str, labels: _Labels) -> dict[Any, Any]:
     if current is None:
         current = {}
     if not isinstance(current, dict):
-        raise _Bad(labels.top(name), f"must be a mapping (got {_describe(current)})")
+        raise Bad(labels.top(name), f"must be a mapping (got {describe(current)})")
     copy = dict(current)
     doc[name] = copy
     return copy
@@ -681,33 +392,33 @@ def _apply_overrides(doc: dict[Any, Any], overrides: Sequence[str], labels: _Lab
         overrides = [overrides]
     for item in overrides:
         if not isinstance(item, str):
-            raise _Bad("--set", f"must be a KEY=VALUE string (got {_describe(item)})")
-        shown = f"--set {_clip(item, 50)}"
+            raise Bad("--set", f"must be a KEY=VALUE string (got {describe(item)})")
+        shown = f"--set {clip(item, 50)}"
         key, eq, raw = item.partition("=")
         key = key.strip()
         if not eq or not key:
-            raise _Bad(shown, "expected KEY=VALUE, e.g. --set workers=4")
+            raise Bad(shown, "expected KEY=VALUE, e.g. --set workers=4")
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise _Bad(shown, f"cannot parse the value as YAML: {_clip(problem, 80)}") from None
+            raise Bad(shown, f"cannot parse the value as YAML: {clip(problem, 80)}") from None
         except (ValueError, RecursionError, OverflowError) as exc:
-            raise _Bad(shown, f"cannot parse the value: {_clip(str(exc), 80)}") from None
-        label = f"--set {_clip(key, 50)}"
+            raise Bad(shown, f"cannot parse the value: {clip(str(exc), 80)}") from None
+        label = f"--set {clip(key, 50)}"
         section, dot, param = key.partition(".")
         if dot:
             if section not in ("defaults", "sweep"):
-                raise _Bad(
+                raise Bad(
                     shown,
                     f"unknown key; only defaults.PARAMETER and sweep.PARAMETER take a "
-                    f"dot{_suggest(section, ['defaults', 'sweep'])}",
+                    f"dot{suggest(section, ['defaults', 'sweep'])}",
                 )
             if param not in FIELDS:
-                raise _Bad(
+                raise Bad(
                     shown,
                     f"unknown parameter; allowed: {', '.join(sorted(FIELDS))}"
-                    f"{_suggest(param, sorted(FIELDS))}",
+                    f"{suggest(param, sorted(FIELDS))}",
                 )
             target = _section(doc, section, labels)
             if section == "sweep" and not isinstance(value, list):
@@ -732,10 +443,10 @@ def _apply_overrides(doc: dict[Any, Any], overrides: Sequence[str], labels: _Lab
                 _section(doc, "defaults", labels)[key] = value
                 labels.key[("defaults", key)] = label
         else:
-            raise _Bad(
+            raise Bad(
                 shown,
                 f"unknown key; {_allowed_override_keys()}"
-                f"{_suggest(key, sorted(TOP_KEYS + PARAMETERS))}",
+                f"{suggest(key, sorted(TOP_KEYS + PARAMETERS))}",
             )
 
 
@@ -747,10 +458,10 @@ def _check_keys(mapping: dict[Any, Any], label: Callable[[object], str]) -> None
         if key in FIELDS:
             continue
         if key in TOP_KEYS:
-            raise _Bad(label(key), f"not a parameter; {key} is a top-level key")
-        raise _Bad(
+            raise Bad(label(key), f"not a parameter; {key} is a top-level key")
+        raise Bad(
             label(key),
-            f"unknown key; allowed: {', '.join(sorted(FIELDS))}{_suggest(key, sorted(FIELDS))}",
+            f"unknown key; allowed: {', '.join(sorted(FIELDS))}{suggest(key, sorted(FIELDS))}",
         )
 
 
@@ -778,9 +489,9 @@ def _axis(key: str, raw_values: object, label: str) -> list[Any]:
     user wrote twice is refused (each point would run twice).
     """
     if not isinstance(raw_values, list):
-        raise _Bad(label, f"must be a list of values, e.g. [1, 2, 4] (got {_describe(raw_values)})")
+        raise Bad(label, f"must be a list of values, e.g. [1, 2, 4] (got {describe(raw_values)})")
     if not raw_values:
-        raise _Bad(label, "empty axis; give at least one value")
+        raise Bad(label, "empty axis; give at least one value")
     seen: dict[Any, tuple[int, bool]] = {}  # value -> (index given at, came from auto)
     for i, raw in enumerate(raw_values):
         from_auto = key == "workers" and raw == AUTO
@@ -789,9 +500,9 @@ def _axis(key: str, raw_values: object, label: str) -> list[Any]:
             if value not in seen:
                 seen[value] = (i, from_auto)
             elif not (from_auto or seen[value][1]):
-                raise _Bad(
+                raise Bad(
                     f"{label}[{i}]",
-                    f"duplicate value {_describe(_plain(value))} (also at "
+                    f"duplicate value {describe(_plain(value))} (also at "
                     f"[{seen[value][0]}]); each point would run twice",
                 )
     return list(seen)
@@ -799,9 +510,9 @@ def _axis(key: str, raw_values: object, label: str) -> list[Any]:
 
 def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
     if doc is None:
-        raise _Bad("", "empty document; expected a mapping with keys such as defaults: and sweep:")
+        raise Bad("", "empty document; expected a mapping with keys such as defaults: and sweep:")
     if not isinstance(doc, dict):
-        raise _Bad("", f"the document must be a mapping of top-level keys (got {_describe(doc)})")
+        raise Bad("", f"the document must be a mapping of top-level keys (got {describe(doc)})")
     labels = _Labels()
     doc = dict(doc)
     _apply_overrides(doc, overrides, labels)
@@ -811,29 +522,29 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
             hint = (
                 f"; {key} is a parameter: put it under defaults: or sweep:"
                 if key in FIELDS
-                else _suggest(key, TOP_KEYS)
+                else suggest(key, TOP_KEYS)
             )
-            raise _Bad(
-                labels.top(_key_text(key)),
+            raise Bad(
+                labels.top(key_text(key)),
                 f"unknown top-level key; allowed: {', '.join(TOP_KEYS)}{hint}",
             )
 
     stem = Path(source).stem or "sweep"
     name = doc.get("name", stem)
     if not isinstance(name, str) or not name.strip() or not name.isprintable():
-        raise _Bad(
-            labels.top("name"), f"must be a non-empty single-line string (got {_describe(name)})"
+        raise Bad(
+            labels.top("name"), f"must be a non-empty single-line string (got {describe(name)})"
         )
     description = doc.get("description", "")
     if not isinstance(description, str):
-        raise _Bad(labels.top("description"), f"must be a string (got {_describe(description)})")
+        raise Bad(labels.top("description"), f"must be a string (got {describe(description)})")
     repetitions = int(_REPETITIONS(doc.get("repetitions", 3), labels.top("repetitions")))
     warmup_s = float(_WARMUP(doc.get("warmup_s", 0.2), labels.top("warmup_s")))
     duration_s = float(_DURATION(doc.get("duration_s", 1.0), labels.top("duration_s")))
     if "point_timeout_s" in doc:
         timeout = float(_TIMEOUT(doc["point_timeout_s"], labels.top("point_timeout_s")))
         if timeout <= warmup_s + duration_s:
-            raise _Bad(
+            raise Bad(
                 labels.top("point_timeout_s"),
                 f"must exceed warmup_s + duration_s = {warmup_s + duration_s:g} s "
                 f"(got {timeout:g})",
@@ -844,7 +555,7 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
         _REPETITIONS(doc.get("max_repetitions", repetitions), labels.top("max_repetitions"))
     )
     if max_reps < repetitions:
-        raise _Bad(
+        raise Bad(
             labels.top("max_repetitions"),
             f"must be at least repetitions = {repetitions} (got {max_reps})",
         )
@@ -855,9 +566,9 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
     if raw_defaults is None:
         raw_defaults = {}
     if not isinstance(raw_defaults, dict):
-        raise _Bad(
+        raise Bad(
             labels.top("defaults"),
-            f"must be a mapping of parameter: value (got {_describe(raw_defaults)})",
+            f"must be a mapping of parameter: value (got {describe(raw_defaults)})",
         )
     _check_keys(raw_defaults, lambda k: labels.param("defaults", k))
     values: dict[str, object] = dict(PARAMETER_DEFAULTS)
@@ -871,9 +582,9 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
     if raw_sweep is None:
         raw_sweep = {}
     if not isinstance(raw_sweep, dict):
-        raise _Bad(
+        raise Bad(
             labels.top("sweep"),
-            f"must be a mapping of parameter: [values] (got {_describe(raw_sweep)})",
+            f"must be a mapping of parameter: [values] (got {describe(raw_sweep)})",
         )
     _check_keys(raw_sweep, lambda k: labels.param("sweep", k))
     if raw_sweep.get("workers") == AUTO:
@@ -884,7 +595,7 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
         if isinstance(raw, list)
     )
     if at_least > MAX_POINTS:
-        raise _Bad(
+        raise Bad(
             labels.top("sweep"),
             _too_many(at_least, False, repetitions, warmup_s + duration_s),
         )
@@ -897,7 +608,7 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
 
     count = math.prod(len(v) for v in axes.values())
     if count > MAX_POINTS:
-        raise _Bad(labels.top("sweep"), _too_many(count, True, repetitions, warmup_s + duration_s))
+        raise Bad(labels.top("sweep"), _too_many(count, True, repetitions, warmup_s + duration_s))
 
     points: list[dict[str, object]] = []
     names = list(axes)
@@ -957,7 +668,7 @@ def _check_point(
         key_at, key_given = origin(key)
         region_at, _ = origin("region_mib")
         # Name the key the user wrote: this one if given, else the region that is too small.
-        raise _Bad(
+        raise Bad(
             key_at if key_given else region_at,
             f"{key} {pages} ({key_at}) exceeds the {region * PAGES_PER_MIB} pages of "
             f"region_mib {region} ({region_at}); {key} must be <= region_mib x "
@@ -969,5 +680,5 @@ def parse_sweep(doc: object, source: str, overrides: Sequence[str] = ()) -> Swee
     """Validate an already-loaded YAML document (from `source`) and expand its points."""
     try:
         return _validate(doc, source, overrides)
-    except _Bad as bad:
+    except Bad as bad:
         raise ConfigError(source, bad.path, bad.detail) from None

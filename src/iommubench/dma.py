@@ -1,7 +1,7 @@
-"""The dma workload's side of the harness: its native parameters, its row measures, and the
+"""The dma workload's side of the harness: its row measures, and the
 `iommubench dma-map-benchmark` mirror of the kernel's tools/testing/selftests/dma tool.
 
-The runner calls `fill_params` and `measures`; everything dma-specific stays here.
+The runner calls `measures` (dma's parameters reach the native core through parameters.py).
 """
 
 from __future__ import annotations
@@ -11,41 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from iommubench import hist, native_core
-
-DEPOTS = ("bounded", "list")
-COMPLETIONS = ("local", "remote")
-# sg: one map call per page entry (dma_map_sg); single: one call per I/O (dma_map_page)
-MAP_MODES = ("sg", "single")
-MAX_GRANULES = 64  # IB_MAX_GRANULES in core.h
-DEFAULT_DMA_BITS = 32
-
-
-def fill_params(p: Any, point: dict[str, Any]) -> None:
-    """Write a dma point's parameters into the native struct ib_params `p`."""
-    granules = point.get("granule_pages", (1,))
-    if isinstance(granules, int):
-        granules = (granules,)
-    granules = tuple(granules)
-    if not 1 <= len(granules) <= MAX_GRANULES:
-        raise ValueError(f"granule mix of {len(granules)} sizes; at most {MAX_GRANULES}")
-    p.allocator = native_core.allocator_names().index(point.get("allocator", "rcache"))
-    p.invalidation = native_core.invalidation_names().index(point.get("invalidation", "lazy"))
-    p.depot = DEPOTS.index(point.get("depot", "list"))
-    p.completion = COMPLETIONS.index(point.get("completion", "local"))
-    p.queues_per_worker = point.get("queues_per_worker", 1)
-    p.queue_depth = point.get("queue_depth", 32)
-    p.dma_ns = point.get("dma_ns", 0)
-    p.inv_ns = point.get("inv_ns", 240)
-    p.dma_bits = point.get("dma_bits", DEFAULT_DMA_BITS)
-    p.map_mode = MAP_MODES.index(point.get("map_mode", "sg"))
-    p.n_granules = len(granules)
-    for i, g in enumerate(granules):
-        p.granules[i] = g
-    # no prefault region: the audit then expects no mapping at all once the I/Os are drained
-    p.region_pages = 0
-    p.chunk_pages = 0
-    p.cycles = 0
+from iommubench import hist
 
 
 def measures(total: dict[str, int], audit: dict[str, int]) -> dict[str, Any]:

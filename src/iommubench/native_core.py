@@ -88,3 +88,11 @@ def invalidation_names() -> list[str]:
     return [
         f.string(core.ib_invalidation_name(i)).decode() for i in range(core.ib_invalidation_count())
     ]
+
+
+def walker_safety_names() -> list[str]:
+    f, core = load()
+    return [
+        f.string(core.ib_walker_safety_name(i)).decode()
+        for i in range(core.ib_walker_safety_count())
+    ]

@@ -43,6 +43,11 @@ DEPOTS: dict[str, str] = {
     "list": "unbounded list trimmed while it holds more magazines than CPUs (v6.7)",
 }
 
+MAP_MODES: dict[str, str] = {
+    "sg": "one map call per page entry of an I/O, as dma_map_sg",
+    "single": "one map call for the whole I/O, as dma_map_page",
+}
+
 CATALOGUE: dict[str, dict[str, str]] = {
     "workload": WORKLOADS,
     "driver": DRIVERS,
@@ -51,6 +56,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "walker_safety": WALKER_SAFETY,
     "completion": COMPLETIONS,
     "depot": DEPOTS,
+    "map_mode": MAP_MODES,
 }
 
 # Drivers expected to fail their audit: a caught failure is the control working, never a

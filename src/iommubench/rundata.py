@@ -21,6 +21,7 @@ import yaml
 from iommubench import hist as _hist
 from iommubench import timeseries
 from iommubench.columns import AUDIT, MATCH_COLUMNS, MEASURES, PARAMETERS, PLACEMENT
+from iommubench.parameters import TEXT_PARAMETERS
 from iommubench.results import repetition_file
 
 # row flags (set by the runner) that make a repetition never count as a valid result
@@ -34,14 +35,7 @@ STRING_COLUMNS = [
     "status",
     "error",
     "flags",
-    "workload",
-    "driver",
-    "allocator",
-    "invalidation",
-    "walker_safety",
-    "completion",
-    "depot",
-    "granule_pages",
+    *TEXT_PARAMETERS,
 ]
 BOOL_COLUMNS = ["audit_ok", "oversubscribed", "level_shift"]
 LATENCY_COLUMNS = [c for c in MEASURES if c.endswith("_ns") and c[:-3].split("_")[-1][0] == "p"]

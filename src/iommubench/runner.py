@@ -22,11 +22,10 @@ import multiprocess
 import multiprocess.connection
 import numpy as np
 
-from iommubench import dma, interrupt, load, native_core, rowflags, timeseries, walkers
+from iommubench import dma, interrupt, load, native_core, parameters, rowflags, timeseries, walkers
 from iommubench.arena import Arena
 from iommubench.registry import LOCK_SUFFIXES, LOCKS
 
-PAGES_PER_MIB = 256
 HANDOFF_ROUNDS = 20000
 # Workers start this long after the release: the parent is asleep again by then, so the
 # worker it preempted to write the release starts with the rest instead of microseconds late.
@@ -56,32 +55,14 @@ def allowed_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
-def cs_costs(point: dict[str, Any]) -> tuple[int, int]:
-    """The busy work inside each map call and each unmap call, in ns: cs_map_ns and
-    cs_unmap_ns where the point sets them, else cs_ns for both."""
-    both = point.get("cs_ns", 0)
-    return point.get("cs_map_ns", both), point.get("cs_unmap_ns", both)
-
-
 def native_params(point: dict[str, Any]) -> Any:
-    """The point's parameters as the native core's struct ib_params."""
+    """The point's parameters as the native core's struct ib_params (parameters.encode), with
+    its timing and the table pages its arena needs."""
     ffi, lib = native_core.load()
     p = ffi.new("struct ib_params *")
-    p.workload = native_core.workload_names().index(point["workload"])
-    p.driver = native_core.driver_names().index(point["driver"])
-    p.workers = point["workers"]
-    p.sample_every = point.get("sample_every", 0)
-    p.cs_map_ns, p.cs_unmap_ns = cs_costs(point)
+    parameters.encode(p, point)
     p.warmup_ns = int(point.get("warmup_s", 0.0) * 1e9)
     p.duration_ns = int(point.get("duration_s_requested", 1.0) * 1e9)
-    p.seed = point.get("seed", 1)
-    if point["workload"] == "dma":
-        dma.fill_params(p, point)  # region_mib, chunk_pages and cycles are prefault-only
-    else:
-        p.region_pages = point["region_mib"] * PAGES_PER_MIB
-        p.chunk_pages = point["chunk_pages"]
-        p.cycles = point.get("cycles", 0)
-    walkers.fill_params(p, point)
     p.pool_pages = lib.ib_pool_pages_for(p)
     return p
 

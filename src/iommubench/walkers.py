@@ -1,8 +1,9 @@
-"""Walkers' side of the harness: their native parameters, their counters, their row measures.
+"""Walkers' side of the harness: their counters and their row measures.
 
 Walkers are extra processes that dump the whole IO page table pass after pass while the
 workers run (the debugfs race); `walker_safety` says how they are kept from reading tables
-that unmap frees. The runner calls `fill_params`, `collect` and `measures`.
+that unmap frees. The runner calls `collect` and `measures` (their parameters reach the
+native core through parameters.py).
 """
 
 from __future__ import annotations
@@ -18,21 +19,6 @@ MODES_THAT_MUST_PREVENT_UAF = frozenset({"exclusive", "deferred-free"})
 # table, a table read that overlapped a free or reuse (even one with no entry left, e.g. an
 # emptied table freed by unmap), or an entry pointing outside the pool (garbage from reuse).
 UAF_COLUMNS = ("walker_uaf_reads", "walker_uaf_tables", "walker_corrupt_reads")
-
-
-def safety_names() -> list[str]:
-    f, core = native_core.load()
-    return [
-        f.string(core.ib_walker_safety_name(i)).decode()
-        for i in range(core.ib_walker_safety_count())
-    ]
-
-
-def fill_params(p: Any, point: dict[str, Any]) -> None:
-    p.walkers = point.get("walkers", 0)
-    p.walker_safety = safety_names().index(point.get("walker_safety", "unsafe"))
-    p.unmap_pages = point.get("unmap_pages", 1)
-    p.walker_gap_ns = point.get("walker_gap_us", 0) * 1000
 
 
 def collect(arena_base: Any, count: int) -> list[dict[str, int]]:

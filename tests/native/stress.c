@@ -184,7 +184,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* the harness's defaults (runner.native_params, dma.fill_params, walkers.fill_params) */
+    /* the harness's defaults (parameters.py, encoded by parameters.encode) */
     struct ib_params p;
     memset(&p, 0, sizeof(p));
     p.workload = (uint32_t)registry_index(ib_workload_count, ib_workload_name, "prefault");

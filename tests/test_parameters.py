@@ -1,0 +1,81 @@
+"""parameters.py: the one parameter table, and everything derived from it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from iommubench import cli, columns, config, native_core, parameters, rundata
+from iommubench.runner import native_params
+from iommubench.validators import Bad
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_parameter_list_is_the_generated_one() -> None:
+    text = README.read_text()
+    assert text.count(parameters.README_BEGIN) == 1 and text.count(parameters.README_END) == 1
+    shown = text.split(parameters.README_BEGIN, 1)[1].split(parameters.README_END, 1)[0]
+    assert shown == parameters.markdown(), "the README's parameter table is stale: make docs"
+    assert parameters.with_table(text) == text
+    stale = text.replace("| `seed` | `1` |", "| `seed` | `2` |")
+    assert stale != text and parameters.with_table(stale) == text
+
+
+def test_every_parameter_has_one_row_in_markdown_and_list(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rows = parameters.markdown().splitlines()[2:]
+    assert [re.match(r"\| `([a-z_]+)` \|", r).group(1) for r in rows] == list(parameters.NAMES)
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    section = out[out.index("parameters (default; allowed):") + 1 :]
+    assert [line.split()[0] for line in section] == list(parameters.NAMES)
+
+
+def test_defaults_pass_their_own_validators() -> None:
+    for p in parameters.PARAMETERS:
+        assert p.check(p.default, p.name) == p.default, p.name
+
+
+def test_config_columns_and_validation_come_from_the_table() -> None:
+    assert {p.name: p.default for p in parameters.PARAMETERS} == config.PARAMETER_DEFAULTS
+    assert [*parameters.NAMES, "warmup_s", "duration_s_requested"] == columns.PARAMETERS
+    point = config.parse_sweep({}, "x.yaml").points[0]
+    assert {k: point[k] for k in parameters.NAMES} == parameters.DEFAULTS
+    text = {p.name for p in parameters.PARAMETERS if p.choices is not None} | {"granule_pages"}
+    assert set(parameters.TEXT_PARAMETERS) == text
+    assert text <= set(rundata.STRING_COLUMNS)
+
+
+def test_choices_are_the_native_registries() -> None:
+    drivers = parameters.BY_NAME["driver"]
+    assert drivers.choices is not None
+    assert list(drivers.choices()) == native_core.driver_names()
+    with pytest.raises(Bad, match="allowed: " + ", ".join(sorted(native_core.driver_names()))):
+        drivers.check("lockfre", "defaults.driver")
+
+
+def test_a_point_without_a_parameter_reaches_the_core_with_the_table_default() -> None:
+    # One default: a point that omits sample_every is encoded with the table's 1024.
+    p = native_params({"workload": "prefault", "driver": "lockfree", "workers": 1})
+    assert p.sample_every == parameters.DEFAULTS["sample_every"] == 1024
+    assert p.region_pages == 256 * parameters.DEFAULTS["region_mib"]
+
+
+def test_encoding_follows_each_parameter_and_its_workload() -> None:
+    prefault = dict(config.parse_sweep({}, "x.yaml").points[0], walker_gap_us=7, region_mib=4)
+    p = native_params(prefault)
+    assert (p.walker_gap_ns, p.region_pages, p.chunk_pages) == (7000, 1024, 32768)
+    assert (p.allocator, p.queue_depth, p.n_granules, p.inv_ns) == (0, 0, 0, 0)  # dma only
+    assert p.driver == native_core.driver_names().index("lockfree")
+
+    doc = {"defaults": {"workload": "dma", "granule_pages": [1, 4], "depot": "bounded"}}
+    dma = config.parse_sweep(doc, "x.yaml").points[0]
+    p = native_params(dma)
+    assert (p.region_pages, p.chunk_pages, p.cycles) == (0, 0, 0)  # prefault only
+    assert (p.n_granules, p.granules[0], p.granules[1]) == (2, 1, 4)
+    assert (p.depot, p.queue_depth, p.inv_ns) == (0, 32, 240)
+    assert p.allocator == native_core.allocator_names().index("rcache")
