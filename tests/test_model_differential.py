@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from iommubench import native_core
 from iommubench.arena import Arena
 from iommubench.model import FRAME_BITS, IOVA_PFN_BITS, PageTable
-from iommubench.runner import PAGES_PER_MIB, native_params
+from iommubench.parameters import PAGES_PER_MIB
+from iommubench.runner import native_params
 
 DRIVERS = ["serial-spin", "serial-mutex", "lockfree", "naive"]
 
