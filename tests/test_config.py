@@ -157,10 +157,17 @@ def test_workers_limit_follows_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None
     )
 
 
-def test_region_limit_follows_the_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_memory_limit_applies_to_the_arena_not_the_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """128 GiB of modelled memory needs about 0.5 GiB of page tables: a machine with less
+    physical memory than the region runs it; one with less than the arena refuses it."""
+    big = {"defaults": {"region_mib": 131072}}
+    assert config.arena_mib(parse_sweep(big, SRC).points[0]) < 600
     monkeypatch.setattr(hostlimits, "physical_memory_mib", lambda: 1000)
-    assert parse_sweep({"defaults": {"region_mib": 1000}}, SRC).points[0]["region_mib"] == 1000
-    assert "sweep.region_mib[1]: 1001 MiB exceeds" in _error({"sweep": {"region_mib": [8, 1001]}})
+    assert parse_sweep(big, SRC).points[0]["region_mib"] == 131072
+    monkeypatch.setattr(hostlimits, "physical_memory_mib", lambda: 100)
+    message = _error({"sweep": {"region_mib": [256, 131072]}})
+    assert message.startswith(f"{SRC}: sweep.region_mib[1]: point 1 needs an arena of ")
+    assert "more than this machine's physical memory (100 MiB)" in message
 
 
 # --------------------------------------------------------------------------- resolved / fingerprint

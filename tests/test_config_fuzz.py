@@ -35,9 +35,8 @@ INT_RANGES: dict[str, tuple[int, float]] = {
     "queues_per_worker": (1, 64),
     "queue_depth": (1, 4096),
     "dma_ns": (0, 10_000_000),
-    "inv_ns": (0, 10_000_000),
     "cs_ns": (0, 1_000_000),
-    "region_mib": (1, min(MEMORY_MIB, 2**32)),
+    "region_mib": (1, 2**32),  # and an arena that fits in the physical memory
     "chunk_pages": (1, 2**40),
     "unmap_pages": (1, 2**40),
     "walker_gap_us": (0, 10_000_000),
@@ -46,7 +45,13 @@ INT_RANGES: dict[str, tuple[int, float]] = {
     "sample_every": (0, 2**32 - 1),  # uint32_t in struct ib_params
     "seed": (0, 2**64 - 1),  # uint64_t
 }
-PARAMS = sorted([*CHOICES, *INT_RANGES, "granule_pages"])
+# unset (None): they follow another parameter (the profile, cs_ns)
+OPTIONAL_INT_RANGES: dict[str, tuple[int, int]] = {
+    "inv_ns": (0, 10_000_000),
+    "cs_map_ns": (0, 1_000_000),
+    "cs_unmap_ns": (0, 1_000_000),
+}
+PARAMS = sorted([*CHOICES, *INT_RANGES, *OPTIONAL_INT_RANGES, "granule_pages"])
 TOP = list(TOP_KEYS)
 
 
@@ -74,6 +79,9 @@ def check_sweep(sweep: Sweep) -> None:
             assert point[key] in names, key
         for key, (lo, hi) in INT_RANGES.items():
             assert _is_int(point[key]) and lo <= point[key] <= hi, (key, point[key])
+        for key, (lo, hi) in OPTIONAL_INT_RANGES.items():
+            value = point[key]
+            assert value is None or (_is_int(value) and lo <= value <= hi), (key, value)
         granule = point["granule_pages"]
         assert isinstance(granule, tuple) and granule
         assert all(_is_int(g) and 1 <= g <= 1024 for g in granule)
@@ -150,7 +158,7 @@ valid_values: dict[str, st.SearchStrategy[Any]] = {
     **{k: st.sampled_from(sorted(v)) for k, v in CHOICES.items()},
     **{
         k: st.integers(min_value=lo, max_value=int(min(hi, 10**6)))
-        for k, (lo, hi) in INT_RANGES.items()
+        for k, (lo, hi) in {**INT_RANGES, **OPTIONAL_INT_RANGES}.items()
         if k not in ("region_mib", "chunk_pages", "unmap_pages", "workers")
     },
     "workers": st.one_of(st.integers(min_value=1, max_value=64 * CPUS), st.just("auto")),

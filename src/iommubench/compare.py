@@ -89,6 +89,15 @@ def check_ignore(ignore: Sequence[str]) -> None:
         )
 
 
+# Parameters that follow another one unless a config sets them: ignoring the one ignores them.
+DERIVED = {"cs_ns": ("cs_map_ns", "cs_unmap_ns"), "profile": ("inv_ns",)}
+
+
+def with_derived(ignore: Sequence[str]) -> set[str]:
+    """The ignored parameters and those that follow them."""
+    return {d for p in ignore for d in (p, *DERIVED.get(p, ()))}
+
+
 def _rep_values(run: Run, point: int, reps: Sequence[int], col: str) -> np.ndarray:
     df = run.points
     if col not in df:
@@ -221,7 +230,8 @@ def compare_runs(
     states = placement.classify(placement.probe_values(base.points, new.points))
     prefer = preferred_state(states, base.points, new.points)
     bs, ns = summarize(base, states, prefer), summarize(new, states, prefer)
-    cols = [c for c in param_columns(bs) if c in ns.columns and c not in ignore]
+    skipped = with_derived(ignore)
+    cols = [c for c in param_columns(bs) if c in ns.columns and c not in skipped]
     shown = (
         varying_params(pd.concat([bs, ns], ignore_index=True)[cols]) if len(bs) + len(ns) else []
     )

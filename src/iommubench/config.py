@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from iommubench import parameters
+from iommubench import hostlimits, parameters
 from iommubench.hostlimits import (
     AUTO,
     auto_workers,
@@ -619,6 +619,7 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
             point[name_] = value
             where[name_] = f"{labels.param('sweep', name_)}[{i}]"
         _check_point(point, where, raw_defaults, labels, len(points))
+        _check_arena(point, where, raw_defaults, labels, len(points))
         point["warmup_s"] = warmup_s
         point["duration_s_requested"] = duration_s
         points.append(point)
@@ -674,6 +675,44 @@ def _check_point(
             f"region_mib {region} ({region_at}); {key} must be <= region_mib x "
             f"{PAGES_PER_MIB} (point {index})",
         )
+
+
+def arena_mib(point: dict[str, object]) -> float:
+    """The size of the shared arena the harness will create for the point (the page-table
+    pool, counters, histograms, IOVA state), in MiB."""
+    from iommubench import arena
+    from iommubench.runner import native_params
+
+    return arena.arena_bytes(native_params(point)) / 2**20
+
+
+def _check_arena(
+    point: dict[str, object],
+    where: dict[str, str],
+    given: dict[Any, Any],
+    labels: _Labels,
+    index: int,
+) -> None:
+    """The arena must fit in this machine's physical memory: a modelled region costs its page
+    tables (about 1/512 of it), never the memory it stands for. The harness also checks
+    /dev/shm's free space before a run."""
+    memory = hostlimits.physical_memory_mib()
+    if memory is None:
+        return
+    try:
+        mib = arena_mib(point)
+    except ValueError:
+        return  # a point the native core refuses fails on its own, with its reason
+    if mib <= memory:
+        return
+    key = "region_mib" if point["workload"] == "prefault" else "workers"
+    at = where.get(key) or (labels.param("defaults", key) if key in given else key)
+    raise Bad(
+        at,
+        f"point {index} needs an arena of {mib:,.0f} MiB (page tables, counters and IOVA "
+        f"state; the mapped memory itself is never allocated), more than this machine's "
+        f"physical memory ({memory} MiB)",
+    )
 
 
 def parse_sweep(doc: object, source: str, overrides: Sequence[str] = ()) -> Sweep:

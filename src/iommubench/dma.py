@@ -123,7 +123,6 @@ def benchmark_point(opts: dict[str, int], invalidation: str = "strict") -> dict[
         "queue_depth": 1,
         "granule_pages": (opts["granule"],),
         "dma_ns": opts["dma_trans_ns"],
-        "inv_ns": 240,
         "dma_bits": opts["bits"],
         "cs_ns": 0,
         "sample_every": 1,

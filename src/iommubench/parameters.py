@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from iommubench import hostlimits, native_core, registry
+from iommubench import hostlimits, native_core, profiles, registry
 from iommubench.validators import Bad, Validator, choice_field, describe, int_field, type_hint
 
 __all__ = [
@@ -147,7 +147,7 @@ def _choice(
 
 def _int(
     name: str,
-    default: int,
+    default: int | None,
     doc: str,
     lo: int,
     hi: int,
@@ -184,15 +184,13 @@ def _workers(value: object, path: str) -> int:
     )
 
 
-_REGION = int_field(1, MAX_REGION_MIB, " MiB")
+def _optional(check: Validator) -> Validator:
+    """`check`, or None (unset: the parameter follows another one, as its doc says)."""
 
+    def checked(value: object, path: str) -> object:
+        return None if value is None else check(value, path)
 
-def _region_mib(value: object, path: str) -> int:
-    mib = int(_REGION(value, path))
-    memory = hostlimits.physical_memory_mib()
-    if memory is not None and mib > memory:
-        raise Bad(path, f"{mib} MiB exceeds this machine's physical memory ({memory} MiB)")
-    return mib
+    return checked
 
 
 _GRANULE = int_field(1, MAX_GRANULE_PAGES, " pages")
@@ -321,14 +319,26 @@ PARAMETERS: tuple[Parameter, ...] = (
         " ns",
         Native("dma_ns", workloads=DMA),
     ),
+    _choice(
+        "profile",
+        profiles.NONE,
+        "per-call costs from published measurements: the busy work in each map and unmap "
+        "call is calibrated against the model's own single-page call so that the call costs "
+        "the published figure (cs_* add to it); a profile's invalidation cost sets inv_ns "
+        "unless the point does (`iommubench list` names each source)",
+        lambda: list(profiles.PROFILES),
+        Native("inv_ns", profiles.inv_ns_for, DMA, words="its invalidation cost"),
+    ),
     _int(
         "inv_ns",
-        240,
+        None,
         "one IOTLB invalidation, busy-waited under the invalidation-queue lock (dma)",
         0,
         MAX_DMA_NS,
         " ns",
         Native("inv_ns", workloads=DMA),
+        check=_optional(int_field(0, MAX_DMA_NS, " ns")),
+        allowed=f"0..{MAX_DMA_NS} ns; unset: the profile's, else {profiles.DEFAULT_INV_NS} ns",
     ),
     _choice(
         "completion",
@@ -347,6 +357,26 @@ PARAMETERS: tuple[Parameter, ...] = (
         Native("cs_map_ns", also=("cs_unmap_ns",)),
     ),
     _int(
+        "cs_map_ns",
+        None,
+        "busy work inside each map call only (a per-call cost)",
+        0,
+        1_000_000,
+        " ns",
+        check=_optional(int_field(0, 1_000_000, " ns")),
+        allowed="0..1000000 ns; unset: cs_ns",
+    ),
+    _int(
+        "cs_unmap_ns",
+        None,
+        "busy work inside each unmap call only (a per-call cost)",
+        0,
+        1_000_000,
+        " ns",
+        check=_optional(int_field(0, 1_000_000, " ns")),
+        allowed="0..1000000 ns; unset: cs_ns",
+    ),
+    _int(
         "region_mib",
         256,
         "the region mapped, then unmapped (prefault)",
@@ -354,8 +384,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         MAX_REGION_MIB,
         " MiB",
         Native("region_pages", lambda mib: mib * PAGES_PER_MIB, PREFAULT, words="x 256"),
-        check=_region_mib,
-        allowed=f"1..{MAX_REGION_MIB} MiB and at most the physical memory",
+        allowed=f"1..{MAX_REGION_MIB} MiB; only its page tables are allocated (the arena must "
+        "fit in physical memory)",
     ),
     _int(
         "chunk_pages",
@@ -437,6 +467,8 @@ def encode(p: Any, point: dict[str, Any]) -> None:
 
 
 def _shown(value: object) -> str:
+    if value is None:
+        return "unset"
     if isinstance(value, tuple):
         return str(value[0]) if len(value) == 1 else str(list(value))
     return str(value)

@@ -4,6 +4,8 @@ The native core is the source of truth for what it implements; `tests/test_regis
 checks that these names and the native registration tables agree.
 """
 
+from iommubench import profiles
+
 WORKLOADS: dict[str, str] = {
     "prefault": "VFIO/iommufd VM start: map a region in chunks dealt to the workers, then unmap it",
     "dma": "streaming DMA: per I/O allocate an IOVA, map, hold dma_ns, unmap, invalidate, free",
@@ -57,6 +59,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "completion": COMPLETIONS,
     "depot": DEPOTS,
     "map_mode": MAP_MODES,
+    "profile": profiles.DESCRIPTIONS,
 }
 
 # Drivers expected to fail their audit: a caught failure is the control working, never a

@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 from iommubench import hist as _hist
-from iommubench import timeseries
+from iommubench import profiles, timeseries
 from iommubench.columns import AUDIT, MATCH_COLUMNS, MEASURES, PARAMETERS, PLACEMENT
 from iommubench.parameters import TEXT_PARAMETERS
 from iommubench.results import repetition_file
@@ -145,9 +145,28 @@ def _normalise_points(df: pd.DataFrame) -> pd.DataFrame:
         df["audit_ok"] = pd.array([pd.NA] * len(df), dtype="boolean")
     if "flags" not in df:
         df["flags"] = None
+    _fill_following_parameters(df)
     df = df.copy()  # one block per dtype again after the column-by-column conversion
     _derive(df)
     return df
+
+
+def _fill_following_parameters(df: pd.DataFrame) -> None:
+    """The values rows ran with where a parameter was unset (it followed another one) or did
+    not exist yet, so that such rows match rows that spell them out: cs_map_ns and
+    cs_unmap_ns follow cs_ns; inv_ns follows the cost profile (240 ns without one); rows
+    from before profiles had none, and before map_mode every page had its own call (sg)."""
+    for col, value in (("profile", profiles.NONE), ("map_mode", "sg")):
+        df[col] = df[col].where(df[col].notna(), value) if col in df else value
+    for col in ("cs_map_ns", "cs_unmap_ns"):
+        if "cs_ns" in df:
+            df[col] = df[col].fillna(df["cs_ns"]) if col in df else df["cs_ns"]
+    inv = df["profile"].map(_profile_inv_ns).astype(float)
+    df["inv_ns"] = df["inv_ns"].fillna(inv) if "inv_ns" in df else inv
+
+
+def _profile_inv_ns(name: object) -> int:
+    return profiles.inv_ns_for(str(name)) if name in profiles.PROFILES else profiles.DEFAULT_INV_NS
 
 
 def _read_config(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:

@@ -22,7 +22,17 @@ import multiprocess
 import multiprocess.connection
 import numpy as np
 
-from iommubench import dma, interrupt, load, native_core, parameters, rowflags, timeseries, walkers
+from iommubench import (
+    dma,
+    interrupt,
+    load,
+    native_core,
+    parameters,
+    profiles,
+    rowflags,
+    timeseries,
+    walkers,
+)
 from iommubench.arena import Arena
 from iommubench.registry import LOCK_SUFFIXES, LOCKS
 
@@ -61,6 +71,7 @@ def native_params(point: dict[str, Any]) -> Any:
     ffi, lib = native_core.load()
     p = ffi.new("struct ib_params *")
     parameters.encode(p, point)
+    p.cs_map_ns, p.cs_unmap_ns, _, _ = profiles.busy_for(point)
     p.warmup_ns = int(point.get("warmup_s", 0.0) * 1e9)
     p.duration_ns = int(point.get("duration_s_requested", 1.0) * 1e9)
     p.pool_pages = lib.ib_pool_pages_for(p)
@@ -296,6 +307,19 @@ def _measures(
         "leaked_tables": audit["leaked_tables"],
         "double_frees": audit["double_frees"] + audit["multiply_linked"],
         "audit_ok": audit_ok,
+        **cost_columns(point),
+    }
+
+
+def cost_columns(point: dict[str, Any]) -> dict[str, Any]:
+    """The busy work the point ran with inside each map and unmap call, and, under a cost
+    profile, the model's own call costs it was calibrated against."""
+    busy_map, busy_unmap, bare_map, bare_unmap = profiles.busy_for(point)
+    return {
+        "cs_map_busy_ns": busy_map,
+        "cs_unmap_busy_ns": busy_unmap,
+        "bare_map_ns": bare_map,
+        "bare_unmap_ns": bare_unmap,
     }
 
 
