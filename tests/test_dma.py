@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from iommubench import dma, hist
-from iommubench.cli import main
 from iommubench.runner import run_point
 
 CORRECT_DRIVERS = ["serial-spin", "serial-mutex", "lockfree"]
@@ -132,39 +131,6 @@ def test_histogram_mean_and_sd_follow_the_samples() -> None:
     mean, sd = dma.hist_mean_sd_ns(h)
     assert abs(mean - samples.mean()) / samples.mean() < 0.01
     assert abs(sd - samples.std()) / samples.std() < 0.02
-
-
-def test_dma_map_benchmark_prints_the_kernel_format(capsys) -> None:
-    assert main(["dma-map-benchmark", "-s", "1", "-t", "2", "-g", "4", "-d", "2"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    head = "dma mapping benchmark: threads:2 seconds:1 node:-1 dir:FROM_DEVICE granule: 4"
-    assert lines[0] == head
-    assert lines[1].startswith("average map latency(us):") and "standard deviation:" in lines[1]
-    assert lines[2].startswith("average unmap latency(us):") and "standard deviation:" in lines[2]
-    assert len(lines) == 3
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["-t", "0"],
-        ["-t", "1025"],
-        ["-s", "0"],
-        ["-s", "301"],
-        ["-b", "19"],
-        ["-b", "65"],
-        ["-d", "3"],
-        ["-x", "10000001"],
-        ["-g", "0"],
-        ["-g", "1025"],
-        ["-n", "999"],
-        ["-t", "x"],
-    ],
-)
-def test_dma_map_benchmark_rejects_bad_values(args, capsys) -> None:
-    assert main(["dma-map-benchmark", *args]) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and err.startswith("iommubench: dma-map-benchmark")
 
 
 def test_config_dma_bits_and_prefault_only_parameters() -> None:

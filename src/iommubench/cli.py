@@ -244,31 +244,54 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     _reproduce_parser(sub)
+    _dma_map_benchmark_parser(sub)
+    return ap
+
+
+def _dma_map_benchmark_parser(sub: Any) -> None:
+    from iommubench import dmabench, profiles
+
     bench = sub.add_parser(
         "dma-map-benchmark",
         help="the kernel's dma_map_benchmark, on the model (same options, same output)",
-        description="The kernel's tools/testing/selftests/dma/dma_map_benchmark, with its "
-        "options and output, run on the model (lockfree driver, rcache allocator).",
+        description="The kernel's tools/dma/dma_map_benchmark (option string t:s:n:b:d:x:g:m:) "
+        "run on the model: lockfree driver, rcache allocator, one worker per thread. Prints "
+        "upstream's three lines; the kernel truncates each sample to whole 100 ns units "
+        "before averaging, and so does this (see --ns). An option out of upstream's range "
+        "prints upstream's message and exits 1, as the tool does; a value that is not an "
+        "integer exits 2.",
     )
     for flag, dest, default, what in (
-        ("-t", "threads", "1", "threads, 1..1024 and at most 64 x the allowed CPUs"),
-        ("-s", "seconds", "20", "seconds to run, 1..300"),
-        ("-n", "node", "-1", "NUMA node, -1 (none) or an online node; printed, changes nothing"),
-        ("-b", "bits", "32", "DMA mask bits, 20..64"),
-        ("-d", "dir", "0", "direction, 0 bidirectional, 1 to device, 2 from device"),
-        ("-x", "dma_trans_ns", "0", "ns each mapping is held, 0..10000000"),
-        ("-g", "granule", "1", "pages per mapping, 1..1024"),
+        ("-t", "threads", 1, "threads, 1-1024 and at most 64 x the allowed CPUs"),
+        ("-s", "seconds", 20, "seconds to run, 1-300"),
+        ("-n", "node", -1, "NUMA node, -1 (none) or a node of this machine; changes nothing"),
+        ("-b", "bits", 32, "DMA mask bits, 20-64"),
+        ("-d", "dir", 0, "direction, 0 bidirectional, 1 to device, 2 from device"),
+        ("-x", "dma_trans_ns", 0, "ns each mapping is held, 0-10000000"),
+        ("-g", "granule", 1, "pages per mapping (-m 1: single-page sg entries), 1-1024"),
+        ("-m", "mode", 0, "0 single (dma_map_single), 1 scatter-gather (dma_map_sg)"),
     ):
         bench.add_argument(
-            flag, dest=dest, default=default, metavar="N", help=f"{what} (default: {default})"
+            flag, dest=dest, default=str(default), metavar="N", help=f"{what} (default: {default})"
         )
+    bench.add_argument(
+        "--ns",
+        action="store_true",
+        help="print the mean and standard deviation in ns from the untruncated samples "
+        "(default: off, the kernel's lines in whole 0.1 us)",
+    )
     bench.add_argument(
         "--invalidation",
         default="strict",
         choices=("strict", "lazy"),
         help="IOTLB invalidation: strict (arm64's default) or lazy (x86's) (default: strict)",
     )
-    return ap
+    bench.add_argument(
+        "--profile",
+        default=profiles.NONE,
+        choices=tuple(profiles.PROFILES),
+        help="per-call costs from published measurements (`iommubench list`) (default: none)",
+    )
 
 
 def _reproduce_parser(sub: Any) -> None:
@@ -799,32 +822,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_dma_map_benchmark(args: argparse.Namespace) -> int:
-    from iommubench import dma
-    from iommubench.config import cpus_available, max_workers
+    from iommubench import dmabench
+    from iommubench.config import max_workers
     from iommubench.runner import run_point
 
     opts: dict[str, int] = {}
-    for name in ("threads", "seconds", "node", "bits", "dir", "dma_trans_ns", "granule"):
+    for _, name, _ in dmabench.OPTIONS:
         text = getattr(args, name)
         try:
             opts[name] = int(text)
         except ValueError:
             raise UsageError(f"dma-map-benchmark: {name}: {text!r} is not an integer") from None
     try:
-        dma.check_benchmark_args(opts)
-    except dma.BenchmarkInputError as exc:
-        raise UsageError(f"dma-map-benchmark: {exc}") from None
-    if opts["threads"] > max_workers():  # a worker process per thread, as a run allows
-        raise UsageError(
-            f"dma-map-benchmark: threads must be in 1..{max_workers()} on this machine (64 x "
-            f"the {cpus_available()} CPUs this process may use; got {opts['threads']})"
-        )
-    point = dma.benchmark_point(opts, args.invalidation)
+        dmabench.check_options(opts, max_workers())
+    except dmabench.BenchmarkInputError as exc:  # upstream exits 1 on these
+        return _fail(f"dma-map-benchmark: {exc}", EXIT_FAILED)
+    point = dmabench.benchmark_point(opts, args.invalidation, args.profile)
     result = run_point(point, timeout_s=60.0 + 2 * opts["seconds"])
     if result.status != "ok":
         print(f"iommubench: dma-map-benchmark failed: {result.error}", file=sys.stderr)
         return EXIT_FAILED
-    for line in dma.benchmark_lines(opts, result.hist_map, result.hist_unmap):
+    for line in dmabench.lines(opts, result.workers, ns=args.ns):
         print(line)
     if not result.measures.get("audit_ok"):
         print("iommubench: dma-map-benchmark: the audit failed", file=sys.stderr)

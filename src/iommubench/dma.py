@@ -1,5 +1,5 @@
-"""The dma workload's side of the harness: its row measures, and the
-`iommubench dma-map-benchmark` mirror of the kernel's tools/testing/selftests/dma tool.
+"""The dma workload's side of the harness: its row measures and audit (the kernel tool's
+mirror is dmabench.py).
 
 The runner calls `measures` (dma's parameters reach the native core through parameters.py).
 """
@@ -52,9 +52,7 @@ def audit_ok(total: dict[str, int], audit: dict[str, int]) -> bool:
     )
 
 
-# --------------------------------------------------------------------------- dma-map-benchmark
-
-DIRECTIONS = {0: "BIDIRECTIONAL", 1: "TO_DEVICE", 2: "FROM_DEVICE"}
+# --------------------------------------------------------------------------- latency moments
 
 
 def hist_mean_sd_ns(h: np.ndarray) -> tuple[float, float]:
@@ -69,77 +67,3 @@ def hist_mean_sd_ns(h: np.ndarray) -> tuple[float, float]:
     mean = float((counts * mids).sum() / n)
     var = float((counts * mids * mids).sum() / n) - mean * mean
     return mean, math.sqrt(max(var, 0.0))
-
-
-LIMITS = {  # the kernel tool's option limits (kernel/dma/map_benchmark.c)
-    "threads": (1, 1024),
-    "seconds": (1, 300),
-    "bits": (20, 64),
-    "dir": (0, 2),
-    "dma_trans_ns": (0, 10_000_000),
-    "granule": (1, 1024),
-}
-
-
-class BenchmarkInputError(ValueError):
-    """A dma-map-benchmark option out of the kernel tool's limits; the text is one line."""
-
-
-def check_benchmark_args(opts: dict[str, int]) -> None:
-    for name, (lo, hi) in LIMITS.items():
-        value = opts[name]
-        if not lo <= value <= hi:
-            raise BenchmarkInputError(f"{name} must be in {lo}..{hi} (got {value})")
-    node = opts["node"]
-    if node != -1 and not _node_online(node):
-        raise BenchmarkInputError(f"node {node} is not an online NUMA node (use -1 for none)")
-
-
-def _node_online(node: int) -> bool:
-    from pathlib import Path
-
-    return node >= 0 and Path(f"/sys/devices/system/node/node{node}").is_dir()
-
-
-def benchmark_point(opts: dict[str, int], invalidation: str = "strict") -> dict[str, Any]:
-    """The dma point that mirrors one dma_map_benchmark run.
-
-    Each kernel thread maps one buffer at a time, holds it dma_trans_ns, unmaps it: one worker
-    per thread, one queue of depth 1, local completion, every map and unmap timed. The driver
-    is lockfree and the allocator rcache (what the kernel's dma-iommu path uses); invalidation
-    is strict by default (arm64's default domain, where the published SMMUv3 numbers come
-    from; x86 defaults to lazy, pass --invalidation lazy). -n and -d are accepted and printed
-    but change nothing here: there is no buffer to place on a node or to dirty.
-    """
-    return {
-        "workload": "dma",
-        "driver": "lockfree",
-        "allocator": "rcache",
-        "invalidation": invalidation,
-        "depot": "list",
-        "completion": "local",
-        "workers": opts["threads"],
-        "queues_per_worker": 1,
-        "queue_depth": 1,
-        "granule_pages": (opts["granule"],),
-        "dma_ns": opts["dma_trans_ns"],
-        "dma_bits": opts["bits"],
-        "cs_ns": 0,
-        "sample_every": 1,
-        "seed": 1,
-        "warmup_s": 0.0,
-        "duration_s_requested": float(opts["seconds"]),
-    }
-
-
-def benchmark_lines(opts: dict[str, int], hist_map: np.ndarray, hist_unmap: np.ndarray):
-    """The kernel tool's three lines."""
-    map_mean, map_sd = hist_mean_sd_ns(hist_map)
-    unmap_mean, unmap_sd = hist_mean_sd_ns(hist_unmap)
-    return [
-        f"dma mapping benchmark: threads:{opts['threads']} seconds:{opts['seconds']} "
-        f"node:{opts['node']} dir:{DIRECTIONS[opts['dir']]} granule: {opts['granule']}",
-        f"average map latency(us):{map_mean / 1000:.1f} standard deviation:{map_sd / 1000:.1f}",
-        f"average unmap latency(us):{unmap_mean / 1000:.1f} "
-        f"standard deviation:{unmap_sd / 1000:.1f}",
-    ]
