@@ -249,7 +249,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _dma_map_benchmark_parser(sub: Any) -> None:
-    from iommubench import dmabench, profiles
+    from iommubench import profiles
 
     bench = sub.add_parser(
         "dma-map-benchmark",
