@@ -603,7 +603,7 @@ def _check_shm_space(loaded: Any) -> None:
     needed = 0
     for point in loaded.points:
         try:
-            needed = max(needed, arena.arena_bytes(native_params(point)))
+            needed = max(needed, arena.arena_bytes(native_params(point, costs=False)))
         except ValueError:
             continue  # the point fails on its own, with its reason
     if needed > free:

@@ -683,7 +683,7 @@ def arena_mib(point: dict[str, object]) -> float:
     from iommubench import arena
     from iommubench.runner import native_params
 
-    return arena.arena_bytes(native_params(point)) / 2**20
+    return arena.arena_bytes(native_params(point, costs=False)) / 2**20
 
 
 def _check_arena(

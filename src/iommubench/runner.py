@@ -65,13 +65,14 @@ def allowed_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
-def native_params(point: dict[str, Any]) -> Any:
+def native_params(point: dict[str, Any], costs: bool = True) -> Any:
     """The point's parameters as the native core's struct ib_params (parameters.encode), with
     its timing and the table pages its arena needs."""
     ffi, lib = native_core.load()
     p = ffi.new("struct ib_params *")
     parameters.encode(p, point)
-    p.cs_map_ns, p.cs_unmap_ns, _, _ = profiles.busy_for(point)
+    if costs:  # the busy work of a cost profile (calibrated once); sizing needs none of it
+        p.cs_map_ns, p.cs_unmap_ns, _, _ = profiles.busy_for(point)
     p.warmup_ns = int(point.get("warmup_s", 0.0) * 1e9)
     p.duration_ns = int(point.get("duration_s_requested", 1.0) * 1e9)
     p.pool_pages = lib.ib_pool_pages_for(p)
