@@ -27,7 +27,7 @@ def test_run_against_itself_claims_no_change(tmp_path):
     assert code == 0
     pts, _ = verdicts(a, a)
     assert pts["lockfree w=4"].verdict == "no significant change"
-    assert pts["serial-spin w=4"].verdict == "not comparable"  # its probes changed state
+    assert pts["domain-lock/ttas w=4"].verdict == "not comparable"  # its probes changed state
     assert "naive w=2" in pts and pts["naive w=2"].verdict == "not comparable"
     assert "12 matched" in text and "regression 0" in text
 
@@ -95,7 +95,7 @@ def test_points_matched_by_parameters_not_index(tmp_path):
     text, code = compare.compare(a, b)
     assert code == 0
     assert "only in base" in text and "naive w=4" in text.split("only in base")[1]
-    assert "only in new" in text and "serial-mutex w=2" in text.split("only in new")[1]
+    assert "only in new" in text and "domain-lock/pthread-mutex w=2" in text.split("only in new")[1]
     assert "8 matched" in text
 
 

@@ -66,11 +66,13 @@ def test_report_content(written):
     assert corr.count("caught by the audit") == 3
     assert "AUDIT FAILED" not in text
     assert "caught (control)" in text
-    # winners: lockfree separates from serial-spin at every worker count within the CPUs,
-    # except at 4, where every serial-spin repetition changed placement state
+    # winners: lockfree separates from serial-spin (strategy domain-lock/ttas) at every worker
+    # count within the CPUs, except at 4, where every serial-spin repetition changed state
     win = text.split("## Winner per worker count")[1].split("## ")[0]
     for w in (1, 2):
-        assert re.search(rf"\| all \| {w} \| lockfree \| [^|]+ \| serial-spin \| [\d.]+x \[", win)
+        assert re.search(
+            rf"\| all \| {w} \| lockfree \| [^|]+ \| domain-lock/ttas \| [\d.]+x \[", win
+        )
     assert "| all | 4 | not comparable (placement states differ" in win
     assert "| 8 |" not in win  # oversubscribed: not a candidate
     assert "naive" not in win.split("|---|")[1]
@@ -85,7 +87,9 @@ def test_tied_drivers_are_no_winner(tmp_path):
     )
     _, md, _ = report.write_report(run_dir, tmp_path / "out")
     win = md.read_text().split("## Winner per worker count")[1].split("## ")[0]
-    assert re.search(r"\| all \| 1 \| no significant difference \((lockfree|serial-spin), ", win)
+    assert re.search(
+        r"\| all \| 1 \| no significant difference \((lockfree|domain-lock/ttas), ", win
+    )
 
 
 def test_html_is_self_contained(written):

@@ -279,7 +279,7 @@ def test_summary_json_fields(written):
     assert {w["workers"] for w in s["winners"]} == {"1", "2", "4"}
     assert all({"verdict", "ratio", "lo", "hi", "tied", "winner"} <= set(w) for w in s["winners"])
     assert {r["group"]: r["peak_workers"] for r in s["scaling"]} == {
-        "serial-spin": "1",
+        "domain-lock/ttas": "1",  # serial-spin's strategy
         "lockfree": "4",
     }
     assert any(r["name"] == "IOVA tree" for r in s["locks"])
@@ -303,7 +303,7 @@ def test_text_report_lines_fit_72_columns(written, capsys):
     lines = text.splitlines()
     assert max(len(x) for x in lines) <= 72
     assert lines[2].startswith("Decided comparisons")
-    assert "winner lockfree" in text and "lockfree / serial-spin = " in text
+    assert "winner lockfree" in text and "lockfree / domain-lock/ttas = " in text
     assert cli.main(["report", str(run_dir), "--format", "text"]) == 0
     out = capsys.readouterr().out
     assert out.strip() == text.strip()

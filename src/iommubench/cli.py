@@ -142,14 +142,15 @@ def _parser() -> argparse.ArgumentParser:
         default="workers",
         metavar="COLUMN",
         help="parameter on the x axis (default: workers); allowed: any parameter column of "
-        "the run, e.g. workers, driver, allocator, chunk_pages, cs_ns",
+        "the run, e.g. workers, strategy, driver, lock, allocator, chunk_pages, cs_ns",
     )
     plot.add_argument(
         "--hue",
-        default="driver",
+        default="strategy",
         metavar="COLUMN",
-        help="parameter told apart by colour and marker (default: driver; 'none' for none); "
-        "allowed: as --x, and different from it",
+        help="parameter told apart by colour and marker (default: strategy, the driver with "
+        "its lock, e.g. domain-lock/ticket; 'none' for none); allowed: as --x, and different "
+        "from it",
     )
     plot.add_argument(
         "--facet",

@@ -34,6 +34,8 @@ from iommubench.flags import split
 from iommubench.pointsummary import preferred_state, summarize
 from iommubench.registry import NEGATIVE_CONTROLS
 from iommubench.rundata import (
+    STRATEGY,
+    STRATEGY_PARTS,
     Run,
     label,
     load_run,
@@ -82,11 +84,10 @@ class PointComparison:
 
 
 def check_ignore(ignore: Sequence[str]) -> None:
-    unknown = [p for p in ignore if p not in MATCH_COLUMNS]
+    allowed = [*MATCH_COLUMNS, STRATEGY]
+    unknown = [p for p in ignore if p not in allowed]
     if unknown:
-        raise CompareError(
-            f"--ignore {unknown[0]}: not a parameter; allowed: {', '.join(MATCH_COLUMNS)}"
-        )
+        raise CompareError(f"--ignore {unknown[0]}: not a parameter; allowed: {', '.join(allowed)}")
 
 
 # Parameters that follow another one unless a config sets them: ignoring the one ignores them.
@@ -165,7 +166,8 @@ def _why_inconclusive(pc: PointComparison, threshold: float) -> str:
 def _compare_one(
     base: Run, new: Run, b: pd.Series, n: pd.Series, lab: str, cols: list[str], threshold: float
 ) -> PointComparison:
-    params = {c: norm_value(b.get(c)) for c in cols if norm_value(b.get(c))}
+    named = dict.fromkeys([*cols, *(STRATEGY_PARTS if STRATEGY in cols else ())])
+    params = {c: norm_value(b.get(c)) for c in named if norm_value(b.get(c))}
     pc = PointComparison(lab, params, int(b["point"]), int(n["point"]), decisions.NOT_COMPARABLE)
     pc.base_estimate, pc.new_estimate = float(b["ops_per_s"]), float(n["ops_per_s"])
     pc.n_base, pc.n_new = int(b["n"]), int(n["n"])
@@ -230,8 +232,8 @@ def compare_runs(
     states = placement.classify(placement.probe_values(base.points, new.points))
     prefer = preferred_state(states, base.points, new.points)
     bs, ns = summarize(base, states, prefer), summarize(new, states, prefer)
-    skipped = with_derived(ignore)
-    cols = [c for c in param_columns(bs) if c in ns.columns and c not in skipped]
+    skipped = sorted(with_derived(ignore))
+    cols = [c for c in param_columns(bs, ignore=skipped) if c in ns.columns]
     shown = (
         varying_params(pd.concat([bs, ns], ignore_index=True)[cols]) if len(bs) + len(ns) else []
     )

@@ -19,7 +19,14 @@ import pandas as pd
 
 from iommubench.estimators import Ratio, log_ratio
 from iommubench.registry import NEGATIVE_CONTROLS
-from iommubench.rundata import label, norm_value, param_columns, param_key, varying_params
+from iommubench.rundata import (
+    STRATEGY,
+    label,
+    norm_value,
+    param_columns,
+    param_key,
+    varying_params,
+)
 
 IMPROVEMENT, REGRESSION = "improvement", "regression"
 NO_CHANGE, INCONCLUSIVE, NOT_COMPARABLE = "no significant change", "inconclusive", "not comparable"
@@ -194,20 +201,22 @@ def _decide_group(g: pd.DataFrame, by: str) -> dict[str, Any]:
     }
 
 
-def winners(summary: pd.DataFrame, by: str = "driver") -> pd.DataFrame:
+def winners(summary: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     """Per context (parameters but `by` and `workers`) and worker count: a significant winner.
 
-    Candidates: headline points (valid, not oversubscribed) except negative controls; a
-    context needs two. `ratio`/`lo`/`hi` compare the best with its closest rival (the one
-    whose ratio interval has the lowest lower bound); `tied` lists the best and every rival
-    it does not separate from.
+    `by` defaults to the locking strategy (driver x lock) where the frame has it, else the
+    driver. Candidates: headline points (valid, not oversubscribed) except negative
+    controls; a context needs two. `ratio`/`lo`/`hi` compare the best with its closest rival
+    (the one whose ratio interval has the lowest lower bound); `tied` lists the best and
+    every rival it does not separate from.
     """
+    by = by or (STRATEGY if STRATEGY in summary else "driver")
     if summary.empty or by not in summary or "workers" not in summary:
         return pd.DataFrame(columns=WINNER_COLUMNS)
-    ccols = [c for c in param_columns(summary) if c not in (by, "workers")]
+    ccols = param_columns(summary, ignore=[by, "workers"])
     shown = varying_params(summary, exclude=[by, "workers"])
     v = summary[headline(summary)]
-    v = v[~v[by].isin(NEGATIVE_CONTROLS)] if by == "driver" else v
+    v = v[~v["driver"].isin(NEGATIVE_CONTROLS)] if "driver" in v else v
     if v.empty:
         return pd.DataFrame(columns=WINNER_COLUMNS)
     keys = v.apply(lambda r: (*param_key(r, ccols), r["workers"]), axis=1)

@@ -123,11 +123,13 @@ def _winners(s: dict[str, Any]) -> list[Block]:
     out = [
         h(2, "Winner per worker count"),
         p(
-            "A driver wins only when the 95% CI of its throughput ratio to every other driver "
-            f"lies above {1 + WIN_MARGIN:g} (Welch t on log throughput): significantly ahead "
-            f"by more than {WIN_MARGIN:.0%}; otherwise the tied drivers are named. "
-            "Candidates: valid points within the CPU count; the naive control is never one. "
-            "Ratio: the best over its closest rival."
+            "Candidates are locking strategies: the driver with the algorithm of the lock it "
+            "takes (domain-lock/ticket, table-lock/mcs, lockfree). A strategy wins only when "
+            "the 95% CI of its throughput ratio to every other one lies above "
+            f"{1 + WIN_MARGIN:g} (Welch t on log throughput): significantly ahead by more "
+            f"than {WIN_MARGIN:.0%}; otherwise the tied strategies are named. Candidates: "
+            "valid points within the CPU count; the naive control is never one. Ratio: the "
+            "best over its closest rival."
         ),
     ]
     if not s["winners"]:
@@ -151,9 +153,57 @@ def _winners(s: dict[str, Any]) -> list[Block]:
         f"best {s['unit']}",
         "closest rival",
         "best / rival [95% CI]",
-        "drivers",
+        "strategies",
     ]
     return [*out, table(head, rows)]
+
+
+def _strategies(s: dict[str, Any]) -> list[Block]:
+    if not s.get("strategies"):
+        return []
+    rows = [
+        [
+            r["context"],
+            r["workers"],
+            r["strategy"],
+            eng(r["ops_per_s"]),
+            interval(r),
+            pct(r["of_best"], 0),
+            num(r["jain"], 3),
+            num(r["ops_spread"]),
+            pct(r["lock_contended_share"]),
+            ns(r["lock_mean_wait_ns"]),
+        ]
+        for r in s["strategies"]
+    ]
+    return [
+        h(2, "Locking strategies compared"),
+        p(
+            "Every strategy of a context and worker count side by side, fastest first "
+            "(medians over the valid repetitions; the winner table above says which "
+            "differences are significant). Of best: the median over the fastest one's. "
+            "Fairness: Jain's index of the per-worker operation counts (1: equal work; 1/n: "
+            "one worker did it all) and busiest / least busy worker; a FIFO lock (ticket, "
+            "MCS, qspinlock) keeps both near 1, a test-and-set lock lets the CPU that "
+            "released it win it again. Contended and mean wait: the strategy's own lock "
+            "(the domain or table locks), per acquisition and per contended acquisition."
+        ),
+        table(
+            [
+                "context",
+                "workers",
+                "strategy",
+                f"median {s['unit']}",
+                "interval",
+                "of best",
+                "Jain",
+                "busiest / least",
+                "contended",
+                "mean wait ns",
+            ],
+            rows,
+        ),
+    ]
 
 
 def _scaling(s: dict[str, Any]) -> list[Block]:
@@ -329,7 +379,7 @@ def blocks(s: dict[str, Any]) -> list[Block]:
         )
     )
     out.append(_points_table(s))
-    out += _winners(s) + _scaling(s) + _usl(s) + _locks(s)
+    out += _winners(s) + _strategies(s) + _scaling(s) + _usl(s) + _locks(s)
     out.append(h(2, "Figures"))
     if not s["figures"]:
         out.append(p("No figures."))

@@ -97,12 +97,14 @@ def check_run(
         raise PlotInputError(f"{path}: no column {', '.join(missing)}: not a points table")
     if head.empty:
         raise PlotInputError(f"{path}: no rows yet: nothing to draw")
+    stats.add_strategy(head)
     check_axes(head, x, _none(hue), _none(facet))
 
 
 def check_axes(summary: pd.DataFrame, x: str, hue: str | None, facet: str | None) -> None:
     """Raise PlotInputError naming the option and the allowed columns for a bad choice."""
-    allowed = stats.param_columns(summary)
+    parts = [c for c in stats.STRATEGY_PARTS if c in summary]
+    allowed = list(dict.fromkeys([*stats.param_columns(summary), *parts]))
     for option, value in (("--x", x), ("--hue", hue), ("--facet", facet)):
         if value is not None and value not in allowed:
             raise PlotInputError(
@@ -123,7 +125,7 @@ def make_figures(
     run_dir: str | Path,
     out_dir: str | Path,
     x: str = "workers",
-    hue: str | None = "driver",
+    hue: str | None = "strategy",
     facet: str | None = None,
     summary: pd.DataFrame | None = None,
     notes: list[str] | None = None,

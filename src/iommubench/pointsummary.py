@@ -24,6 +24,7 @@ from iommubench.registry import LOCKS, NEGATIVE_CONTROLS
 from iommubench.rundata import (
     AUDIT_COUNTERS,
     LATENCY_COLUMNS,
+    STRATEGY_PARTS,
     Run,
     has_flag,
     invalid_reason,
@@ -179,8 +180,8 @@ def _medians(use: pd.DataFrame, ok: pd.DataFrame, row: dict[str, Any]) -> None:
 
 
 def _identity(g: pd.DataFrame, row: dict[str, Any]) -> None:
-    """Parameters, CPUs and oversubscription of a point."""
-    for c in param_columns(g):
+    """Parameters (the strategy's parts too), CPUs and oversubscription of a point."""
+    for c in dict.fromkeys([*param_columns(g), *(c for c in STRATEGY_PARTS if c in g)]):
         row[c] = _first(g[c])
     row["cpus_available"] = _first(g["cpus_available"]) if "cpus_available" in g else None
     over = "oversubscribed" in g and g["oversubscribed"].astype("boolean").fillna(False).any()

@@ -62,6 +62,29 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "profile": profiles.DESCRIPTIONS,
 }
 
+# The drivers that take a lock: the `lock` parameter picks its algorithm. The two older driver
+# names are one (driver, lock) pair each, so their results compare with the pair's.
+LOCK_TAKING_DRIVERS: frozenset[str] = frozenset({"domain-lock", "table-lock"})
+DRIVER_ALIASES: dict[str, tuple[str, str]] = {
+    "serial-spin": ("domain-lock", "ttas"),
+    "serial-mutex": ("domain-lock", "pthread-mutex"),
+}
+
+
+def strategy(driver: object, lock: object = None) -> str:
+    """The locking strategy a point measured, the axis the report compares: `driver/lock`
+    for a driver that takes a lock (`domain-lock/ticket`), the driver alone for one that
+    takes none (`lockfree`), an old driver name as its pair (`serial-spin` is
+    `domain-lock/ttas`); '' without a driver."""
+    name = "" if driver is None else str(driver)
+    if name in DRIVER_ALIASES:
+        return "/".join(DRIVER_ALIASES[name])
+    lock_name = "" if lock is None else str(lock)
+    if name in LOCK_TAKING_DRIVERS and lock_name and lock_name not in ("-", "none", "nan"):
+        return f"{name}/{lock_name}"
+    return name
+
+
 # Drivers expected to fail their audit: a caught failure is the control working, never a
 # regression, and a control is never a candidate for "winner".
 NEGATIVE_CONTROLS: frozenset[str] = frozenset({"naive"})

@@ -29,7 +29,7 @@ def write_report(
     run_dir: str | Path,
     out_dir: str | Path,
     x: str = "workers",
-    hue: str | None = "driver",
+    hue: str | None = "strategy",
     facet: str | None = None,
 ) -> tuple[Path, Path, Path]:
     """Write summary.json, report.md, report.html and the figures (PNG + SVG) into `out_dir`."""

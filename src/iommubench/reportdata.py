@@ -16,9 +16,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iommubench import decisions, flags, locks, machine, sections, usl
+from iommubench import decisions, flags, locks, machine, sections, strategies, usl
 from iommubench.registry import NEGATIVE_CONTROLS, unit_for
-from iommubench.rundata import Run, label, norm_value, param_columns, varying_params
+from iommubench.rundata import (
+    STRATEGY_PARTS,
+    Run,
+    label,
+    norm_value,
+    param_columns,
+    varying_params,
+)
 
 SCHEMA = 1
 POINT_MEASURES = [
@@ -66,7 +73,8 @@ def _set_aside(text: Any) -> dict[str, int]:
 
 
 def _point(r: pd.Series, shown: list[str]) -> dict[str, Any]:
-    params = {c: norm_value(r.get(c)) for c in param_columns(r.to_frame().T)}
+    named = [*param_columns(r.to_frame().T), *(c for c in STRATEGY_PARTS if c in r)]
+    params = {c: norm_value(r.get(c)) for c in dict.fromkeys(named)}
     return {
         "point": int(r["point"]),
         "label": label(r, shown) or "all",
@@ -117,6 +125,11 @@ def _scaling(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def _usl(frame: pd.DataFrame) -> dict[str, Any]:
     fits, skipped = usl.fit_run(frame, usl.cpus_of(frame)) if len(frame) else ([], [])
     return usl.to_json(fits, skipped)
+
+
+def _strategies(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    t = strategies.strategy_table(frame)
+    return [{**r.to_dict(), "workers": norm_value(r["workers"])} for _, r in t.iterrows()]
 
 
 def _locks(frame: pd.DataFrame, shown: list[str]) -> list[dict[str, Any]]:
@@ -197,6 +210,7 @@ def build(
         "correctness": _correctness(frame),
         "points": [_point(r, shown) for _, r in frame.iterrows()],
         "winners": _winners(frame) if len(frame) else [],
+        "strategies": _strategies(frame) if len(frame) else [],
         "scaling": _scaling(frame) if len(frame) else [],
         "locks": _locks(frame, shown) if len(frame) else [],
         "usl": _usl(frame),

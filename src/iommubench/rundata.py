@@ -22,6 +22,7 @@ from iommubench import hist as _hist
 from iommubench import profiles, timeseries
 from iommubench.columns import AUDIT, MATCH_COLUMNS, MEASURES, PARAMETERS, PLACEMENT
 from iommubench.parameters import TEXT_PARAMETERS
+from iommubench.registry import strategy
 from iommubench.results import repetition_file
 
 # row flags (set by the runner) that make a repetition never count as a valid result
@@ -38,6 +39,12 @@ STRING_COLUMNS = [
     *TEXT_PARAMETERS,
 ]
 BOOL_COLUMNS = ["audit_ok", "oversubscribed", "level_shift"]
+# The locking strategy (registry.strategy) is derived from two parameters, the driver and its
+# lock. Wherever points are grouped, matched, labelled or drawn it stands in for them, so a
+# run's `serial-spin` and another's `domain-lock` + `ttas` are one strategy; ignoring either
+# part (compare --ignore lock) falls back to the other part.
+STRATEGY = "strategy"
+STRATEGY_PARTS = ("driver", "lock")
 LATENCY_COLUMNS = [c for c in MEASURES if c.endswith("_ns") and c[:-3].split("_")[-1][0] == "p"]
 AUDIT_COUNTERS = [c for c in AUDIT if c != "audit_ok"]
 WAIT_COLUMNS = ["lock_wait_ns", "iova_lock_wait_ns", "inv_lock_wait_ns", "guard_wait_ns"]
@@ -148,6 +155,7 @@ def _normalise_points(df: pd.DataFrame) -> pd.DataFrame:
     _fill_following_parameters(df)
     df = df.copy()  # one block per dtype again after the column-by-column conversion
     _derive(df)
+    add_strategy(df)
     return df
 
 
@@ -167,6 +175,14 @@ def _fill_following_parameters(df: pd.DataFrame) -> None:
 
 def _profile_inv_ns(name: object) -> int:
     return profiles.inv_ns_for(str(name)) if name in profiles.PROFILES else profiles.DEFAULT_INV_NS
+
+
+def add_strategy(df: pd.DataFrame) -> None:
+    """Add the `strategy` column to a points frame that has a `driver` column."""
+    if "driver" not in df:
+        return
+    locks = df["lock"] if "lock" in df else pd.Series(None, index=df.index, dtype=object)
+    df[STRATEGY] = [strategy(d, k) for d, k in zip(df["driver"], locks, strict=True)]
 
 
 def _read_config(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
@@ -313,16 +329,22 @@ def norm_value(v: Any) -> str:
     return str(v)
 
 
-def param_columns(df: pd.DataFrame) -> list[str]:
-    """The parameter columns present in a frame, in schema order, then the host."""
-    return [c for c in MATCH_COLUMNS if c in df.columns]
+def param_columns(df: pd.DataFrame, ignore: Sequence[str] = ()) -> list[str]:
+    """The parameter columns present in a frame, in schema order, then the host, less
+    `ignore`; `strategy` stands in for the driver and the lock where the frame has it and
+    neither part is ignored (ignoring `strategy` ignores both parts)."""
+    skip = set(ignore) | (set(STRATEGY_PARTS) if STRATEGY in ignore else set())
+    cols = [c for c in MATCH_COLUMNS if c in df.columns and c not in skip]
+    if STRATEGY not in df.columns or skip & {STRATEGY, *STRATEGY_PARTS}:
+        return cols
+    parts = [i for i, c in enumerate(cols) if c in STRATEGY_PARTS]
+    at = parts[0] if parts else 0
+    return [*cols[:at], STRATEGY, *[c for c in cols[at:] if c not in STRATEGY_PARTS]]
 
 
 def varying_params(df: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
     """Parameters that take more than one value across the frame's rows."""
-    return [
-        c for c in param_columns(df) if c not in exclude and df[c].map(norm_value).nunique() > 1
-    ]
+    return [c for c in param_columns(df, ignore=exclude) if df[c].map(norm_value).nunique() > 1]
 
 
 def param_key(row: pd.Series | dict[str, Any], cols: Sequence[str]) -> tuple[str, ...]:
@@ -337,7 +359,7 @@ def label(row: pd.Series | dict[str, Any], cols: Sequence[str]) -> str:
         v = norm_value(row.get(c))
         if c == "workers":
             parts.append(f"w={v}")
-        elif c in STRING_COLUMNS:
+        elif c in STRING_COLUMNS or c == STRATEGY:
             parts.append(v or "-")
         else:
             parts.append(f"{c}={v}")

@@ -9,13 +9,13 @@ from typing import Any
 
 import pandas as pd
 
-from iommubench.rundata import Run
+from iommubench.rundata import STRATEGY, Run
 
 Section = dict[str, Any]
 
 WALKER_TEXT = (
-    "Throughput with one or more walkers dumping the table, against the same driver and "
-    "worker count with none (every `walkers: 0` row of that driver and worker count is "
+    "Throughput with one or more walkers dumping the table, against the same strategy and "
+    "worker count with none (every `walkers: 0` row of that strategy and worker count is "
     "the baseline; `walker_safety` has no effect there). A use-after-free read is an "
     "entry read from a table page that was freed, or freed and reused, while the walker "
     "was reading it (a lower bound: see walker.c). `exclusive` and `deferred-free` fail "
@@ -51,13 +51,14 @@ def _walker_row(params: tuple[Any, ...], rows: pd.DataFrame, match: pd.DataFrame
 
 
 def walker_section(run: Run) -> Section | None:
-    """Each walker_safety mode against the same driver and worker count with no walker."""
+    """Each walker_safety mode against the same strategy and worker count with no walker."""
     df = run.points
     if "walkers" not in df or not (pd.to_numeric(df["walkers"], errors="coerce") > 0).any():
         return None
     ok = df[df["status"] == "ok"].copy()
     ok["walkers"] = pd.to_numeric(ok["walkers"], errors="coerce").fillna(0).astype(int)
-    keys = [k for k in ("workload", "driver", "workers") if k in ok]
+    strategy = STRATEGY if STRATEGY in ok else "driver"
+    keys = [k for k in ("workload", strategy, "workers") if k in ok]
     headers = [
         *keys,
         "walker_safety",

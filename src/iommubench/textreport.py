@@ -7,7 +7,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from iommubench.fmt import eng, ratio
+from iommubench.fmt import eng, num, pct, ratio
 from iommubench.layout import winner_text
 
 WIDTH = 72
@@ -29,7 +29,7 @@ def fit(line: str, indent: int = 4) -> list[str]:
 
 
 def _headline(s: dict[str, Any]) -> list[str]:
-    out = ["Decided comparisons (best driver / closest rival, 95% CI):"]
+    out = ["Decided comparisons (best strategy / closest rival, 95% CI):"]
     if not s["winners"]:
         out.append("  none: no context has two valid candidates")
     for w in s["winners"]:
@@ -45,6 +45,22 @@ def _headline(s: dict[str, Any]) -> list[str]:
             f"{r['peak_workers']} worker(s), collapse {r['collapse_factor']:.2f}"
             if r["collapse_factor"] is not None
             else f"  scaling {r['group']}: peak {eng(r['peak'])} at {r['peak_workers']}"
+        )
+    return out
+
+
+def _strategy_lines(s: dict[str, Any]) -> list[str]:
+    if not s.get("strategies"):
+        return []
+    out = ["", "Strategies side by side: median, of best, Jain, busiest/least:"]
+    last = None
+    for r in s["strategies"]:
+        if (r["context"], r["workers"]) != last:
+            last = (r["context"], r["workers"])
+            out.append(f"  {r['context']} w={r['workers']}:")
+        out.append(
+            f"    {r['strategy']:<24} {eng(r['ops_per_s']):>8} {pct(r['of_best'], 0):>5} "
+            f"Jain {num(r['jain'], 3)} spread {num(r['ops_spread'])}"
         )
     return out
 
@@ -65,6 +81,7 @@ def render_text(s: dict[str, Any]) -> str:
         lines.append("machines: " + ", ".join(machines) + " (a+b: identical hosts, pooled)")
     lines.append("")
     lines += _headline(s)
+    lines += _strategy_lines(s)
     lines += [
         "",
         f"Per point: median {s['unit']}, interval (CI: 95% from order",
