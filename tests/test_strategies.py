@@ -108,7 +108,7 @@ def test_no_table_without_two_strategies(tmp_path: Path) -> None:
 
 def test_report_and_summary_json_compare_strategies(tmp_path: Path) -> None:
     run = _run(tmp_path)
-    js, md, _ = report.write_report(run, tmp_path / "report")
+    _, md, _ = report.write_report(run, tmp_path / "report")
     s = report.summary_of(run)
     rows = [r for r in s["strategies"] if r["workers"] == "2"]
     assert [r["strategy"] for r in rows] == ["lockfree", "domain-lock/ttas", "domain-lock/ticket"]
