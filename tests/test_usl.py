@@ -103,7 +103,7 @@ def test_a_run_is_fitted_from_its_non_oversubscribed_repetitions(tmp_path):
     assert not skipped and len(fits) == 2
     by = {f.group: f for f in fits}
     lf = next(f for g, f in by.items() if "lockfree" in g)
-    ss = next(f for g, f in by.items() if "serial-spin" in g)
+    ss = next(f for g, f in by.items() if "domain-lock/ttas" in g)  # serial-spin
     assert lf.workers == (1, 2, 4, 8)  # 16 workers on 8 CPUs is left out
     assert lf.n == 12  # one observation per repetition
     assert lf.sigma.value == pytest.approx(0.02, abs=1e-4)
