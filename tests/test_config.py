@@ -670,3 +670,68 @@ def test_duplicate_key_and_merge_keys_in_one_parse(tmp_path: Path) -> None:
         ConfigError, match=r"defaults.seed: duplicate key \(line 3; first given on line 2\)"
     ):
         load_sweep(path)
+
+
+# --------------------------------------------------------------------------- a union of sweeps
+
+
+UNION = {
+    "defaults": {"workload": "prefault", "region_mib": 128, "workers": 2},
+    "sweep": [
+        {"driver": ["serial-spin", "lockfree"], "chunk_pages": [32768, 1]},
+        {"workload": ["dma"], "driver": ["lockfree"], "completion": ["remote"]},
+        {"driver": ["lockfree"], "chunk_pages": [1]},
+    ],
+}
+
+
+def test_a_union_of_sweeps_is_its_parts_in_order_each_point_once() -> None:
+    sweep = parse_sweep(UNION, SRC)
+    got = [(p["workload"], p["driver"], p["chunk_pages"], p["completion"]) for p in sweep.points]
+    assert got == [
+        ("prefault", "serial-spin", 32768, "local"),
+        ("prefault", "serial-spin", 1, "local"),
+        ("prefault", "lockfree", 32768, "local"),
+        ("prefault", "lockfree", 1, "local"),
+        ("dma", "lockfree", 32768, "remote"),  # the third part's point is the first's
+    ]
+    assert {p["workers"] for p in sweep.points} == {2} and sweep.axes == {}
+    resolved = sweep.resolved()
+    assert [list(part) for part in resolved["sweep"]] == [
+        ["driver", "chunk_pages"],
+        ["workload", "driver", "completion"],
+        ["driver", "chunk_pages"],
+    ]
+    again = _reload(sweep)
+    assert again == sweep and again.points == sweep.points
+    assert again.fingerprint() == sweep.fingerprint()
+    single = parse_sweep({**UNION, "sweep": UNION["sweep"][0]}, SRC)
+    assert single.fingerprint() != sweep.fingerprint()
+
+
+def test_set_reaches_every_part_of_a_union(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hostlimits, "cpus_available", lambda: 2)
+    # an axis some parts vary: set there, and the default for the others
+    sweep = parse_sweep(UNION, SRC, ["chunk_pages=1"])
+    assert {p["chunk_pages"] for p in sweep.points} == {1}
+    # sweep.KEY: an axis of every part
+    sweep = parse_sweep(UNION, SRC, ["sweep.workers=auto"])
+    assert sorted({p["workers"] for p in sweep.points}) == [1, 2]
+    assert len(sweep.points) == 10
+    message = _error(UNION, ("sweep.driver=[lockfre]",))
+    assert message.startswith(f"{SRC}: --set sweep.driver[0]: unknown value 'lockfre'")
+
+
+@pytest.mark.parametrize(
+    ("sweep", "expected"),
+    [
+        ([], "sweep: empty list of sweeps; give at least one mapping"),
+        ([{"driver": ["lockfree"]}, 3], "sweep[1]: must be a mapping (got 3)"),
+        ([{"driver": ["lockfree"]}, {"drivr": ["naive"]}], "sweep[1].drivr: unknown key"),
+        ([{"driver": ["lockfree", "lockfre"]}], "sweep[0].driver[1]: unknown value 'lockfre'"),
+        ([{"chunk_pages": [65536]}], "sweep[0].chunk_pages[0]: chunk_pages 65536"),
+    ],
+)
+def test_a_bad_part_of_a_union_is_named(sweep: list[Any], expected: str) -> None:
+    message = _error({"defaults": {"region_mib": 128}, "sweep": sweep})
+    assert message.startswith(f"{SRC}: {expected}"), message

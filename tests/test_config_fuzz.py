@@ -6,6 +6,7 @@ through fails the test.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -68,9 +69,18 @@ def check_sweep(sweep: Sweep) -> None:
     assert type(sweep.duration_s) is float and 0 < sweep.duration_s <= 3600
     assert type(sweep.point_timeout_s) is float and 0 < sweep.point_timeout_s <= 86400
     assert sweep.points, "a sweep always has at least one point"
-    assert len(sweep.points) == math.prod(len(v) for v in sweep.axes.values())
-    for axis, values in sweep.axes.items():
-        assert axis in PARAMS and values
+    parts = sweep.union or (sweep.axes,)  # a union of sweeps, or one
+    counts = [math.prod(len(v) for v in axes.values()) for axes in parts]
+    if sweep.union:  # a point in two parts runs once
+        assert max(counts) <= len(sweep.points) <= sum(counts) and not sweep.axes
+        assert len({json.dumps(list(p.items()), default=str) for p in sweep.points}) == len(
+            sweep.points
+        )
+    else:
+        assert len(sweep.points) == counts[0]
+    for axes in parts:
+        for axis, values in axes.items():
+            assert axis in PARAMS and values
     for point in sweep.points:
         assert list(point) == columns.PARAMETERS
         assert point["warmup_s"] == sweep.warmup_s
@@ -146,7 +156,11 @@ structured = st.fixed_dictionaries(
         "name": st.one_of(st.text(max_size=8), plausible),
         "description": st.one_of(st.text(max_size=8), plausible),
         "defaults": st.one_of(st.dictionaries(param_keys, plausible, max_size=6), plausible),
-        "sweep": st.one_of(st.dictionaries(param_keys, axis_values, max_size=3), plausible),
+        "sweep": st.one_of(
+            st.dictionaries(param_keys, axis_values, max_size=3),
+            st.lists(st.dictionaries(param_keys, axis_values, max_size=2), max_size=3),
+            plausible,
+        ),
         "repetitions": plausible,
         "warmup_s": st.one_of(plausible, st.floats(min_value=0, max_value=61)),
         "duration_s": st.one_of(plausible, st.floats(min_value=-1, max_value=4000)),

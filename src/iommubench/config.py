@@ -25,7 +25,7 @@ import math
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +150,10 @@ class Sweep:
     # fraction of its median) gets more repetitions, up to max_repetitions in all
     max_repetitions: int = 0
     target_halfwidth: float = 0.05
+    # a union of sweeps (`sweep:` given as a list): each part's axes, and the defaults every
+    # part expands over; empty for a single sweep (then `axes` holds its axes)
+    union: tuple[dict[str, list[Any]], ...] = ()
+    defaults: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __hash__(self) -> int:
         return hash(self.fingerprint())
@@ -161,6 +165,12 @@ class Sweep:
         axes is the order of the points, and part of the fingerprint.
         """
         first = self.points[0]
+        if self.union:
+            defaults = {k: _plain(v) for k, v in self.defaults.items()}
+            sweep: Any = [{k: [_plain(v) for v in vs] for k, vs in a.items()} for a in self.union]
+        else:
+            defaults = {k: _plain(first[k]) for k in PARAMETERS if k not in self.axes}
+            sweep = {k: [_plain(v) for v in values] for k, values in self.axes.items()}
         return {
             "name": self.name,
             "description": self.description,
@@ -170,8 +180,8 @@ class Sweep:
             "point_timeout_s": self.point_timeout_s,
             "max_repetitions": self.max_repetitions,
             "target_halfwidth": self.target_halfwidth,
-            "defaults": {k: _plain(first[k]) for k in PARAMETERS if k not in self.axes},
-            "sweep": {k: [_plain(v) for v in values] for k, values in self.axes.items()},
+            "defaults": defaults,
+            "sweep": sweep,
         }
 
     def resolved_yaml(self) -> str:
@@ -181,7 +191,10 @@ class Sweep:
     def fingerprint(self) -> str:
         """sha256 hex of the canonical resolved config; any change to any value changes it."""
         canon = self.resolved()
-        canon["sweep"] = [[k, v] for k, v in canon["sweep"].items()]  # keep the axis order
+        parts = canon["sweep"] if self.union else [canon["sweep"]]
+        canon["sweep"] = [[[k, v] for k, v in part.items()] for part in parts]  # axis order
+        if not self.union:
+            canon["sweep"] = canon["sweep"][0]
         text = json.dumps(
             [FINGERPRINT_VERSION, canon], sort_keys=True, separators=(",", ":"), allow_nan=False
         )
@@ -387,6 +400,16 @@ def _section(doc: dict[Any, Any], name: str, labels: _Labels) -> dict[Any, Any]:
     return copy
 
 
+def _set_in_parts(parts: list[Any], key: str, value: object, every: bool) -> list[Any]:
+    """A union of sweeps with the axis `key` set to `value` in every part (`every`), or in
+    the parts that have it."""
+    axis = value if isinstance(value, list) else [value]
+    return [
+        {**part, key: axis} if isinstance(part, dict) and (every or key in part) else part
+        for part in parts
+    ]
+
+
 def _apply_overrides(doc: dict[Any, Any], overrides: Sequence[str], labels: _Labels) -> None:
     if isinstance(overrides, str):
         overrides = [overrides]
@@ -420,10 +443,12 @@ def _apply_overrides(doc: dict[Any, Any], overrides: Sequence[str], labels: _Lab
                     f"unknown parameter; allowed: {', '.join(sorted(FIELDS))}"
                     f"{suggest(param, sorted(FIELDS))}",
                 )
-            target = _section(doc, section, labels)
             if section == "sweep" and not isinstance(value, list):
                 value = [value]
-            target[param] = value
+            if section == "sweep" and isinstance(doc.get("sweep"), list):
+                doc["sweep"] = _set_in_parts(doc["sweep"], param, value, every=True)
+            else:
+                _section(doc, section, labels)[param] = value
             labels.key[(section, param)] = label
         elif key in TOP_KEYS:
             doc[key] = value
@@ -435,7 +460,11 @@ def _apply_overrides(doc: dict[Any, Any], overrides: Sequence[str], labels: _Lab
                     del labels.key[k]
         elif key in FIELDS:
             sweep = doc.get("sweep")
-            if isinstance(sweep, dict) and key in sweep:
+            if isinstance(sweep, list):  # the parts that vary it, and the default for the rest
+                doc["sweep"] = _set_in_parts(sweep, key, value, every=False)
+                _section(doc, "defaults", labels)[key] = value
+                labels.key[("sweep", key)] = labels.key[("defaults", key)] = label
+            elif isinstance(sweep, dict) and key in sweep:
                 target = _section(doc, "sweep", labels)
                 target[key] = value if isinstance(value, list) else [value]
                 labels.key[("sweep", key)] = label
@@ -516,7 +545,42 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
     labels = _Labels()
     doc = dict(doc)
     _apply_overrides(doc, overrides, labels)
+    if isinstance(doc.get("sweep"), list):
+        return _union(doc, source, labels)
+    return _validate_doc(doc, source, labels)
 
+
+def _union(doc: dict[Any, Any], source: str, labels: _Labels) -> Sweep:
+    """`sweep:` as a list of sweeps: each part expands over the defaults as a sweep of its
+    own would, and the points are the parts' in order, a point already given by an earlier
+    part left out (so a point in two parts runs once)."""
+    parts = doc["sweep"]
+    top = labels.section.get("sweep", labels.top("sweep"))
+    if not parts:
+        raise Bad(top, "empty list of sweeps; give at least one mapping of parameter: [values]")
+    swept: list[Sweep] = []
+    for i, part in enumerate(parts):
+        labels.section["sweep"] = f"{top}[{i}]"
+        if not isinstance(part, dict):
+            raise Bad(labels.section["sweep"], f"must be a mapping (got {describe(part)})")
+        swept.append(_validate_doc({**doc, "sweep": part}, source, labels))
+    points: list[dict[str, object]] = []
+    seen: set[str] = set()
+    for point in (p for s in swept for p in s.points):
+        key = json.dumps([[k, _plain(v)] for k, v in point.items()], default=str)
+        if key not in seen:
+            seen.add(key)
+            points.append(point)
+    first = swept[0]
+    if len(points) > MAX_POINTS:
+        raise Bad(
+            top, _too_many(len(points), True, first.repetitions, first.warmup_s + first.duration_s)
+        )
+    return replace(first, axes={}, points=points, union=tuple(s.axes for s in swept))
+
+
+def _validate_doc(doc: dict[Any, Any], source: str, labels: _Labels) -> Sweep:
+    """Validate a document whose overrides are applied and whose `sweep:` is one mapping."""
     for key in doc:
         if key not in TOP_KEYS:
             hint = (
@@ -635,6 +699,7 @@ def _validate(doc: object, source: str, overrides: Sequence[str]) -> Sweep:
         points=points,
         max_repetitions=max_reps,
         target_halfwidth=target,
+        defaults=dict(values),
     )
 
 
