@@ -20,22 +20,24 @@ SRC = "t.yaml"
 
 @pytest.fixture
 def bare(monkeypatch: pytest.MonkeyPatch) -> tuple[float, float]:
-    """A machine whose bare single-page map costs 10 ns and unmap 20 ns."""
-    costs = (10.0, 20.0)
-    monkeypatch.setattr(profiles, "bare_call_ns", lambda: costs)
-    return costs
+    """A machine whose bare single-page call costs 10 ns, where busy work adds what it asks."""
+    cal = profiles.Calibration(bare=10.0, fixed=0.0, slope=1.0)
+    monkeypatch.setattr(profiles, "calibration", lambda: cal)
+    return cal
 
 
 def test_busy_work_is_what_the_published_cost_leaves_after_the_models_own() -> None:
-    assert profiles.busy_ns(55, 8.4) == 47
-    assert profiles.busy_ns(55, 80.0) == 0  # the model alone already costs more
-    assert profiles.busy_ns(None, 8.4) == 0
+    # a call with b ns of busy work costs 2 + 15 + 1.25 b: 55 ns needs (55 - 17) / 1.25
+    cal = profiles.Calibration(bare=2.0, fixed=15.0, slope=1.25)
+    assert cal.busy_for(55) == 30
+    assert cal.busy_for(17) == 0 and cal.busy_for(5) == 0  # the model alone costs that much
+    assert cal.busy_for(None) == 0
 
 
 def test_a_profile_sets_both_calls_busy_work_and_cs_adds_to_it(bare) -> None:
     point = {"workload": "prefault", "profile": "generic-pt-i7-12700"}
-    assert profiles.busy_for(point) == (45, 50, 10.0, 20.0)
-    assert profiles.busy_for({**point, "cs_ns": 3, "cs_unmap_ns": 7})[:2] == (48, 57)
+    assert profiles.busy_for(point) == (45, 60, 10.0, 10.0)
+    assert profiles.busy_for({**point, "cs_ns": 3, "cs_unmap_ns": 7})[:2] == (48, 67)
 
 
 @pytest.mark.parametrize(
@@ -45,7 +47,7 @@ def test_a_profile_sets_both_calls_busy_work_and_cs_adds_to_it(bare) -> None:
         ({"cs_ns": 30}, (30, 30)),
         ({"cs_ns": 30, "cs_map_ns": 5}, (5, 30)),
         ({"cs_unmap_ns": 9}, (0, 9)),
-        ({"profile": "generic-pt-i7-12700"}, (45, 50)),
+        ({"profile": "generic-pt-i7-12700"}, (45, 60)),
     ],
 )
 def test_the_native_parameters_get_each_calls_busy_work(bare, given, expected) -> None:
@@ -127,9 +129,8 @@ def test_list_names_every_profile_with_its_source(capsys) -> None:
 
 
 def test_the_calibration_measures_the_models_own_calls() -> None:
-    bare_map, bare_unmap = profiles.bare_call_ns.__wrapped__()
-    assert 0 <= bare_map < 10_000 and 0 <= bare_unmap < 10_000
-    assert math.isfinite(bare_map) and math.isfinite(bare_unmap)
+    bare = profiles.per_call_ns(0)
+    assert math.isfinite(bare) and 0 < bare < 10_000
 
 
 def test_a_profiled_point_records_its_calibrated_busy_work(bare) -> None:
@@ -147,14 +148,14 @@ def test_a_profiled_point_records_its_calibrated_busy_work(bare) -> None:
     ).points[0]
     m = run_point(point).measures
     assert m["audit_ok"]
-    assert (m["cs_map_busy_ns"], m["cs_unmap_busy_ns"]) == (45, 50)
-    assert (m["bare_map_ns"], m["bare_unmap_ns"]) == (10.0, 20.0)
+    assert (m["cs_map_busy_ns"], m["cs_unmap_busy_ns"]) == (45, 60)
+    assert (m["bare_map_ns"], m["bare_unmap_ns"]) == (10.0, 10.0)
 
 
 def test_reading_a_config_never_calibrates(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse() -> tuple[float, float]:
+    def refuse() -> profiles.Calibration:
         raise AssertionError("calibrated while reading a config")
 
-    monkeypatch.setattr(profiles, "bare_call_ns", refuse)
+    monkeypatch.setattr(profiles, "calibration", refuse)
     sweep = config.parse_sweep({"defaults": {"profile": "generic-pt-i7-12700"}}, SRC)
     assert sweep.points[0]["profile"] == "generic-pt-i7-12700"
