@@ -79,3 +79,16 @@ def test_encoding_follows_each_parameter_and_its_workload() -> None:
     assert (p.n_granules, p.granules[0], p.granules[1]) == (2, 1, 4)
     assert (p.depot, p.queue_depth, p.inv_ns) == (0, 32, 240)
     assert p.allocator == native_core.allocator_names().index("rcache")
+
+
+def test_a_parameter_applies_to_the_workloads_that_read_it() -> None:
+    assert parameters.applies("chunk_pages", "prefault")
+    assert not parameters.applies("chunk_pages", "dma")
+    assert not parameters.applies("completion", "prefault") and parameters.applies(
+        "completion", "dma"
+    )
+    assert parameters.applies("workers", "dma") and parameters.applies("chunk_pages", None)
+    row = {"workload": "dma", "chunk_pages": 1, "completion": "remote", "workers": 2}
+    assert (
+        rundata.label(row, ["workload", "chunk_pages", "completion", "workers"]) == "dma remote w=2"
+    )

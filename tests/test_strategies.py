@@ -131,5 +131,5 @@ def test_old_driver_names_compare_with_driver_and_lock(tmp_path: Path) -> None:
     result = compare.compare_runs(load_run(old), load_run(new))
     matched = {p.label: p for p in result.points}
     assert "domain-lock/ttas w=2" in matched and "lockfree w=2" in matched
-    assert matched["domain-lock/ttas w=2"].params["driver"] == "serial-spin"
+    assert matched["domain-lock/ttas w=2"].params["strategy"] == "domain-lock/ttas"
     assert [u for u in result.new_only if "ttas" in u] == []

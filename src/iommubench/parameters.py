@@ -458,6 +458,15 @@ TEXT_PARAMETERS: tuple[str, ...] = tuple(p.name for p in PARAMETERS if p.text)
 # --------------------------------------------------------------------------- uses
 
 
+def applies(name: str, workload: object) -> bool:
+    """Whether parameter `name` means anything for a point of `workload` (a parameter the
+    core reads for other workloads only, e.g. chunk_pages for dma, does not). Unknown names
+    and workloads apply."""
+    param = BY_NAME.get(name)
+    scope = param.native.workloads if param is not None and param.native is not None else None
+    return scope is None or str(workload) not in registry.WORKLOADS or str(workload) in scope
+
+
 def encode(p: Any, point: dict[str, Any]) -> None:
     """Write every parameter of `point` into the native struct ib_params `p` (a parameter
     the point does not give takes its default)."""

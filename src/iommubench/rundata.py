@@ -21,7 +21,7 @@ import yaml
 from iommubench import hist as _hist
 from iommubench import profiles, timeseries
 from iommubench.columns import AUDIT, MATCH_COLUMNS, MEASURES, PARAMETERS, PLACEMENT
-from iommubench.parameters import TEXT_PARAMETERS
+from iommubench.parameters import TEXT_PARAMETERS, applies
 from iommubench.registry import strategy
 from iommubench.results import repetition_file
 
@@ -355,7 +355,10 @@ def param_key(row: pd.Series | dict[str, Any], cols: Sequence[str]) -> tuple[str
 def label(row: pd.Series | dict[str, Any], cols: Sequence[str]) -> str:
     """A short human label such as 'lockfree rcache w=4' from the given parameter columns."""
     parts = []
+    workload = row.get("workload")
     for c in cols:
+        if not applies(c, workload):  # e.g. chunk_pages on a dma point of a mixed run
+            continue
         v = norm_value(row.get(c))
         if c == "workers":
             parts.append(f"w={v}")
