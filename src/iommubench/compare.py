@@ -31,6 +31,7 @@ from iommubench import decisions, placement
 from iommubench.columns import MATCH_COLUMNS
 from iommubench.estimators import RATIO_METHOD, log_ratio
 from iommubench.flags import split
+from iommubench.parameters import FOLLOWERS
 from iommubench.pointsummary import preferred_state, summarize
 from iommubench.registry import NEGATIVE_CONTROLS
 from iommubench.rundata import (
@@ -90,13 +91,9 @@ def check_ignore(ignore: Sequence[str]) -> None:
         raise CompareError(f"--ignore {unknown[0]}: not a parameter; allowed: {', '.join(allowed)}")
 
 
-# Parameters that follow another one unless a config sets them: ignoring the one ignores them.
-DERIVED = {"cs_ns": ("cs_map_ns", "cs_unmap_ns"), "profile": ("inv_ns",)}
-
-
 def with_derived(ignore: Sequence[str]) -> set[str]:
-    """The ignored parameters and those that follow them."""
-    return {d for p in ignore for d in (p, *DERIVED.get(p, ()))}
+    """The ignored parameters and those that follow them (parameters.FOLLOWERS)."""
+    return {d for p in ignore for d in (p, *FOLLOWERS.get(p, ()))}
 
 
 def _rep_values(run: Run, point: int, reps: Sequence[int], col: str) -> np.ndarray:

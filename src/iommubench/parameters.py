@@ -113,6 +113,9 @@ class Parameter:
     choices: Callable[[], dict[str, str]] | None = None  # name -> description, for choices
     text: bool = False  # a text column in points.csv (a name, or a list such as a mix)
     bounds: tuple[int, int, str] | None = None  # an integer's (lowest, highest, unit)
+    # unset (None), the value follows another parameter's: (its name, how its value maps)
+    follows: tuple[str, Callable[[Any], Any]] | None = None
+    before: object = None  # the value rows written before the parameter existed ran with
 
     @property
     def column(self) -> str:
@@ -125,6 +128,7 @@ def _choice(
     doc: str,
     names: Callable[[], Sequence[str]],
     native: Native | None = None,
+    before: object = None,
 ) -> Parameter:
     """A name from a registry: `names()` lists the implemented ones, registry.CATALOGUE
     describes them."""
@@ -142,6 +146,7 @@ def _choice(
         native,
         choices=described,
         text=True,
+        before=before,
     )
 
 
@@ -155,6 +160,7 @@ def _int(
     native: Native | None = None,
     check: Validator | None = None,
     allowed: str = "",
+    follows: tuple[str, Callable[[Any], Any]] | None = None,
 ) -> Parameter:
     words = allowed or f"{lo}..{hi}{unit}"
     return Parameter(
@@ -165,6 +171,7 @@ def _int(
         doc,
         native or Native(name),
         bounds=(lo, hi, unit),
+        follows=follows,
     )
 
 
@@ -219,6 +226,12 @@ def _granule(value: object, path: str) -> tuple[int, ...]:
 
 def _granules(value: Any) -> tuple[int, ...]:
     return (value,) if isinstance(value, int) else tuple(value)
+
+
+def _profile_inv_ns(name: object) -> int:
+    """The invalidation cost of a profile (of an unknown name: the default's)."""
+    known = isinstance(name, str) and name in profiles.PROFILES
+    return profiles.inv_ns_for(name) if known else profiles.DEFAULT_INV_NS
 
 
 DMA = ("dma",)
@@ -328,6 +341,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "unless the point does (`iommubench list` names each source)",
         lambda: list(profiles.PROFILES),
         Native("inv_ns", profiles.inv_ns_for, DMA, words="its invalidation cost"),
+        before=profiles.NONE,
     ),
     _int(
         "inv_ns",
@@ -339,6 +353,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         Native("inv_ns", workloads=DMA),
         check=_optional(int_field(0, MAX_DMA_NS, " ns")),
         allowed=f"0..{MAX_DMA_NS} ns; unset: the profile's, else {profiles.DEFAULT_INV_NS} ns",
+        follows=("profile", _profile_inv_ns),
     ),
     _choice(
         "completion",
@@ -365,6 +380,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         " ns",
         check=_optional(int_field(0, 1_000_000, " ns")),
         allowed="0..1000000 ns; unset: cs_ns",
+        follows=("cs_ns", lambda ns: ns),
     ),
     _int(
         "cs_unmap_ns",
@@ -375,6 +391,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         " ns",
         check=_optional(int_field(0, 1_000_000, " ns")),
         allowed="0..1000000 ns; unset: cs_ns",
+        follows=("cs_ns", lambda ns: ns),
     ),
     _int(
         "region_mib",
@@ -429,6 +446,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "how an I/O of several pages is mapped (dma)",
         lambda: list(registry.MAP_MODES),
         Native("map_mode", _index(lambda: list(registry.MAP_MODES)), DMA, words="index"),
+        before="sg",  # every page had its own map call
     ),
     _int(
         "cycles",
@@ -451,6 +469,11 @@ PARAMETERS: tuple[Parameter, ...] = (
 BY_NAME: dict[str, Parameter] = {p.name: p for p in PARAMETERS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
 DEFAULTS: dict[str, object] = {p.name: p.default for p in PARAMETERS}
+# The parameters that follow each one while unset (ignoring it in a comparison ignores them).
+FOLLOWERS: dict[str, tuple[str, ...]] = {
+    leader: tuple(p.name for p in PARAMETERS if p.follows and p.follows[0] == leader)
+    for leader in dict.fromkeys(p.follows[0] for p in PARAMETERS if p.follows)
+}
 # Parameters whose points.csv column holds text (a name, or a granule mix such as "1;2").
 TEXT_PARAMETERS: tuple[str, ...] = tuple(p.name for p in PARAMETERS if p.text)
 

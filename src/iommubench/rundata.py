@@ -19,8 +19,9 @@ import pandas as pd
 import yaml
 
 from iommubench import hist as _hist
-from iommubench import profiles, timeseries
+from iommubench import timeseries
 from iommubench.columns import AUDIT, MATCH_COLUMNS, MEASURES, PARAMETERS, PLACEMENT
+from iommubench.parameters import PARAMETERS as PARAMETERS_TABLE
 from iommubench.parameters import TEXT_PARAMETERS, applies
 from iommubench.registry import strategy
 from iommubench.results import repetition_file
@@ -161,20 +162,20 @@ def _normalise_points(df: pd.DataFrame) -> pd.DataFrame:
 
 def _fill_following_parameters(df: pd.DataFrame) -> None:
     """The values rows ran with where a parameter was unset (it followed another one) or did
-    not exist yet, so that such rows match rows that spell them out: cs_map_ns and
-    cs_unmap_ns follow cs_ns; inv_ns follows the cost profile (240 ns without one); rows
-    from before profiles had none, and before map_mode every page had its own call (sg)."""
-    for col, value in (("profile", profiles.NONE), ("map_mode", "sg")):
-        df[col] = df[col].where(df[col].notna(), value) if col in df else value
-    for col in ("cs_map_ns", "cs_unmap_ns"):
-        if "cs_ns" in df:
-            df[col] = df[col].fillna(df["cs_ns"]) if col in df else df["cs_ns"]
-    inv = df["profile"].map(_profile_inv_ns).astype(float)
-    df["inv_ns"] = df["inv_ns"].fillna(inv) if "inv_ns" in df else inv
-
-
-def _profile_inv_ns(name: object) -> int:
-    return profiles.inv_ns_for(str(name)) if name in profiles.PROFILES else profiles.DEFAULT_INV_NS
+    not exist yet (parameters.py: `before`, `follows`), so that such rows match rows that
+    spell them out: e.g. cs_map_ns and cs_unmap_ns follow cs_ns, inv_ns the cost profile;
+    rows from before profiles had none."""
+    for p in PARAMETERS_TABLE:
+        if p.before is not None:
+            df[p.name] = (
+                df[p.name].where(df[p.name].notna(), p.before) if p.name in df else p.before
+            )
+    for p in PARAMETERS_TABLE:
+        if p.follows is None or p.follows[0] not in df:
+            continue
+        leader, how = p.follows
+        value = df[leader].map(how)
+        df[p.name] = df[p.name].fillna(value) if p.name in df else value
 
 
 def add_strategy(df: pd.DataFrame) -> None:
