@@ -20,18 +20,15 @@ SRC = "t.yaml"
 
 @pytest.fixture
 def bare(monkeypatch: pytest.MonkeyPatch) -> tuple[float, float]:
-    """A machine whose bare single-page call costs 10 ns, where busy work adds what it asks."""
-    cal = profiles.Calibration(bare=10.0, fixed=0.0, slope=1.0)
-    monkeypatch.setattr(profiles, "calibration", lambda: cal)
-    return cal
+    """A machine whose bare single-page call costs 10 ns."""
+    monkeypatch.setattr(profiles, "bare_call_ns", lambda: 10.0)
+    return 10.0
 
 
 def test_busy_work_is_what_the_published_cost_leaves_after_the_models_own() -> None:
-    # a call with b ns of busy work costs 2 + 15 + 1.25 b: 55 ns needs (55 - 17) / 1.25
-    cal = profiles.Calibration(bare=2.0, fixed=15.0, slope=1.25)
-    assert cal.busy_for(55) == 30
-    assert cal.busy_for(17) == 0 and cal.busy_for(5) == 0  # the model alone costs that much
-    assert cal.busy_for(None) == 0
+    assert profiles.busy_ns(55, 8.4) == 47
+    assert profiles.busy_ns(55, 80.0) == 0  # the model alone already costs more
+    assert profiles.busy_ns(None, 8.4) == 0
 
 
 def test_a_profile_sets_both_calls_busy_work_and_cs_adds_to_it(bare) -> None:
@@ -153,9 +150,9 @@ def test_a_profiled_point_records_its_calibrated_busy_work(bare) -> None:
 
 
 def test_reading_a_config_never_calibrates(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse() -> profiles.Calibration:
+    def refuse() -> float:
         raise AssertionError("calibrated while reading a config")
 
-    monkeypatch.setattr(profiles, "calibration", refuse)
+    monkeypatch.setattr(profiles, "bare_call_ns", refuse)
     sweep = config.parse_sweep({"defaults": {"profile": "generic-pt-i7-12700"}}, SRC)
     assert sweep.points[0]["profile"] == "generic-pt-i7-12700"

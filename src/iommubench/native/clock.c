@@ -40,11 +40,9 @@ uint64_t ib_calibrate_busy_loops(uint64_t ns)
 {
     if (ns == 0)
         return 0;
-    /* calibrated once per process: the fastest of many short trials (~0.5 ms each), so a
-     * trial that a competing process preempted or slowed cannot make every busy-wait short */
-    const uint64_t trial = 1000000;
-    static double best = 1e30;
-    for (int rep = best < 1e30 ? 24 : 0; rep < 24; rep++) {
+    const uint64_t trial = 20000000;
+    static double best = 1e30; /* calibrated once per process: each trial costs ~10 ms */
+    for (int rep = best < 1e30 ? 3 : 0; rep < 3; rep++) {
         uint64_t t0 = ib_clock_ns();
         busy(trial);
         double per = (double)(ib_clock_ns() - t0) / (double)trial;
