@@ -78,9 +78,29 @@ def test_minimal_config_is_all_defaults() -> None:
     assert (sweep.repetitions, sweep.warmup_s, sweep.duration_s) == (3, 0.2, 1.0)
     assert sweep.point_timeout_s == pytest.approx(60 + 4 * 1.2)
     assert sweep.axes == {}
-    expected = dict(config.PARAMETER_DEFAULTS, warmup_s=0.2, duration_s_requested=1.0)
+    # the default driver is lock-free: it records no lock
+    expected = dict(config.PARAMETER_DEFAULTS, lock="none", warmup_s=0.2, duration_s_requested=1.0)
     assert sweep.points == [expected]
     assert sweep.points[0]["granule_pages"] == (1,)
+
+
+def test_lock_axis_resolves_aliases_and_lock_free_drivers() -> None:
+    doc = {
+        "sweep": {
+            "driver": ["serial-spin", "serial-mutex", "table-lock", "lockfree"],
+            "lock": ["tas", "ttas"],
+        }
+    }
+    got = [(p["driver"], p["lock"]) for p in parse_sweep(doc, SRC).points]
+    # an alias fixes its lock (one point per alias, whatever the lock axis says); a lock-free
+    # driver ignores the lock axis and records none, once
+    assert got == [
+        ("domain-lock", "ttas"),
+        ("domain-lock", "pthread-mutex"),
+        ("table-lock", "tas"),
+        ("table-lock", "ttas"),
+        ("lockfree", "none"),
+    ]
 
 
 def test_null_sections_are_empty() -> None:
@@ -99,8 +119,9 @@ def test_cartesian_product_in_file_order() -> None:
     sweep = parse_sweep(doc, SRC)
     assert list(sweep.axes) == ["driver", "workers", "allocator"]
     got = [(p["driver"], p["workers"], p["allocator"]) for p in sweep.points]
+    # serial-spin is recorded as the pair it stands for
     assert got == list(
-        itertools.product(["naive", "lockfree", "serial-spin"], [4, 1], ["global", "rcache"])
+        itertools.product(["naive", "lockfree", "domain-lock"], [4, 1], ["global", "rcache"])
     )
     for point in sweep.points:
         assert point["workload"] == "dma"
@@ -267,8 +288,8 @@ def test_bad_config_is_refused(path: Path) -> None:
     [
         (
             {"defaults": {"driver": "lockfre"}},
-            f"{SRC}: defaults.driver: unknown value 'lockfre'; allowed: lockfree, naive, "
-            "serial-mutex, serial-spin; did you mean 'lockfree'?",
+            f"{SRC}: defaults.driver: unknown value 'lockfre'; allowed: domain-lock, lockfree, "
+            "naive, serial-mutex, serial-spin, table-lock; did you mean 'lockfree'?",
         ),
         ({"sweep": {"workers": [1, 2, 0]}}, f"{SRC}: sweep.workers[2]: must be an integer in 1.."),
         ({"sweep": {"workers": []}}, f"{SRC}: sweep.workers: empty axis; give at least one value"),
@@ -279,7 +300,7 @@ def test_bad_config_is_refused(path: Path) -> None:
         ({"duration_s": 3601}, f"{SRC}: duration_s: must be a number > 0 and <= 3600"),
         ({"point_timeout_s": 0}, f"{SRC}: point_timeout_s: must be a number > 0"),
         ({"sweep": {"depot": ["list", "lst"]}}, f"{SRC}: sweep.depot[1]: unknown value 'lst'"),
-        ({"defaults": {"driver": 3}}, f"{SRC}: defaults.driver: must be one of: lockfree"),
+        ({"defaults": {"driver": 3}}, f"{SRC}: defaults.driver: must be one of: domain-lock"),
         ({"defaults": {"granule_pages": "1"}}, f"{SRC}: defaults.granule_pages: must be an int"),
         ({"defaults": {"granule_pages": [1, True]}}, f"{SRC}: defaults.granule_pages[1]: must"),
         ({"defaults": {"dma_ns": 1.5}}, f"{SRC}: defaults.dma_ns: must be an integer"),

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from iommubench import native_core
+
 ROOT = Path(__file__).resolve().parents[1]
 NATIVE = ROOT / "src" / "iommubench" / "native"
 STRESS = Path(__file__).resolve().parent / "native" / "stress.c"
@@ -183,16 +185,28 @@ DMA_RUN = ("workload=dma", "granules=1,2,4,512", "duration_ms=50")
 WALKER_RUN = (2, 8, "chunk_pages=512", "unmap_pages=512", "duration_ms=50")
 
 
-@pytest.mark.parametrize("driver", ["lockfree", "serial-spin", "serial-mutex"])
+# Every registered lock under both lock-taking drivers (2 workers racing on one-page chunks),
+# and the larger case for lockfree and for the default lock.
+LOCKED_CASES = [
+    pytest.param(driver, lock, 2, 4, 3, id=f"{driver}-{lock}-2w-4MiB")
+    for driver in ("domain-lock", "table-lock")
+    for lock in native_core.lock_names()
+]
+WIDE_CASES = [
+    pytest.param(driver, "ttas", workers, mib, cycles, id=f"{driver}-{workers}w-{mib}MiB")
+    for driver in ("lockfree", "domain-lock", "table-lock")
+    for workers, mib, cycles in ((2, 4, 3), (4, 32, 2))
+    if (driver, workers) != ("domain-lock", 2) and (driver, workers) != ("table-lock", 2)
+]
+
+
 @pytest.mark.parametrize(
-    ("workers", "region_mib", "cycles"),
-    [(2, 4, 3), (4, 32, 2)],
-    ids=["2w-4MiB", "4w-32MiB"],
+    ("driver", "lock", "workers", "region_mib", "cycles"), LOCKED_CASES + WIDE_CASES
 )
 def test_core_is_race_free(
-    stress_exe: Path, driver: str, workers: int, region_mib: int, cycles: int
+    stress_exe: Path, driver: str, lock: str, workers: int, region_mib: int, cycles: int
 ) -> None:
-    run = _run_stress(stress_exe, driver, workers, region_mib, cycles)
+    run = _run_stress(stress_exe, driver, workers, region_mib, cycles, f"lock={lock}")
     report = f"stdout:\n{run.stdout}\nstderr:\n{run.stderr[-6000:]}"
     assert TSAN_WARNING not in run.stderr, report
     assert run.returncode == 0, report
@@ -210,8 +224,12 @@ def test_core_is_race_free(
             got["counters.cas_attempts"]
             == got["audit.reachable_tables"] - 1 + got["counters.cas_failures"]
         ), report
-    else:
+    elif driver == "domain-lock":
         assert got["counters.lock_acquisitions"] == 2 * region_pages * cycles, report
+    else:
+        # table-lock: one leaf-table lock per map and per unmap, plus one per install
+        want = 2 * region_pages * cycles + got["counters.tables_allocated"]
+        assert got["counters.lock_acquisitions"] == want, report
 
 
 def test_tsan_sees_a_missing_release(tsan_dir: Path) -> None:
@@ -239,7 +257,7 @@ def test_tsan_sees_a_missing_release(tsan_dir: Path) -> None:
 @pytest.mark.parametrize("completion", ["local", "remote"])
 @pytest.mark.parametrize("invalidation", ["strict", "lazy"])
 @pytest.mark.parametrize("allocator", ["global", "rcache"])
-@pytest.mark.parametrize("driver", ["lockfree", "serial-spin"])
+@pytest.mark.parametrize("driver", ["lockfree", "domain-lock", "table-lock"])
 def test_dma_is_race_free(
     stress_exe: Path, driver: str, allocator: str, invalidation: str, completion: str
 ) -> None:
@@ -285,7 +303,7 @@ def test_dma_is_race_free(
     ],
     ids=["exclusive", "exclusive-2-walkers", "deferred-free"],
 )
-@pytest.mark.parametrize("driver", ["lockfree", "serial-spin"])
+@pytest.mark.parametrize("driver", ["lockfree", "domain-lock", "table-lock"])
 def test_walkers_are_race_free(
     stress_exe: Path, driver: str, safety: str, gap: int, walkers: int
 ) -> None:

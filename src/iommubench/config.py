@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from iommubench import hostlimits, parameters
+from iommubench import hostlimits, parameters, registry
 from iommubench.hostlimits import (
     AUTO,
     auto_workers,
@@ -675,6 +675,7 @@ def _validate_doc(doc: dict[Any, Any], source: str, labels: _Labels) -> Sweep:
         raise Bad(labels.top("sweep"), _too_many(count, True, repetitions, warmup_s + duration_s))
 
     points: list[dict[str, object]] = []
+    seen: set[tuple[object, ...]] = set()
     names = list(axes)
     for combo in itertools.product(*(list(enumerate(axes[n])) for n in names)):
         point = dict(values)
@@ -683,10 +684,16 @@ def _validate_doc(doc: dict[Any, Any], source: str, labels: _Labels) -> Sweep:
             point[name_] = value
             where[name_] = f"{labels.param('sweep', name_)}[{i}]"
         _check_point(point, where, raw_defaults, labels, len(points))
+        point["driver"], point["lock"] = registry.resolve_driver(
+            str(point["driver"]), str(point["lock"])
+        )
         _check_arena(point, where, raw_defaults, labels, len(points))
         point["warmup_s"] = warmup_s
         point["duration_s_requested"] = duration_s
-        points.append(point)
+        key = tuple(point.values())
+        if key not in seen:  # lock-free drivers ignore the lock axis: one point each
+            seen.add(key)
+            points.append(point)
 
     return Sweep(
         name=name,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-EXPECTED_CORE_VERSION = 9
 REBUILD_HINT = "rebuild it with `make install` (or `pip install -e .`)"
 
 
@@ -26,11 +25,6 @@ def load() -> tuple[Any, Any]:
     except ImportError as exc:
         raise NativeCoreError(f"the native core is not built ({exc}); {REBUILD_HINT}") from exc
     ffi, lib = _core.ffi, _core.lib
-    if lib.ib_core_version() != EXPECTED_CORE_VERSION:
-        raise NativeCoreError(
-            f"native core version {lib.ib_core_version()} != expected {EXPECTED_CORE_VERSION}; "
-            + REBUILD_HINT
-        )
     built = ffi.string(lib.IB_SOURCE_HASH).decode()
     current = _current_source_hash()
     if current is not None and current != built:
@@ -71,6 +65,11 @@ def struct_fields(name: str) -> list[str]:
 def driver_names() -> list[str]:
     f, core = load()
     return [f.string(core.ib_driver_name(i)).decode() for i in range(core.ib_driver_count())]
+
+
+def lock_names() -> list[str]:
+    f, core = load()
+    return [f.string(core.ib_lock_name(i)).decode() for i in range(core.ib_lock_count())]
 
 
 def workload_names() -> list[str]:

@@ -99,6 +99,12 @@ def _index(names: Callable[[], Sequence[str]]) -> Callable[[Any], int]:
 
 # --------------------------------------------------------------------------- the table
 
+# `iommubench list`'s line for a name that stands for others
+_ALSO: dict[str, str] = {
+    **{a: f"= {d} with lock {lk}" for a, (d, lk) in registry.DRIVER_ALIASES.items()},
+    registry.NO_LOCK: "what a lock-free driver records",
+}
+
 
 @dataclass(frozen=True)
 class Parameter:
@@ -135,7 +141,7 @@ def _choice(
 
     def described() -> dict[str, str]:
         docs = registry.CATALOGUE.get(name, {})
-        return {n: docs.get(n, "") for n in names()}
+        return {n: docs.get(n) or _ALSO.get(n, "") for n in names()}
 
     return Parameter(
         name,
@@ -234,6 +240,19 @@ def _profile_inv_ns(name: object) -> int:
     return profiles.inv_ns_for(name) if known else profiles.DEFAULT_INV_NS
 
 
+def _driver_names() -> list[str]:
+    """The drivers the core implements, and the old names that stand for one with a lock."""
+    return [*native_core.driver_names(), *registry.DRIVER_ALIASES]
+
+
+def _lock_names() -> list[str]:
+    return [*native_core.lock_names(), registry.NO_LOCK]
+
+
+def _lock_index(value: str) -> int:
+    return 0 if value == registry.NO_LOCK else native_core.lock_names().index(value)
+
+
 DMA = ("dma",)
 PREFAULT = ("prefault",)
 
@@ -248,9 +267,18 @@ PARAMETERS: tuple[Parameter, ...] = (
     _choice(
         "driver",
         "lockfree",
-        "how map and unmap are serialised (`iommubench list` describes each)",
-        native_core.driver_names,
+        "how map and unmap are serialised (`iommubench list` describes each); serial-spin and "
+        "serial-mutex stand for domain-lock with ttas and with pthread-mutex",
+        _driver_names,
         Native("driver", _index(native_core.driver_names), words="registry index"),
+    ),
+    _choice(
+        "lock",
+        "ttas",
+        "the lock algorithm a locking driver takes (domain-lock, table-lock); a lock-free "
+        "driver records none",
+        _lock_names,
+        Native("lock", _lock_index, words="registry index (none: 0)"),
     ),
     _choice(
         "allocator",

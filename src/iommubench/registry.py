@@ -12,11 +12,36 @@ WORKLOADS: dict[str, str] = {
 }
 
 DRIVERS: dict[str, str] = {
-    "serial-spin": "one per-domain spinlock around every map and unmap (rockchip dt_lock, tegra)",
-    "serial-mutex": "one per-domain process-shared robust mutex (AMD api_lock before 2019)",
+    "domain-lock": "one per-domain lock around every map and unmap (rockchip, exynos, tegra)",
+    "table-lock": "split locks: one per table page, taken to install into or clear it",
     "lockfree": "compare-and-swap install of missing tables (io-pgtable-arm since v4.13, VT-d)",
     "naive": "plain stores, no lock: the negative control the audit must catch",
 }
+
+# What a driver that takes no lock records as its lock.
+NO_LOCK = "none"
+
+# The lock algorithms of the `lock` axis (every lock a locking driver takes).
+LOCK_ALGORITHMS: dict[str, str] = {
+    "tas": "test-and-set: every waiter retries the exchange",
+    "ttas": "test-and-test-and-set with a pause loop",
+    "ticket": "ticket lock: FIFO, every waiter spins on the one line (Linux before 4.2)",
+    "mcs": "MCS queue lock: FIFO, each waiter spins on its own node",
+    "qspinlock": "Linux spinlock_t: locked byte, pending bit, MCS tail",
+    "pthread-mutex": "process-shared robust pthread mutex (sleeps)",
+    "adaptive-mutex": "Linux struct mutex: spin while the holder runs, then sleep on a futex",
+}
+
+
+def resolve_driver(driver: str, lock: str | None) -> tuple[str, str]:
+    """(driver, lock) as recorded: an alias fixes both; a lock-free driver records NO_LOCK;
+    a locking driver with no lock given takes ttas."""
+    if driver in DRIVER_ALIASES:
+        return DRIVER_ALIASES[driver]
+    if driver not in LOCK_TAKING_DRIVERS:
+        return driver, NO_LOCK
+    return driver, lock if lock and lock != NO_LOCK else "ttas"
+
 
 ALLOCATORS: dict[str, str] = {
     "global": "one ordered tree of allocated ranges under one spinlock (iova_rbtree_lock)",
@@ -53,6 +78,7 @@ MAP_MODES: dict[str, str] = {
 CATALOGUE: dict[str, dict[str, str]] = {
     "workload": WORKLOADS,
     "driver": DRIVERS,
+    "lock": LOCK_ALGORITHMS,
     "allocator": ALLOCATORS,
     "invalidation": INVALIDATIONS,
     "walker_safety": WALKER_SAFETY,

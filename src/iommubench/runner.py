@@ -29,6 +29,7 @@ from iommubench import (
     native_core,
     parameters,
     profiles,
+    registry,
     rowflags,
     timeseries,
     walkers,
@@ -70,7 +71,8 @@ def native_params(point: dict[str, Any], costs: bool = True) -> Any:
     its timing and the table pages its arena needs."""
     ffi, lib = native_core.load()
     p = ffi.new("struct ib_params *")
-    parameters.encode(p, point)
+    driver, lock = registry.resolve_driver(point["driver"], point.get("lock"))
+    parameters.encode(p, {**point, "driver": driver, "lock": lock})
     if costs:  # the busy work of a cost profile (calibrated once); sizing needs none of it
         p.cs_map_ns, p.cs_unmap_ns, _, _ = profiles.busy_for(point)
     p.warmup_ns = int(point.get("warmup_s", 0.0) * 1e9)
@@ -238,10 +240,13 @@ def _collect(arena: Arena, count: int) -> tuple[list[dict[str, Any]], np.ndarray
     return rows, hist_map, hist_unmap
 
 
-def _audit(arena: Arena) -> dict[str, int]:
+def _audit(arena: Arena) -> dict[str, int] | None:
+    """The audit's findings, or None when it could not run (which fails the point: an audit
+    that did not look must never read as a pass)."""
     ffi, lib = native_core.load()
     result = ffi.new("struct ib_audit_result *")
-    lib.ib_audit(arena.base, result)
+    if lib.ib_audit(arena.base, result) != 0:
+        return None
     fields = native_core.struct_fields("struct ib_audit_result")
     return {name: int(getattr(result, name)) for name in fields}
 
@@ -375,6 +380,8 @@ def run_point(point: dict[str, Any], timeout_s: float = 120.0) -> PointResult:
         series_ops = _collect_series(arena, rows)
         walker_rows = walkers.collect(arena.base, n_walkers)
         audit = _audit(arena)
+    if audit is None:
+        return PointResult("failed", "the audit could not run (out of memory)", measures=placement)
     for w, row in enumerate(rows):
         row["worker"] = w
         row["cpu"] = workers.cpus[w]

@@ -9,6 +9,7 @@
  * prints the audit and the counters summed over workers (and walkers) as key=value lines.
  * KEY=VALUE options, anywhere on the line:
  *
+ *   lock=NAME                  the lock the driver takes (lock registry name; default ttas)
  *   workload=prefault|dma      dma: streaming DMA, always timed (REGION_MIB, CYCLES unused)
  *   duration_ms=N              run for N ms instead of CYCLES cycles (warm-up 0)
  *   chunk_pages=N unmap_pages=N              prefault: chunk size, pages per unmap call
@@ -106,6 +107,8 @@ static int apply_option(struct ib_params *p, const char *opt, long *duration_ms)
 #define KEY(k) (klen == strlen(k) && strncmp(opt, k, klen) == 0)
     if (KEY("workload"))
         i = registry_index(ib_workload_count, ib_workload_name, v), p->workload = (uint32_t)i;
+    else if (KEY("lock"))
+        i = registry_index(ib_lock_count, ib_lock_name, v), p->lock = (uint32_t)i;
     else if (KEY("allocator"))
         i = registry_index(ib_allocator_count, ib_allocator_name, v), p->allocator = (uint32_t)i;
     else if (KEY("invalidation"))
@@ -189,6 +192,7 @@ int main(int argc, char **argv)
     memset(&p, 0, sizeof(p));
     p.workload = (uint32_t)registry_index(ib_workload_count, ib_workload_name, "prefault");
     p.driver = (uint32_t)driver;
+    p.lock = (uint32_t)registry_index(ib_lock_count, ib_lock_name, "ttas");
     p.workers = (uint32_t)workers;
     p.chunk_pages = 1;
     p.seed = 1;
@@ -289,9 +293,9 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    printf("driver=%s workload=%s workers=%ld walkers=%ld region_pages=%llu cycles=%llu "
+    printf("driver=%s lock=%s workload=%s workers=%ld walkers=%ld region_pages=%llu cycles=%llu "
            "duration_ms=%ld pool_pages=%llu\n",
-           driver_name, ib_workload_name(p.workload), workers, walkers,
+           driver_name, ib_lock_name(p.lock), ib_workload_name(p.workload), workers, walkers,
            (unsigned long long)p.region_pages, (unsigned long long)p.cycles, duration_ms,
            (unsigned long long)p.pool_pages);
     if (dma)

@@ -5,11 +5,24 @@
 #include "clock.h"
 #include "iova/iova.h"
 #include "pool.h"
+#include "strategy.h"
 #include "workloads/workloads.h"
 
 #define ALIGN_UP(v, a) (((v) + (a) - 1) / (a) * (a))
 
-uint32_t ib_core_version(void) { return IB_CORE_VERSION; }
+/* The arena's shape, derived rather than bumped by hand: an arena is only ever shared by
+ * processes of one build (the Python side also refuses a core built from other sources). */
+uint32_t ib_core_version(void)
+{
+    uint64_t v = 0xcbf29ce484222325ull;
+    const uint64_t parts[] = {sizeof(struct ib_header), sizeof(struct ib_params),
+                              sizeof(struct ib_layout), sizeof(struct ib_counters),
+                              sizeof(struct ib_slot),   ib_driver_count(),
+                              ib_lock_count(),          ib_workload_count()};
+    for (unsigned i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        v = (v ^ parts[i]) * 0x100000001b3ull;
+    return (uint32_t)(v ^ (v >> 32));
+}
 
 /* Tables a region needs at each level (plus one for misalignment), twice over for tables a
  * naive driver leaks or lock-free losers hold, plus what per-worker free lists can cache. */
@@ -90,6 +103,23 @@ uint64_t ib_pool_pages_for(const struct ib_params *p)
     return p->walkers && p->walker_safety == IB_WS_DEFERRED_FREE ? 2 * n : n;
 }
 
+/* An axis's strategy's region, from off: shared bytes, per-worker and per-page strides. */
+static uint64_t layout_region(const struct ib_params *p, int axis, uint64_t off,
+                              struct ib_region *r)
+{
+    struct ib_region_size sz;
+    ib_strategy_of(p, axis)->size(p, &sz);
+    r->shared_off = off;
+    r->shared_bytes = sz.shared;
+    off = ALIGN_UP(off + sz.shared, IB_LINE);
+    r->worker_off = off;
+    r->worker_stride = sz.per_worker;
+    off = ALIGN_UP(off + p->workers * sz.per_worker, IB_LINE);
+    r->page_off = off;
+    r->page_stride = sz.per_page;
+    return ALIGN_UP(off + p->pool_pages * sz.per_page, IB_PAGE_BYTES);
+}
+
 int ib_layout(const struct ib_params *p, struct ib_layout *out)
 {
     memset(out, 0, sizeof(*out));
@@ -135,6 +165,8 @@ int ib_layout(const struct ib_params *p, struct ib_layout *out)
     out->series_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
     off += (uint64_t)p->workers * IB_SERIES_SLOTS * sizeof(uint64_t);
     off = ALIGN_UP(off, IB_PAGE_BYTES);
+    for (int axis = 0; axis < IB_AXES; axis++)
+        off = layout_region(p, axis, off, &out->regions[axis]);
     /* 10 ms ticks, or a multiple of them when the window would need more slots */
     uint64_t per = (uint64_t)IB_SERIES_SLOTS * IB_SERIES_TICK_NS;
     out->series_tick_ns = IB_SERIES_TICK_NS * (p->duration_ns / per + (p->duration_ns % per != 0));
@@ -161,7 +193,8 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
     struct ib_layout layout;
     if (ib_layout(p, &layout) != IB_OK || layout.total_bytes > size)
         return IB_ERR_PARAMS;
-    if (p->driver >= ib_driver_count() || p->workload >= ib_workload_count())
+    if (p->driver >= ib_driver_count() || p->lock >= ib_lock_count() ||
+        p->workload >= ib_workload_count())
         return IB_ERR_PARAMS;
     if (!is_dma(p) && (!p->region_pages || !p->chunk_pages))
         return IB_ERR_PARAMS;
@@ -179,7 +212,7 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
     memset(h, 0, sizeof(*h));
     h->params = *p;
     h->layout = layout;
-    h->version = IB_CORE_VERSION;
+    h->version = ib_core_version();
     h->cs_map_loops = ib_calibrate_busy_loops(p->cs_map_ns);
     h->cs_unmap_loops = ib_calibrate_busy_loops(p->cs_unmap_ns);
     h->inv_loops = ib_calibrate_busy_loops(p->inv_ns);
@@ -190,7 +223,7 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
     }
     h->tsc_per_ns = tsc_per_ns;
     h->timer_cost_ticks = timer_cost;
-    if (init_shared_mutex(&h->domain_mutex.m) != 0 || init_shared_mutex(&h->group_mutex.m) != 0)
+    if (init_shared_mutex(&h->group_mutex.m) != 0)
         return IB_ERR_PARAMS;
     h->epoch.v = 1;
     memset((char *)base + layout.walker_slots_off, 0, layout.gen_off - layout.walker_slots_off);
@@ -200,6 +233,14 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
         memset((char *)base + layout.rcache_off, 0, layout.ring_entries_off - layout.rcache_off);
         ib_iova_init(base);
         ib_rcache_init(base);
+    }
+    for (int axis = 0; axis < IB_AXES; axis++) {
+        const struct ib_region *r = &layout.regions[axis];
+        uint64_t end = r->page_off + p->pool_pages * r->page_stride;
+        memset((char *)base + r->shared_off, 0, end - r->shared_off);
+        const struct ib_strategy *s = ib_strategy_of(p, axis);
+        if (s->init)
+            s->init(base);
     }
     /* magic last: a worker attaching early sees an arena that is not ready */
     __atomic_store_n(&h->magic, IB_MAGIC, __ATOMIC_RELEASE);

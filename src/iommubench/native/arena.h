@@ -25,6 +25,9 @@
 #define IB_PAGE_BYTES 4096
 #define IB_MAGIC 0x696f6d6d75626e63ULL /* "iommubnc" */
 #define IB_NIL 0xffffffffu
+/* Bytes between two table pages' lock instances: struct page's 64, where Linux keeps the
+ * split page-table lock. */
+#define IB_LOCK_STRIDE(size) (((size) + 63) / 64 * 64)
 
 struct ib_line_u32 { uint32_t v; } IB_ALIGNED;
 struct ib_line_u64 { uint64_t v; } IB_ALIGNED;
@@ -67,8 +70,6 @@ struct ib_header {
     double tsc_per_ns;            /* latency sampling clock, calibrated by the parent */
     double timer_cost_ticks;      /* subtracted from every sample */
 
-    struct ib_line_u32 domain_spin;                 /* serial-spin: the per-domain lock */
-    struct { pthread_mutex_t m; } IB_ALIGNED domain_mutex; /* serial-mutex */
     struct { uint32_t arrived; } IB_ALIGNED barrier_arrive;
     struct { uint32_t go; uint32_t pad; uint64_t go_ns; } IB_ALIGNED barrier_go;
     struct ib_line_u32 abort_flag;
@@ -198,6 +199,24 @@ static inline uint64_t *ib_hist_of(void *base, uint32_t w, int which)
 {
     uint64_t *h = (uint64_t *)((char *)base + ib_hdr(base)->layout.hist_off);
     return h + ((uint64_t)w * 2 + (uint64_t)which) * IB_HIST_BUCKETS;
+}
+
+/* An axis's region: its shared bytes, worker w's bytes, table page i's bytes. */
+static inline void *ib_region_shared(void *base, int axis)
+{
+    return (char *)base + ib_hdr(base)->layout.regions[axis].shared_off;
+}
+
+static inline void *ib_region_worker(void *base, int axis, uint32_t w)
+{
+    const struct ib_region *r = &ib_hdr(base)->layout.regions[axis];
+    return (char *)base + r->worker_off + (uint64_t)w * r->worker_stride;
+}
+
+static inline void *ib_region_page(void *base, int axis, uint64_t i)
+{
+    const struct ib_region *r = &ib_hdr(base)->layout.regions[axis];
+    return (char *)base + r->page_off + i * r->page_stride;
 }
 
 static inline struct ib_walker_slot *ib_walker_slot_of(void *base, uint32_t w)

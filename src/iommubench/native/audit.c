@@ -158,7 +158,7 @@ static void audit_cached(struct audit *a, uint8_t *seen, const struct ib_mag *m,
     }
 }
 
-static void audit_iova(struct audit *a)
+static int audit_iova(struct audit *a)
 {
     void *base = a->x.base;
     struct ib_header *h = a->x.hdr;
@@ -177,10 +177,8 @@ static void audit_iova(struct audit *a)
     if (in_tree + free_nodes != nodes || in_tree != h->iova.nodes_used)
         a->r->iova_corrupt++;
     uint8_t *seen = calloc(nodes ? nodes : 1, 1);
-    if (!seen) {
-        a->r->iova_corrupt++;
-        return;
-    }
+    if (!seen)
+        return IB_ERR_AUDIT;
     const struct ib_mag *mags = ib_mags(base);
     uint64_t per = h->layout.mags_per_order;
     for (uint32_t order = 0; order < IB_RCACHE_ORDERS && per; order++) {
@@ -211,6 +209,7 @@ static void audit_iova(struct audit *a)
         a->r->inflight_left += (fq->tail + 2 * IB_FQ_SIZE - fq->head) % (2 * IB_FQ_SIZE);
         a->r->inflight_left += r->prod.head - r->cons.tail;
     }
+    return IB_OK;
 }
 
 static int run_audit(void *base, struct ib_audit_result *r, uint64_t *pfns, uint64_t *frames,
@@ -222,7 +221,7 @@ static int run_audit(void *base, struct ib_audit_result *r, uint64_t *pfns, uint
     a.npages = a.x.hdr->params.pool_pages;
     a.seen = calloc(a.npages, 1);
     if (!a.seen)
-        return IB_ERR_PARAMS;
+        return IB_ERR_AUDIT;
     a.seen[IB_ROOT] = SEEN_TABLE;
     r->reachable_tables = 1;
     visit_table(&a, IB_ROOT, IB_LEVELS - 1, 0);
@@ -236,11 +235,10 @@ static int run_audit(void *base, struct ib_audit_result *r, uint64_t *pfns, uint
             r->leaked_tables++;
     count_expected(&a);
     free(a.seen);
-    if (a.x.hdr->params.workload == IB_WL_dma)
-        audit_iova(&a);
+    int rc = a.x.hdr->params.workload == IB_WL_dma ? audit_iova(&a) : IB_OK;
     if (dumped)
         *dumped = a.dump_len;
-    return IB_OK;
+    return rc;
 }
 
 int ib_audit(void *base, struct ib_audit_result *out)

@@ -10,10 +10,6 @@
 
 #include <stdint.h>
 
-/* Bumped whenever the arena layout or this interface changes; the Python side refuses to run
- * a compiled core whose version differs from the one it expects. */
-#define IB_CORE_VERSION 9
-
 #define IB_HIST_SUB_BITS 6
 #define IB_HIST_BUCKETS 2304 /* 64 sub-buckets x 36 octaves */
 #define IB_MAX_WORKERS 4096
@@ -30,12 +26,14 @@ enum ib_exit {
     IB_ERR_POOL_EMPTY = 2,
     IB_ERR_ABORTED = 3,
     IB_ERR_IOVA_SPACE = 4,
+    IB_ERR_AUDIT = 5, /* the audit could not run (no memory for its marks): a failed point */
 };
 
 /* One point's parameters, as the harness resolved them (names as in the YAML). */
 struct ib_params {
     uint32_t workload;      /* index into the workload registry */
     uint32_t driver;        /* index into the driver registry */
+    uint32_t lock;          /* index into the lock registry (ignored by lock-free drivers) */
     uint32_t workers;
     uint32_t sample_every;  /* time one op in N; 0 = off */
     uint64_t region_pages;
@@ -195,6 +193,28 @@ struct ib_walker_counters {
     uint64_t end_ns;
 };
 
+/* The strategy axes: each point picks one entry of each registry, and each entry owns an
+ * opaque region of the arena (ib_layout.regions[axis]). */
+enum ib_axis {
+    IB_AXIS_DRIVER = 0,
+    IB_AXIS_LOCK = 1,
+    IB_AXIS_ALLOCATOR = 2,
+    IB_AXIS_INVALIDATION = 3,
+    IB_AXIS_WALKER = 4,
+    IB_AXIS_WORKLOAD = 5,
+    IB_AXES = 6,
+};
+
+/* One strategy's bytes in the arena: shared, per worker (stride apart), per table page. */
+struct ib_region {
+    uint64_t shared_off;
+    uint64_t shared_bytes;
+    uint64_t worker_off;
+    uint64_t worker_stride;
+    uint64_t page_off;
+    uint64_t page_stride;
+};
+
 struct ib_layout {
     uint64_t total_bytes;
     uint64_t slots_off;
@@ -217,11 +237,18 @@ struct ib_layout {
     uint64_t limbo_off;           /* per pool page: limbo tag and time */
     uint64_t series_off;          /* per worker: IB_SERIES_SLOTS cumulative op counts */
     uint64_t series_tick_ns;      /* the tick: IB_SERIES_TICK_NS, or coarser for long windows */
+    struct ib_region regions[6];  /* IB_AXES: each axis's chosen strategy's own state */
 };
 
 /* Registries: names are the YAML spellings. */
 uint32_t ib_driver_count(void);
 const char *ib_driver_name(uint32_t i);
+const char *ib_driver_description(uint32_t i);
+/* 1 when the driver takes locks of the `lock` axis (and so depends on params.lock). */
+int ib_driver_takes_lock(uint32_t i);
+uint32_t ib_lock_count(void);
+const char *ib_lock_name(uint32_t i);
+const char *ib_lock_description(uint32_t i);
 uint32_t ib_workload_count(void);
 const char *ib_workload_name(uint32_t i);
 uint32_t ib_allocator_count(void);
@@ -231,6 +258,7 @@ const char *ib_invalidation_name(uint32_t i);
 uint32_t ib_walker_safety_count(void);
 const char *ib_walker_safety_name(uint32_t i);
 
+/* The arena's shape (sizes of the shared structs, registry sizes), derived at build time. */
 uint32_t ib_core_version(void);
 int ib_layout(const struct ib_params *p, struct ib_layout *out);
 uint64_t ib_pool_pages_needed(uint64_t region_pages, uint32_t workers);
@@ -248,6 +276,7 @@ int ib_read_histograms(void *base, uint32_t worker, uint64_t *map_out, uint64_t 
 /* Worker's cumulative counted ops at ticks 1..n of series_tick_ns after its counted window
  * started; returns n (at most cap and IB_SERIES_SLOTS). */
 uint64_t ib_read_series(void *base, uint32_t worker, uint64_t *out, uint64_t cap);
+/* IB_OK, or IB_ERR_AUDIT when the audit could not run: then the point has failed. */
 int ib_audit(void *base, struct ib_audit_result *out);
 
 /* Worker side: prefault, arrive, wait for release, run, publish. Returns an ib_exit. */

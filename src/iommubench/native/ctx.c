@@ -22,6 +22,10 @@ void ib_ctx_init(struct ib_ctx *x, void *base, uint32_t worker)
     x->gather = IB_NIL;
     x->guarded = h->params.walkers > 0 && h->params.walker_safety == IB_WS_EXCLUSIVE;
     x->pages = (char *)base + h->layout.pages_off;
+    x->lock_shared = ib_region_shared(base, IB_AXIS_LOCK);
+    x->lock_pages = ib_region_page(base, IB_AXIS_LOCK, 0);
+    x->lock_nodes = ib_region_worker(base, IB_AXIS_LOCK, 0);
+    x->lock_node_stride = h->layout.regions[IB_AXIS_LOCK].worker_stride;
     x->hist_map = ib_hist_of(base, worker, 0);
     x->hist_unmap = ib_hist_of(base, worker, 1);
     x->series = ib_series_of(base, worker);

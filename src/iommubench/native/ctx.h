@@ -16,6 +16,10 @@ struct ib_ctx {
     uint32_t *meta;
     uint32_t *gen;              /* per pool page: odd while free (walkers detect reuse) */
     char *pages;
+    void *lock_shared;          /* domain-lock: the point's one lock instance */
+    char *lock_pages;           /* table-lock: table page i's lock at i x the lock's stride */
+    char *lock_nodes;           /* the lock's per-worker nodes (ib_lock_node) */
+    uint64_t lock_node_stride;
     uint64_t *hist_map;
     uint64_t *hist_unmap;
     struct ib_counters c;       /* live counters; zeroed when warm-up ends */

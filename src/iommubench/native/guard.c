@@ -3,7 +3,7 @@
 #include <sched.h>
 
 #include "clock.h"
-#include "lock.h"
+#include "lockcore.h"
 
 /* A pass or a map can take far longer than a spin is worth, and on an oversubscribed point
  * the holder may need this very CPU: pause briefly, then yield. */

@@ -60,19 +60,29 @@ IB_INLINE uint64_t *ib_walk_to_leaf(struct ib_ctx *x, uint64_t pfn, ib_install_f
     return &table[ib_pt_index(pfn, 0)];
 }
 
-/* The walk without installing: 0 when a level is missing. */
-IB_INLINE uint64_t *ib_lookup_leaf(struct ib_ctx *x, uint64_t pfn)
+/* The walk without installing: the index of the leaf table covering pfn, IB_NIL when a level
+ * is missing. */
+IB_INLINE uint32_t ib_lookup_table(struct ib_ctx *x, uint64_t pfn)
 {
     char *const pages = x->pages;
     uint64_t *table = (uint64_t *)pages;
+    uint32_t index = IB_ROOT;
 #pragma GCC unroll 4
     for (int level = IB_LEVELS - 1; level > 0; level--) {
+        /* acquire: pairs with the installer's release, so the table's contents are seen */
         uint64_t e = __atomic_load_n(&table[ib_pt_index(pfn, level)], __ATOMIC_ACQUIRE);
         if (!ib_pte_valid(e) || !ib_pte_is_table(e))
-            return 0;
-        table = (uint64_t *)(pages + ib_pte_target(e) * IB_PAGE_BYTES);
+            return IB_NIL;
+        index = (uint32_t)ib_pte_target(e);
+        table = (uint64_t *)(pages + (uint64_t)index * IB_PAGE_BYTES);
     }
-    return &table[ib_pt_index(pfn, 0)];
+    return index;
+}
+
+IB_INLINE uint64_t *ib_lookup_leaf(struct ib_ctx *x, uint64_t pfn)
+{
+    uint32_t index = ib_lookup_table(x, pfn);
+    return index == IB_NIL ? 0 : &ib_table(x, index)[ib_pt_index(pfn, 0)];
 }
 
 /* Map and unmap counts are kept by the workloads in registers and added to the counters in
@@ -118,12 +128,117 @@ IB_INLINE int ib_pt_unmap(struct ib_ctx *x, uint64_t pfn, uint64_t *frame_out)
     return IB_OP_OK;
 }
 
+/* A lock function of the point's lock, handed to a driver's templates as an always-inlined
+ * constant; ib_no_lock for a walk that takes no per-table lock. */
+typedef void (*ib_lock_fn)(struct ib_ctx *x, void *lock);
+
+IB_INLINE void ib_no_lock(struct ib_ctx *x, void *lock) { (void)x, (void)lock; }
+
+/* Table page `index`'s instance of the point's lock (table-lock: stride bytes per page). */
+IB_INLINE void *ib_table_lock(struct ib_ctx *x, uint32_t index, uint64_t stride)
+{
+    return x->lock_pages + (uint64_t)index * stride;
+}
+
+IB_INLINE uint64_t ib_pt_span(int level) { return 1ull << (9 * level); } /* pfns per entry */
+
+/* The first entry of a table at `level` spanning pfns from `base` that [lo, ...) reaches. */
+IB_INLINE unsigned ib_pt_first(uint64_t lo, uint64_t base, int level)
+{
+    return lo > base ? (unsigned)((lo - base) / ib_pt_span(level)) : 0;
+}
+
+IB_INLINE void ib_gather_table(struct ib_ctx *x, uint32_t index)
+{
+    x->meta[index] = x->gather;
+    x->gather = index;
+    x->c.tables_freed++;
+}
+
+/* Clear the leaves of one leaf table (base: the pfn of its entry 0) in [lo, hi); counts the
+ * pages not mapped to the frame this model expects. */
+IB_INLINE uint64_t ib_clear_leaves(struct ib_ctx *x, uint32_t index, uint64_t base, uint64_t lo,
+                                   uint64_t hi)
+{
+    uint64_t *table = ib_table(x, index), lost = 0;
+    for (uint64_t pfn = lo > base ? lo : base; pfn < hi && pfn < base + 512; pfn++) {
+        uint64_t *pte = &table[pfn - base];
+        uint64_t e = __atomic_load_n(pte, __ATOMIC_RELAXED);
+        if (!ib_pte_valid(e) || ib_pte_target(e) != ib_frame_for(pfn))
+            lost++;
+        if (ib_pte_valid(e))
+            __atomic_store_n(pte, 0, __ATOMIC_RELAXED);
+    }
+    return lost;
+}
+
 /* Unmap [pfn, pfn + pages): clear every leaf, and detach every table whose whole span the
- * range covers (and so every table below it), as VT-d's clear-level path does. Detached
- * tables are chained on x->gather through the pool's links; the caller releases them only
- * after the invalidation that covers this unmap. Returns how many of the pages were not
- * mapped to the frame this model expects (lost mappings). The caller owns the range, so a
- * covered table is touched by nobody else but walkers; detaching it is one release store. */
-uint64_t ib_pt_unmap_range(struct ib_ctx *x, uint64_t pfn, uint64_t pages);
+ * range covers (and so every table below it), as VT-d's clear-level path does. A depth-first
+ * walk with an explicit stack (so it inlines into each driver): `acq`/`rel` bracket the
+ * clearing of a leaf table and each detach from a parent table. Detached tables are chained
+ * on x->gather through the pool's links; the caller releases them only after the invalidation
+ * that covers this unmap. Returns how many of the pages were not mapped to the frame this
+ * model expects (lost mappings). The caller owns the range, so a covered table is touched by
+ * nobody else but walkers; detaching it is one release store. */
+IB_INLINE uint64_t ib_pt_clear_range(struct ib_ctx *x, uint64_t lo, uint64_t hi, ib_lock_fn acq,
+                                     ib_lock_fn rel, uint64_t stride)
+{
+    uint32_t tab[IB_LEVELS];
+    uint64_t base[IB_LEVELS];
+    unsigned idx[IB_LEVELS];
+    uint64_t lost = 0;
+    int level = IB_LEVELS - 1;
+    tab[level] = IB_ROOT;
+    base[level] = 0;
+    idx[level] = ib_pt_first(lo, 0, level);
+    for (;;) {
+        if (level == 0) {
+            void *l = ib_table_lock(x, tab[0], stride);
+            acq(x, l);
+            lost += ib_clear_leaves(x, tab[0], base[0], lo, hi);
+            rel(x, l);
+        } else {
+            uint64_t span = ib_pt_span(level);
+            uint64_t entry_lo = base[level] + idx[level] * span;
+            if (idx[level] < 512 && entry_lo < hi) {
+                uint64_t *pte = &ib_table(x, tab[level])[idx[level]];
+                /* acquire: pairs with the installer's release, so the child's contents are seen */
+                uint64_t e = __atomic_load_n(pte, __ATOMIC_ACQUIRE);
+                if (!ib_pte_valid(e) || !ib_pte_is_table(e)) {
+                    uint64_t a = entry_lo > lo ? entry_lo : lo;
+                    uint64_t b = entry_lo + span < hi ? entry_lo + span : hi;
+                    lost += b - a; /* nothing mapped under a missing table */
+                    idx[level]++;
+                    continue;
+                }
+                tab[level - 1] = (uint32_t)ib_pte_target(e);
+                base[level - 1] = entry_lo;
+                idx[level - 1] = ib_pt_first(lo, entry_lo, level - 1);
+                level--;
+                continue;
+            }
+        }
+        /* this table is done: back to its parent, detaching it if the range covers it */
+        if (level == IB_LEVELS - 1)
+            return lost;
+        level++;
+        uint64_t span = ib_pt_span(level);
+        uint64_t entry_lo = base[level] + idx[level] * span;
+        if (lo <= entry_lo && entry_lo + span <= hi) {
+            void *l = ib_table_lock(x, tab[level], stride);
+            acq(x, l);
+            /* release: the cleared entries below are visible before the table disappears */
+            __atomic_store_n(&ib_table(x, tab[level])[idx[level]], 0, __ATOMIC_RELEASE);
+            rel(x, l);
+            ib_gather_table(x, tab[level - 1]);
+        }
+        idx[level]++;
+    }
+}
+
+IB_INLINE uint64_t ib_pt_unmap_range(struct ib_ctx *x, uint64_t pfn, uint64_t pages)
+{
+    return ib_pt_clear_range(x, pfn, pfn + pages, ib_no_lock, ib_no_lock, 0);
+}
 
 #endif

@@ -1,7 +1,7 @@
 #include "pool.h"
 
 #include "clock.h"
-#include "lock.h"
+#include "lockcore.h"
 #include "reclaim.h"
 
 /* The shared list's lock: held only to move a batch of pages, never across a walk. */
@@ -78,13 +78,17 @@ static void pool_spill(struct ib_ctx *x)
 }
 
 /* deferred-free: the pool is dry but freed tables wait in limbo for the walkers. Wait with
- * them, as a synchronize_rcu() would, rather than fail the allocation. */
+ * them, as a synchronize_rcu() would, rather than fail the allocation. Pages a reclaimer pops
+ * go onto that reclaimer's own free list (and reach the shared list only when it spills), so
+ * this gives up once nothing is left in limbo and nobody is between popping and freeing. */
 static int pool_wait_for_limbo(struct ib_ctx *x)
 {
     while (x->slot->free_count == 0) {
-        /* acquire: a reclaimer's pages are back in the pool before it stops counting itself */
-        if (__atomic_load_n(&x->hdr->limbo.count, __ATOMIC_RELAXED) == 0 &&
-            __atomic_load_n(&x->hdr->limbo.reclaiming, __ATOMIC_ACQUIRE) == 0)
+        /* acquire: pairs with the release decrement in limbo_pop_safe, so a reclaimer that
+         * emptied limbo is seen counted in `reclaiming`; and keeps the load below after it */
+        uint64_t in_limbo = __atomic_load_n(&x->hdr->limbo.count, __ATOMIC_ACQUIRE);
+        /* acquire: pairs with the reclaimer's release decrement: its pages are freed */
+        if (in_limbo == 0 && __atomic_load_n(&x->hdr->limbo.reclaiming, __ATOMIC_ACQUIRE) == 0)
             return 0;
         ib_reclaim(x, 1);
         pool_refill(x);

@@ -3,7 +3,7 @@
 #include <sched.h>
 
 #include "clock.h"
-#include "lock.h"
+#include "lockcore.h"
 #include "pool.h"
 
 static int deferred(const struct ib_ctx *x)
@@ -101,7 +101,9 @@ static uint32_t limbo_pop_safe(struct ib_ctx *x)
         x->hdr->limbo.head = x->meta[page];
         if (x->hdr->limbo.head == IB_NIL)
             x->hdr->limbo.tail = IB_NIL;
-        __atomic_sub_fetch(&x->hdr->limbo.count, 1, __ATOMIC_RELAXED); /* as in limbo_push */
+        /* release: our `reclaiming` increment is visible to a dry pool that reads this count
+         * (pool_wait_for_limbo); atomic although under the lock, as in limbo_push */
+        __atomic_sub_fetch(&x->hdr->limbo.count, 1, __ATOMIC_RELEASE);
         x->meta[page] = out;
         out = page;
     }

@@ -1,6 +1,8 @@
 #include "drivers/driver.h"
 #include "inval/inval.h"
 #include "iova/iova.h"
+#include "lockcore.h"
+#include "strategy.h"
 
 #define IB_DRIVER_ENTRY(drv) extern const struct ib_driver ib_driver_##drv;
 #include "drivers/drivers.def"
@@ -19,9 +21,88 @@ uint32_t ib_driver_count(void) { return sizeof(drivers) / sizeof(drivers[0]); }
 
 const char *ib_driver_name(uint32_t i) { return i < ib_driver_count() ? drivers[i]->name : 0; }
 
+const char *ib_driver_description(uint32_t i)
+{
+    return i < ib_driver_count() ? drivers[i]->description : 0;
+}
+
+int ib_driver_takes_lock(uint32_t i) { return i < ib_driver_count() && drivers[i]->locked >= 0; }
+
 const struct ib_driver *ib_driver_get(uint32_t i)
 {
     return i < ib_driver_count() ? drivers[i] : 0;
+}
+
+#define IB_LOCK_ENTRY(name) extern const struct ib_lock ib_lock_##name;
+#include "locks/locks.def"
+#undef IB_LOCK_ENTRY
+
+#define IB_LOCK_ENTRY(name) &ib_lock_##name,
+static const struct ib_lock *const locks[] = {
+#include "locks/locks.def"
+};
+#undef IB_LOCK_ENTRY
+
+uint32_t ib_lock_count(void) { return sizeof(locks) / sizeof(locks[0]); }
+
+const char *ib_lock_name(uint32_t i) { return i < ib_lock_count() ? locks[i]->name : 0; }
+
+const char *ib_lock_description(uint32_t i)
+{
+    return i < ib_lock_count() ? locks[i]->description : 0;
+}
+
+/* The code of a (driver, lock) pair: a lock-free driver's own, or the lock's instance of a
+ * lock-taking driver. */
+const struct ib_driver_impl *ib_driver_impl(uint32_t driver, uint32_t lock)
+{
+    const struct ib_driver *d = drivers[driver < ib_driver_count() ? driver : 0];
+    if (d->locked < 0)
+        return d->impl;
+    return locks[lock < ib_lock_count() ? lock : 0]->impl[d->locked];
+}
+
+/* The lock axis's state: the instances the driver takes (one per domain, or one per table
+ * page, IB_LOCK_STRIDE apart) and one node per worker on its own line. */
+static uint32_t lock_scope(const struct ib_params *p)
+{
+    return p->driver < ib_driver_count() ? drivers[p->driver]->scope : IB_SCOPE_NONE;
+}
+
+static void lock_size(const struct ib_params *p, struct ib_region_size *out)
+{
+    const struct ib_lock *l = locks[p->lock < ib_lock_count() ? p->lock : 0];
+    uint32_t scope = lock_scope(p);
+    out->shared = scope == IB_SCOPE_DOMAIN ? l->size : 0;
+    out->per_page = scope == IB_SCOPE_TABLE ? IB_LOCK_STRIDE(l->size) : 0;
+    out->per_worker = scope != IB_SCOPE_NONE ? (l->node_size + IB_LINE - 1) / IB_LINE * IB_LINE : 0;
+}
+
+static void lock_init(void *base)
+{
+    const struct ib_params *p = &ib_hdr(base)->params;
+    const struct ib_lock *l = locks[p->lock < ib_lock_count() ? p->lock : 0];
+    uint32_t scope = lock_scope(p);
+    if (scope == IB_SCOPE_DOMAIN)
+        l->init(ib_region_shared(base, IB_AXIS_LOCK));
+    for (uint64_t i = 0; scope == IB_SCOPE_TABLE && i < p->pool_pages; i++)
+        l->init(ib_region_page(base, IB_AXIS_LOCK, i));
+}
+
+static const struct ib_strategy lock_strategy = {lock_size, lock_init, 0};
+
+static void no_size(const struct ib_params *p, struct ib_region_size *out)
+{
+    (void)p;
+    memset(out, 0, sizeof(*out));
+}
+
+static const struct ib_strategy stateless = {no_size, 0, 0};
+
+const struct ib_strategy *ib_strategy_of(const struct ib_params *p, int axis)
+{
+    (void)p;
+    return axis == IB_AXIS_LOCK ? &lock_strategy : &stateless;
 }
 
 uint32_t ib_workload_count(void) { return IB_WORKLOAD_COUNT; }

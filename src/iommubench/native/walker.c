@@ -78,10 +78,19 @@ static uint64_t read_table(struct pass *p, uint32_t index, int level)
     return read;
 }
 
-static void lock_group_mutex(struct ib_header *h)
+/* A result other than 0 or EOWNERDEAD (ENOTRECOVERABLE...) means we do not hold the mutex:
+ * the point fails and everyone leaves. */
+static void lock_group_mutex(void *base, struct ib_header *h)
 {
-    if (pthread_mutex_lock(&h->group_mutex.m) == EOWNERDEAD)
+    int r = pthread_mutex_lock(&h->group_mutex.m);
+    if (r == EOWNERDEAD) {
         pthread_mutex_consistent(&h->group_mutex.m);
+        r = 0;
+    }
+    if (r != 0) {
+        ib_abort(base);
+        ib_exit_aborted();
+    }
 }
 
 static void one_pass(struct pass *p, uint32_t walker, uint32_t safety)
@@ -91,7 +100,7 @@ static void one_pass(struct pass *p, uint32_t walker, uint32_t safety)
     if (safety == IB_WS_EXCLUSIVE)
         ib_guard_exclusive_enter(p->base, &h->walk_guard, &p->c->wait_ns);
     else if (safety == IB_WS_GROUP_MUTEX)
-        lock_group_mutex(h);
+        lock_group_mutex(p->base, h);
     else if (safety == IB_WS_DEFERRED_FREE)
         ib_epoch_enter_pass(p->base, walker);
     uint64_t t1 = ib_clock_ns();
@@ -114,7 +123,7 @@ int ib_walker_run(void *base, uint32_t walker)
 {
     struct ib_header *h = ib_hdr(base);
     if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != IB_MAGIC ||
-        h->version != IB_CORE_VERSION || walker >= h->params.walkers)
+        h->version != ib_core_version() || walker >= h->params.walkers)
         return IB_ERR_PARAMS;
     for (uint64_t off = 0; off < h->layout.total_bytes; off += IB_PAGE_BYTES)
         __atomic_fetch_or((uint64_t *)((char *)base + off), 0, __ATOMIC_RELAXED); /* prefault */

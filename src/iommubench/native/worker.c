@@ -6,7 +6,12 @@
 #include "hist.h"
 #include "reclaim.h"
 
-const struct ib_driver *ib_driver_get(uint32_t i);
+const struct ib_driver_impl *ib_driver_impl(uint32_t driver, uint32_t lock);
+
+static const struct ib_driver_impl *impl_of(void *base)
+{
+    return ib_driver_impl(ib_hdr(base)->params.driver, ib_hdr(base)->params.lock);
+}
 
 uint64_t ib_hist_index(uint64_t value) { return ib_hist_bucket(value); }
 
@@ -14,7 +19,7 @@ static int arena_ready(void *base)
 {
     struct ib_header *h = ib_hdr(base);
     return __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == IB_MAGIC &&
-           h->version == IB_CORE_VERSION;
+           h->version == ib_core_version();
 }
 
 /* A process's first write to a shared page costs a fault (~1 us here); take them all now so
@@ -52,7 +57,7 @@ int ib_worker_run(void *base, uint32_t worker)
 {
     if (!arena_ready(base) || worker >= ib_hdr(base)->params.workers)
         return IB_ERR_PARAMS;
-    const struct ib_driver *drv = ib_driver_get(ib_hdr(base)->params.driver);
+    const struct ib_driver_impl *drv = impl_of(base);
     prefault_arena(base);
     struct ib_ctx x;
     ib_ctx_init(&x, base, worker);
@@ -93,14 +98,14 @@ int ib_debug_map(void *base, uint64_t iova_pfn, uint64_t frame)
 {
     struct ib_ctx x;
     debug_ctx(&x, base);
-    return ib_driver_get(x.hdr->params.driver)->map(&x, iova_pfn, frame);
+    return impl_of(base)->map(&x, iova_pfn, frame);
 }
 
 int ib_debug_unmap(void *base, uint64_t iova_pfn, uint64_t *frame_out)
 {
     struct ib_ctx x;
     debug_ctx(&x, base);
-    return ib_driver_get(x.hdr->params.driver)->unmap(&x, iova_pfn, frame_out);
+    return impl_of(base)->unmap(&x, iova_pfn, frame_out);
 }
 
 int ib_translate(void *base, uint64_t iova_pfn, uint64_t *frame_out)

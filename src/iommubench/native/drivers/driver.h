@@ -1,6 +1,12 @@
-/* What a driver is: how it serialises a map/unmap (enter/leave) and how it installs a missing
- * table. A driver file defines those three functions and ends with IB_DEFINE_DRIVER; that
- * specialises every workload for it, so the hot loop has no indirect call.
+/* What a driver is: the granularity at which map and unmap serialise. Two kinds:
+ *
+ * - lock-free drivers (no lock of the `lock` axis): one file defining how a missing table is
+ *   installed (NAME_install), ending with IB_DEFINE_DRIVER;
+ * - lock-taking drivers (drivers/locked.h): templates of map, unmap and unmap_range that take
+ *   the point's lock through the functions they are handed; every lock file instantiates them
+ *   for its lock (locks/framework.h), so the hot loop has direct calls only.
+ *
+ * Either way IB_DRIVER_IMPL specialises every workload for the resulting map/unmap.
  */
 #ifndef IB_DRIVER_H
 #define IB_DRIVER_H
@@ -11,80 +17,108 @@
 
 typedef int (*ib_run_fn)(struct ib_ctx *x);
 
-struct ib_driver {
-    const char *name;
+/* One (driver, lock) pair's code: the workloads' specialised loops and single-op hooks. */
+struct ib_driver_impl {
     ib_run_fn run[IB_WORKLOAD_COUNT];
     int (*map)(struct ib_ctx *x, uint64_t pfn, uint64_t frame);
     int (*unmap)(struct ib_ctx *x, uint64_t pfn, uint64_t *frame_out);
 };
 
-#define IB_INSTANTIATE_WORKLOAD(wl, drv) \
-    static int drv##_run_##wl(struct ib_ctx *x) { return ib_workload_##wl(x, &drv##_ops); }
-#define IB_WORKLOAD_SLOT(wl, drv) [IB_WL_##wl] = drv##_run_##wl,
+/* Which instances of the point's lock a driver takes. */
+enum ib_lock_scope { IB_SCOPE_NONE = 0, IB_SCOPE_DOMAIN = 1, IB_SCOPE_TABLE = 2 };
 
-/* guard (exclusive walkers only) -> enter -> optional calibrated critical-section work (the
- * map or the unmap call's own: cs_map_ns, cs_unmap_ns) -> walk -> leave -> guard */
-#define IB_DRIVER_OP(drv, loops, call)                                                     \
-    if (__builtin_expect(x->guarded, 0))                                                   \
-        ib_guard_shared_enter(x);                                                          \
-    drv##_enter(x);                                                                        \
-    ib_busy(loops);                                                                        \
-    __typeof__(call) r = call;                                                             \
-    drv##_leave(x);                                                                        \
-    if (__builtin_expect(x->guarded, 0))                                                   \
-        ib_guard_shared_leave(x);                                                          \
-    return r;
+struct ib_driver {
+    const char *name;
+    const char *description;
+    uint32_t scope;                     /* enum ib_lock_scope */
+    int32_t locked;                     /* index in IB_LOCKED_DRIVERS, or -1 */
+    const struct ib_driver_impl *impl;  /* lock-free drivers; locked ones: the lock's */
+};
 
-#define IB_DEFINE_DRIVER(yaml_name, drv)                                                   \
-    static inline __attribute__((always_inline)) int drv##_map(struct ib_ctx *x,           \
-                                                              uint64_t pfn, uint64_t fr) \
+#define IB_INSTANTIATE_WORKLOAD(wl, id) \
+    static int id##_run_##wl(struct ib_ctx *x) { return ib_workload_##wl(x, &id##_ops); }
+#define IB_WORKLOAD_SLOT(wl, id) [IB_WL_##wl] = id##_run_##wl,
+
+/* exclusive walkers: every map and unmap takes the walk guard shared around the driver */
+#define IB_GUARDED(x, call)                                                                \
+    ({                                                                                     \
+        if (__builtin_expect((x)->guarded, 0))                                             \
+            ib_guard_shared_enter(x);                                                      \
+        __typeof__(call) ib_r_ = (call);                                                   \
+        if (__builtin_expect((x)->guarded, 0))                                             \
+            ib_guard_shared_leave(x);                                                      \
+        ib_r_;                                                                             \
+    })
+
+/* The workloads, specialised for id##_map, id##_map_range, id##_unmap and id##_unmap_range
+ * (always inlined), and the impl that registers them. The calibrated critical-section work
+ * (cs_map_ns, cs_unmap_ns) is the driver's to place: once per call, under its lock. */
+#define IB_DRIVER_IMPL(id)                                                                 \
+    static inline __attribute__((always_inline)) int id##_gmap(struct ib_ctx *x,           \
+                                                              uint64_t pfn, uint64_t fr)   \
     {                                                                                      \
-        IB_DRIVER_OP(drv, x->cs_map_loops, ib_pt_map(x, pfn, fr, drv##_install))           \
+        return IB_GUARDED(x, id##_map(x, pfn, fr));                                        \
+    }                                                                                      \
+    static inline __attribute__((always_inline)) int id##_gmap_range(                      \
+        struct ib_ctx *x, uint64_t pfn, uint64_t pages)                                    \
+    {                                                                                      \
+        return IB_GUARDED(x, id##_map_range(x, pfn, pages));                               \
+    }                                                                                      \
+    static inline __attribute__((always_inline)) int id##_gunmap(struct ib_ctx *x,         \
+                                                                uint64_t pfn, uint64_t *f) \
+    {                                                                                      \
+        return IB_GUARDED(x, id##_unmap(x, pfn, f));                                       \
+    }                                                                                      \
+    static inline __attribute__((always_inline)) uint64_t id##_gunmap_range(               \
+        struct ib_ctx *x, uint64_t pfn, uint64_t pages)                                    \
+    {                                                                                      \
+        return IB_GUARDED(x, id##_unmap_range(x, pfn, pages));                             \
+    }                                                                                      \
+    static const struct ib_driver_ops id##_ops = {id##_gmap, id##_gmap_range, id##_gunmap, \
+                                                  id##_gunmap_range};                      \
+    IB_WORKLOADS(IB_INSTANTIATE_WORKLOAD, id)                                              \
+    static int id##_map_call(struct ib_ctx *x, uint64_t pfn, uint64_t fr)                  \
+    {                                                                                      \
+        return id##_gmap(x, pfn, fr);                                                      \
+    }                                                                                      \
+    static int id##_unmap_call(struct ib_ctx *x, uint64_t pfn, uint64_t *f)                \
+    {                                                                                      \
+        return id##_gunmap(x, pfn, f);                                                     \
+    }                                                                                      \
+    static const struct ib_driver_impl id##_impl = {                                       \
+        {IB_WORKLOADS(IB_WORKLOAD_SLOT, id)}, id##_map_call, id##_unmap_call};
+
+/* A lock-free driver: the file defines drv##_install; the walk needs no lock. */
+#define IB_DEFINE_DRIVER(yaml_name, drv, desc)                                             \
+    static inline __attribute__((always_inline)) int drv##_map(struct ib_ctx *x,           \
+                                                              uint64_t pfn, uint64_t fr)   \
+    {                                                                                      \
+        ib_busy(x->cs_map_loops);                                                          \
+        return ib_pt_map(x, pfn, fr, drv##_install);                                       \
     }                                                                                      \
     static inline __attribute__((always_inline)) int drv##_map_range(                      \
         struct ib_ctx *x, uint64_t pfn, uint64_t pages)                                    \
     {                                                                                      \
-        IB_DRIVER_OP(drv, x->cs_map_loops, ib_pt_map_range(x, pfn, pages, drv##_install))  \
+        ib_busy(x->cs_map_loops);                                                          \
+        return ib_pt_map_range(x, pfn, pages, drv##_install);                              \
     }                                                                                      \
     static inline __attribute__((always_inline)) int drv##_unmap(struct ib_ctx *x,         \
                                                                 uint64_t pfn, uint64_t *f) \
     {                                                                                      \
-        IB_DRIVER_OP(drv, x->cs_unmap_loops, ib_pt_unmap(x, pfn, f))                       \
+        ib_busy(x->cs_unmap_loops);                                                        \
+        return ib_pt_unmap(x, pfn, f);                                                     \
     }                                                                                      \
     static inline __attribute__((always_inline)) uint64_t drv##_unmap_range(               \
         struct ib_ctx *x, uint64_t pfn, uint64_t pages)                                    \
     {                                                                                      \
-        IB_DRIVER_OP(drv, x->cs_unmap_loops, ib_pt_unmap_range(x, pfn, pages))             \
+        ib_busy(x->cs_unmap_loops);                                                        \
+        return ib_pt_unmap_range(x, pfn, pages);                                           \
     }                                                                                      \
-    static int drv##_map_call(struct ib_ctx *x, uint64_t pfn, uint64_t fr)                 \
-    {                                                                                      \
-        return drv##_map(x, pfn, fr);                                                      \
-    }                                                                                      \
-    static int drv##_unmap_call(struct ib_ctx *x, uint64_t pfn, uint64_t *f)               \
-    {                                                                                      \
-        return drv##_unmap(x, pfn, f);                                                     \
-    }                                                                                      \
-    static const struct ib_driver_ops drv##_ops = {drv##_map, drv##_map_range, drv##_unmap, \
-                                                   drv##_unmap_range};                     \
-    IB_WORKLOADS(IB_INSTANTIATE_WORKLOAD, drv)                                             \
-    const struct ib_driver ib_driver_##drv = {                                             \
-        yaml_name, {IB_WORKLOADS(IB_WORKLOAD_SLOT, drv)}, drv##_map_call, drv##_unmap_call};
+    IB_DRIVER_IMPL(drv)                                                                    \
+    const struct ib_driver ib_driver_##drv = {yaml_name, desc, IB_SCOPE_NONE, -1, &drv##_impl};
 
-/* Lock helpers shared by the serialising drivers: counted, and timed only when contended. */
-void ib_spin_lock_contended(struct ib_ctx *x, uint32_t *lock);
-
-static inline __attribute__((always_inline)) void ib_spin_lock(struct ib_ctx *x, uint32_t *lock)
-{
-    x->c.lock_acquisitions++;
-    /* acquire: pairs with the previous holder's release in ib_spin_unlock */
-    if (__builtin_expect(__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE) != 0, 0))
-        ib_spin_lock_contended(x, lock);
-}
-
-static inline void ib_spin_unlock(uint32_t *lock)
-{
-    /* release: the table updates made under the lock are visible to the next holder */
-    __atomic_store_n(lock, 0, __ATOMIC_RELEASE);
-}
+/* A lock-taking driver's registration (its templates live in drivers/NAME.h). */
+#define IB_DEFINE_LOCKED_DRIVER(yaml_name, drv, desc, scope)                               \
+    const struct ib_driver ib_driver_##drv = {yaml_name, desc, scope, IB_LOCKED_##drv, 0};
 
 #endif

@@ -3,9 +3,6 @@
  * v4.13; VT-d pfn_to_dma_pte; AMD alloc_pte). Leaves belong to the caller's range. */
 #include "driver.h"
 
-static inline void lockfree_enter(struct ib_ctx *x) { (void)x; }
-static inline void lockfree_leave(struct ib_ctx *x) { (void)x; }
-
 static inline __attribute__((always_inline)) uint64_t lockfree_install(struct ib_ctx *x,
                                                                         uint64_t *pte)
 {
@@ -28,4 +25,5 @@ static inline __attribute__((always_inline)) uint64_t lockfree_install(struct ib
     return expected;
 }
 
-IB_DEFINE_DRIVER("lockfree", lockfree)
+IB_DEFINE_DRIVER("lockfree", lockfree,
+                 "compare-and-swap install of missing tables (io-pgtable-arm since v4.13, VT-d)")

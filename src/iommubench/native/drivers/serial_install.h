@@ -1,5 +1,5 @@
-/* Table install for drivers that hold the domain lock across the whole walk: nobody else can
- * be installing, so a plain store suffices. */
+/* Table install for drivers that hold a lock covering the entry: nobody else can be
+ * installing into it, so a plain check-then-store suffices. */
 #ifndef IB_SERIAL_INSTALL_H
 #define IB_SERIAL_INSTALL_H
 

@@ -1,7 +1,7 @@
 /* strict: every unmap invalidates before its IOVA is freed (iommu.strict=1, the
  * IOMMU_DOMAIN_DMA default without a flush queue): one command, inv_ns, under the single
  * invalidation-queue lock, as the SMMUv3 command queue's spinlock was until 2019. */
-#include "../lock.h"
+#include "../lockcore.h"
 #include "inval.h"
 #include "../iova/iova.h"
 

@@ -8,7 +8,7 @@
  * hint moves the hint up to the next allocated range, so the hole is reused. When a pass from
  * the hint finds nothing, one more pass starts from the limit (the kernel's retry).
  */
-#include "../lock.h"
+#include "../lockcore.h"
 #include "iova.h"
 
 #define NIL IB_NIL

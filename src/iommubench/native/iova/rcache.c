@@ -18,7 +18,7 @@
  * Magazines live in the arena (a fixed number per class, see ib_layout); every magazine is in
  * exactly one place: a CPU's loaded or prev, the depot's full list, or its empty list.
  */
-#include "../lock.h"
+#include "../lockcore.h"
 #include "iova.h"
 
 #define NIL IB_NIL

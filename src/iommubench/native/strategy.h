@@ -1,0 +1,27 @@
+/* What every strategy (an entry of the driver, lock, allocator, invalidation, walker or
+ * workload registry) declares about its state, so the arena can lay out and initialise it
+ * without knowing the strategy: its shared, per-worker and per-table-page bytes, its init
+ * (parent, single-threaded, on zeroed memory) and its audit hook (parent, after the run). */
+#ifndef IB_STRATEGY_H
+#define IB_STRATEGY_H
+
+#include "core.h"
+
+struct ib_region_size {
+    uint64_t shared;
+    uint64_t per_worker;
+    uint64_t per_page;
+};
+
+struct ib_strategy {
+    void (*size)(const struct ib_params *p, struct ib_region_size *out);
+    void (*init)(void *base);
+    /* adds what it finds to the audit; returns non-zero when it could not run */
+    int (*audit)(void *base, struct ib_audit_result *r);
+};
+
+/* The strategy the point picked on `axis` (never null: an entry without state has an empty
+ * one). */
+const struct ib_strategy *ib_strategy_of(const struct ib_params *p, int axis);
+
+#endif
