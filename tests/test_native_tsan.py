@@ -227,9 +227,11 @@ def test_core_is_race_free(
     elif driver == "domain-lock":
         assert got["counters.lock_acquisitions"] == 2 * region_pages * cycles, report
     else:
-        # table-lock: one leaf-table lock per map and per unmap, plus one per install
+        # table-lock: one leaf-table lock per map and per unmap, plus one per install,
+        # and one per install a racer beat (at most workers - 1 per table installed)
         want = 2 * region_pages * cycles + got["counters.tables_allocated"]
-        assert got["counters.lock_acquisitions"] == want, report
+        lost_races = got["counters.lock_acquisitions"] - want
+        assert 0 <= lost_races <= (workers - 1) * got["counters.tables_allocated"], report
 
 
 def test_tsan_sees_a_missing_release(tsan_dir: Path) -> None:

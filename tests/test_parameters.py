@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from iommubench import cli, columns, config, native_core, parameters, rundata
+from iommubench import cli, columns, config, native_core, parameters, registry, rundata
 from iommubench.runner import native_params
 from iommubench.validators import Bad
 
@@ -44,7 +44,8 @@ def test_config_columns_and_validation_come_from_the_table() -> None:
     assert {p.name: p.default for p in parameters.PARAMETERS} == config.PARAMETER_DEFAULTS
     assert [*parameters.NAMES, "warmup_s", "duration_s_requested"] == columns.PARAMETERS
     point = config.parse_sweep({}, "x.yaml").points[0]
-    assert {k: point[k] for k in parameters.NAMES} == parameters.DEFAULTS
+    # the default driver is lock-free: it records no lock
+    assert {k: point[k] for k in parameters.NAMES} == {**parameters.DEFAULTS, "lock": "none"}
     text = {p.name for p in parameters.PARAMETERS if p.choices is not None} | {"granule_pages"}
     assert set(parameters.TEXT_PARAMETERS) == text
     assert text <= set(rundata.STRING_COLUMNS)
@@ -53,8 +54,10 @@ def test_config_columns_and_validation_come_from_the_table() -> None:
 def test_choices_are_the_native_registries() -> None:
     drivers = parameters.BY_NAME["driver"]
     assert drivers.choices is not None
-    assert list(drivers.choices()) == native_core.driver_names()
-    with pytest.raises(Bad, match="allowed: " + ", ".join(sorted(native_core.driver_names()))):
+    aliases = list(registry.DRIVER_ALIASES)
+    assert list(drivers.choices()) == [*native_core.driver_names(), *aliases]
+    allowed = ", ".join(sorted([*native_core.driver_names(), *aliases]))
+    with pytest.raises(Bad, match="allowed: " + allowed):
         drivers.check("lockfre", "defaults.driver")
 
 
