@@ -71,13 +71,13 @@ def check_sweep(sweep: Sweep) -> None:
     assert sweep.points, "a sweep always has at least one point"
     parts = sweep.union or (sweep.axes,)  # a union of sweeps, or one
     counts = [math.prod(len(v) for v in axes.values()) for axes in parts]
-    if sweep.union:  # a point in two parts runs once
-        assert max(counts) <= len(sweep.points) <= sum(counts) and not sweep.axes
-        assert len({json.dumps(list(p.items()), default=str) for p in sweep.points}) == len(
-            sweep.points
-        )
-    else:
-        assert len(sweep.points) == counts[0]
+    # a point in two parts runs once, and a lock-free driver ignores the lock axis (one point,
+    # not one per lock)
+    assert 1 <= len(sweep.points) <= sum(counts)
+    assert len({json.dumps(list(p.items()), default=str) for p in sweep.points}) == len(
+        sweep.points
+    )
+    assert not (sweep.union and sweep.axes)
     for axes in parts:
         for axis, values in axes.items():
             assert axis in PARAMS and values
@@ -86,7 +86,13 @@ def check_sweep(sweep: Sweep) -> None:
         assert point["warmup_s"] == sweep.warmup_s
         assert point["duration_s_requested"] == sweep.duration_s
         for key, names in CHOICES.items():
-            assert point[key] in names, key
+            if key != "lock":
+                assert point[key] in names, key
+        # the driver is recorded without alias; the lock is one of the algorithms exactly
+        # when the driver takes locks, none otherwise
+        takes_lock = point["driver"] in registry.LOCK_TAKING_DRIVERS
+        assert (point["lock"] in registry.LOCK_ALGORITHMS) == takes_lock, point["lock"]
+        assert takes_lock or point["lock"] == registry.NO_LOCK
         for key, (lo, hi) in INT_RANGES.items():
             assert _is_int(point[key]) and lo <= point[key] <= hi, (key, point[key])
         for key, (lo, hi) in OPTIONAL_INT_RANGES.items():
