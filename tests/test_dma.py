@@ -15,7 +15,7 @@ import pytest
 from iommubench import dma, hist
 from iommubench.runner import run_point
 
-CORRECT_DRIVERS = ["serial-spin", "serial-mutex", "lockfree"]
+CORRECT_DRIVERS = ["serial-spin", "serial-mutex", "table-lock", "lockfree"]
 RETRIES = 6
 
 
@@ -101,6 +101,14 @@ def test_strict_invalidates_every_unmap() -> None:
 def test_audit_clean_for_every_correct_driver(driver: str, invalidation: str) -> None:
     point = dma_point(driver=driver, invalidation=invalidation, completion="remote")
     run_clean(point)
+
+
+def test_table_lock_frees_whole_tables_under_remote_completion() -> None:
+    """512-page I/Os cover whole leaf tables: their unmap detaches each under its parent's
+    lock, and the table goes back to the pool after the invalidation."""
+    point = dma_point(driver="table-lock", granule_pages=(1, 512), completion="remote")
+    m = run_clean(point, busy=lambda m: m["tables_freed"] > 0)
+    assert m["tables_freed"] > 0
 
 
 def test_large_granules_bypass_the_cache_and_deep_mask_works() -> None:
