@@ -5,8 +5,11 @@ Measured in one run, interleaved so drift hits both sides alike:
      C loop doing the same walk with nothing around it;
   2. the machine's own 2-process ceiling: two copies of that loop on two CPUs at once, which
      bounds what any 2-worker point can reach here;
-  3. for each driver, 2-worker / 1-worker throughput with 128 MiB chunks (separate tables);
-  4. what latency sampling costs: one lock-free worker timing no op, one in 1024, one in 64.
+  3. for each strategy (driver, or driver/lock), 2-worker / 1-worker throughput with 128 MiB
+     chunks (separate tables);
+  4. the same ratio with one-page chunks (racing for the same tables) for domain-lock,
+     table-lock and lockfree;
+  5. what latency sampling costs: one lock-free worker timing no op, one in 1024, one in 64.
 
     make ceiling            (or: .venv/bin/python bench/ceiling.py [--rounds N] [--seconds S])
 """
@@ -25,8 +28,11 @@ from iommubench.runner import run_point
 
 HERE = Path(__file__).resolve().parent
 REGION_MIB = 1024
-DRIVERS = ["serial-spin", "serial-mutex", "lockfree", "naive"]
+# strategies: a lock-taking driver with its lock (driver/lock), or a lock-free driver
+DRIVERS = ["domain-lock/ttas", "domain-lock/pthread-mutex", "table-lock/ttas", "lockfree", "naive"]
 SAMPLING = (0, 1024, 64)
+# one-page chunks: every worker races for the same tables (the split lock's worst case)
+RACING = ["domain-lock/ttas", "table-lock/ttas", "lockfree"]
 
 
 def build_ceiling() -> Path:
@@ -51,13 +57,17 @@ def ceiling_ops(binary: Path, seconds: float, cpus: list[int]) -> list[float]:
     return [float(p.communicate()[0].split()[1]) for p in procs]
 
 
-def harness_ops(driver: str, workers: int, seconds: float, sample_every: int = 1024) -> float:
+def harness_ops(
+    driver: str, workers: int, seconds: float, sample_every: int = 1024, chunk: int = 32768
+) -> float:
+    driver, _, lock = driver.partition("/")
     point = {
         "workload": "prefault",
         "driver": driver,
+        "lock": lock or "none",
         "workers": workers,
         "region_mib": REGION_MIB,
-        "chunk_pages": 32768,
+        "chunk_pages": chunk,
         "cycles": 0,
         "cs_ns": 0,
         "warmup_s": 0.2,
@@ -92,6 +102,10 @@ def main() -> None:
         for driver in DRIVERS:
             for workers in (1, 2):
                 add(f"{driver}_{workers}", harness_ops(driver, workers, args.seconds))
+        for driver in RACING:
+            for workers in (1, 2):
+                ops = harness_ops(driver, workers, args.seconds, chunk=1)
+                add(f"racing_{driver}_{workers}", ops)
         for every in SAMPLING:
             add(f"sampling_{every}", harness_ops("lockfree", 1, args.seconds, every))
 
@@ -110,9 +124,18 @@ def main() -> None:
             f" = **{med['ceiling_2'] / med['ceiling_1']:.2f}x** one copy (the machine's ceiling"
             " for any 2-worker point)"
         )
-    lines += ["", "| driver | 1 worker Mops/s | 2 workers Mops/s | 2w / 1w |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "| 128 MiB chunks | 1 worker Mops/s | 2 workers Mops/s | 2w / 1w |",
+        "|---|---|---|---|",
+    ]
     for driver in DRIVERS:
         one, two = med[f"{driver}_1"], med[f"{driver}_2"]
+        lines.append(f"| {driver} | {one / 1e6:.1f} | {two / 1e6:.1f} | {two / one:.2f} |")
+    lines += ["", "| one-page chunks | 1 worker Mops/s | 2 workers Mops/s | 2w / 1w |"]
+    lines += ["|---|---|---|---|"]
+    for driver in RACING:
+        one, two = med[f"racing_{driver}_1"], med[f"racing_{driver}_2"]
         lines.append(f"| {driver} | {one / 1e6:.1f} | {two / 1e6:.1f} | {two / one:.2f} |")
     lines += ["", "| lock-free, 1 worker, sampling | Mops/s | vs no sampling |", "|---|---|---|"]
     for every in SAMPLING:
