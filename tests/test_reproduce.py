@@ -207,3 +207,27 @@ def test_a_failed_command_fails_its_rows_and_the_exit_status(tmp_path, capsys):
     (row,) = json.loads((out / "reproduce.json").read_text())["rows"]
     assert row["failed"] and row["measured"] is None
     assert row["note"].startswith("the case failed: iommubench dma-map-benchmark")
+
+
+def test_a_tool_case_reads_the_kernels_lines_and_the_untruncated_means(tmp_path):
+    text = """\
+case: tool
+title: t
+source: s
+kind: prediction
+dma_map_benchmark: {threads: 1, seconds: 1, profile: smmuv3-cmdq}
+measures:
+  - {name: unmap, stat: dma_map_benchmark, field: unmap, published: 0.6, unit: µs}
+  - {name: unmap ns, stat: dma_map_benchmark, field: unmap_ns, published: 600, unit: ns}
+"""
+    d = _write(tmp_path / "cases", "tool.yaml", text)
+    out = tmp_path / "out"
+    assert cli.main(["reproduce", "--cases", str(d), "--out", str(out)]) == 0
+    kernel, exact = json.loads((out / "reproduce.json").read_text())["rows"]
+    # the kernel's lines truncate every sample to 100 ns and print whole 0.1 µs: never more
+    # than the untruncated mean, which holds a busy-waited invalidation
+    assert round(kernel["measured"], 1) == kernel["measured"]
+    assert kernel["measured"] <= exact["measured"] / 1000 and exact["measured"] > 50
+    assert kernel["note"].startswith("untruncated mean ")
+    log = (out / "runs" / "tool.txt").read_text()
+    assert "--profile smmuv3-cmdq" in log and log.count("$ iommubench dma-map-benchmark") == 2

@@ -23,7 +23,8 @@ from iommubench.config import ConfigError, parse_sweep, parse_yaml
 
 CASE_DIR = Path("bench") / "reproduce"  # relative to the repository root, like the configs
 STATS = (
-    "dma_map_benchmark",  # the tool's map or unmap mean (field: map|unmap), µs
+    "dma_map_benchmark",  # the tool's mean: field map|unmap (its lines, µs), map_ns|unmap_ns
+    "ns_per_op",  # a point's time per op and worker (1e9 workers / ops_per_s), ns
     "latency_mean_ns",  # a point's mean map or unmap latency (field: map|unmap), ns
     "ops_per_s",  # a point's median throughput
     "speedup",  # median throughput at `workers` over the same series at 1 worker
@@ -41,6 +42,8 @@ TOOL_OPTIONS = {  # dma_map_benchmark: key -> the tool's flag
     "dma_trans_ns": "-x",
     "granule": "-g",
     "mode": "-m",
+    "invalidation": "--invalidation",
+    "profile": "--profile",
 }
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -62,7 +65,7 @@ class Measure(_Strict):
     stat: Literal[STATS]  # type: ignore[valid-type]
     published: float | str | None = None  # a number, a statement (a shape), or not published
     unit: str = ""
-    field: Literal["map", "unmap"] | None = None
+    field: Literal["map", "unmap", "map_ns", "unmap_ns"] | None = None
     where: dict[str, Any] = Field(default_factory=dict)  # the parameters of the series
     over: dict[str, Any] | None = None  # ratio's denominator series
     workers: int | Literal["max", "each"] = "max"  # max: most workers short of oversubscribed
@@ -85,8 +88,10 @@ class Measure(_Strict):
 
     @model_validator(mode="after")
     def _fields(self) -> Measure:
-        if self.stat in ("dma_map_benchmark", "latency_mean_ns") and self.field is None:
-            raise ValueError(f"stat {self.stat} needs field: map or unmap")
+        if self.stat == "dma_map_benchmark" and self.field is None:
+            raise ValueError("stat dma_map_benchmark needs field: map, unmap, map_ns or unmap_ns")
+        if self.stat == "latency_mean_ns" and self.field not in ("map", "unmap"):
+            raise ValueError("stat latency_mean_ns needs field: map or unmap")
         if self.stat == "ratio" and self.over is None:
             raise ValueError("stat ratio needs over: (the denominator's parameters)")
         return self
@@ -111,7 +116,7 @@ class Case(_Strict):
     leaves_out: str = ""  # what the model leaves out, quoted where a prediction misses
     needs_cpus: int = Field(default=1, ge=1)
     config: dict[str, Any] | None = None
-    dma_map_benchmark: dict[str, int] | None = None
+    dma_map_benchmark: dict[str, int | str] | None = None
     measures: list[Measure] = Field(min_length=1)
 
     @field_validator("title", "source", "calibration", "leaves_out")
