@@ -224,10 +224,10 @@ measures:
     out = tmp_path / "out"
     assert cli.main(["reproduce", "--cases", str(d), "--out", str(out)]) == 0
     kernel, exact = json.loads((out / "reproduce.json").read_text())["rows"]
-    # the kernel's lines truncate every sample to 100 ns and print whole 0.1 µs: never more
-    # than the untruncated mean, which holds a busy-waited invalidation
+    # the kernel's lines print whole 0.1 µs; the untruncated mean holds a busy-waited
+    # invalidation (two runs: no closer comparison between them)
     assert round(kernel["measured"], 1) == kernel["measured"]
-    assert kernel["measured"] <= exact["measured"] / 1000 and exact["measured"] > 50
+    assert exact["measured"] > 50 and exact["unit"] == "ns"
     assert kernel["note"].startswith("untruncated mean ")
     log = (out / "runs" / "tool.txt").read_text()
     assert "--profile smmuv3-cmdq" in log and log.count("$ iommubench dma-map-benchmark") == 2
