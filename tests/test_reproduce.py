@@ -106,8 +106,10 @@ def test_verdicts_follow_the_kind_and_the_tolerance():
     assert miss.verdict == "misses" and miss.ratio == pytest.approx(0.25)
     assert miss.leaves_out == "the device" and "leaves out" in miss.note
     cal = _case(kind="calibration", calibration="cs_map_ns was set from it")
-    row = reproduce._row(cal, cal.measures[0], "m", 2.0, "")
+    row = reproduce._row(cal, cal.measures[0], "m", 2.1, "")
     assert row.verdict == "matches by construction" and "cs_map_ns" in row.note
+    off = reproduce._row(cal, cal.measures[0], "m", 3.0, "")
+    assert off.verdict == "calibration off" and "did not hold" in off.note
     shape = Measure(name="s", stat="speedup", published="collapses", pass_if="< 1")
     assert reproduce._row(c, shape, "s", 0.4, "").verdict == "passes"
     assert reproduce._row(c, shape, "s", 1.3, "").verdict == "FAILS"

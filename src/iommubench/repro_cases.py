@@ -24,7 +24,7 @@ from iommubench.config import ConfigError, parse_sweep, parse_yaml
 CASE_DIR = Path("bench") / "reproduce"  # relative to the repository root, like the configs
 STATS = (
     "dma_map_benchmark",  # the tool's mean: field map|unmap (its lines, µs), map_ns|unmap_ns
-    "ns_per_op",  # a point's time per op and worker (1e9 workers / ops_per_s), ns
+    "ns_per_op",  # a point's on-CPU time per op and worker, ns
     "latency_mean_ns",  # a point's mean map or unmap latency (field: map|unmap), ns
     "ops_per_s",  # a point's median throughput
     "speedup",  # median throughput at `workers` over the same series at 1 worker
