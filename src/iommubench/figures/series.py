@@ -15,6 +15,7 @@ from matplotlib.axes import Axes
 from iommubench import stats
 from iommubench.figures.labels import axis_name
 from iommubench.figures.style import COLORS, FAILED_MARK, LINESTYLES, MARKERS
+from iommubench.parameters import applies
 
 
 @dataclass
@@ -82,8 +83,10 @@ def _x_values(summary: pd.DataFrame, x: str) -> tuple[pd.Series, list[str] | Non
 
 
 def rest_label(row: pd.Series, cols: Sequence[str]) -> str:
-    """'allocator=global, chunk_pages=1': every other varying parameter, by name."""
-    return ", ".join(f"{c}={stats.norm_value(row.get(c))}" for c in cols)
+    """'allocator=global, chunk_pages=1': every other varying parameter, by name (one the
+    row's workload does not read left out, e.g. chunk_pages of a dma point)."""
+    workload = row.get("workload")
+    return ", ".join(f"{c}={stats.norm_value(row.get(c))}" for c in cols if applies(c, workload))
 
 
 def split_series(summary: pd.DataFrame, x: str, hue: str | None, facet: str | None) -> Split:
