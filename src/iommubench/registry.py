@@ -106,7 +106,7 @@ def strategy(driver: object, lock: object = None) -> str:
     if name in DRIVER_ALIASES:
         return "/".join(DRIVER_ALIASES[name])
     lock_name = "" if lock is None else str(lock)
-    if name in LOCK_TAKING_DRIVERS and lock_name and lock_name not in ("-", "none", "nan"):
+    if name in LOCK_TAKING_DRIVERS and lock_name and lock_name not in ("-", NO_LOCK, "nan"):
         return f"{name}/{lock_name}"
     return name
 
@@ -127,7 +127,7 @@ def unit_for(workload: object) -> str:
 # The locks whose counters points.csv carries, as column prefix -> human name; each has the
 # columns <prefix>_acquisitions, _contended, _wait_ns and _max_wait_ns.
 LOCKS: dict[str, str] = {
-    "lock": "domain lock",
+    "lock": "driver's lock (domain or table)",
     "iova_lock": "IOVA tree",
     "depot_lock": "rcache depot",
     "inv_lock": "invalidation queue",
