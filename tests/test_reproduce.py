@@ -178,7 +178,10 @@ def test_a_row_names_the_flags_of_the_points_it_read(tmp_path):
     data = reproduce.RunData.load(run_dir)
     m = Measure(name="s", stat="speedup", published="scales", pass_if="> 1")
     (row,) = reproduce._measure_rows(_case(), m, data, "")
-    assert row.verdict == "passes" and row.note.startswith("points flagged competing-load")
+    assert row.verdict == "inconclusive" and row.note.startswith("passes under competing load")
+    assert "points flagged competing-load" in row.note
+    m2 = Measure(name="s", stat="speedup", published="scales", pass_if="> 1", workers=2)
+    assert reproduce._measure_rows(_case(), m2, data, "")[0].verdict == "passes"  # unflagged
     one = Measure(name="s", stat="speedup", workers=1, pass_if="< 1")
     assert reproduce._measure_rows(_case(), one, data, "")[0].verdict == "not run"
 

@@ -10,7 +10,9 @@ says so; headline values come only from valid, non-oversubscribed points.
 Each row's verdict: a calibration input `matches by construction` (or, further than 1.15x
 off, `calibration off`: the calibration did not hold in this run, e.g. under competing load);
 a prediction with a number is `within 1.5x` or `misses` (the report then says what the model
-leaves out); a shape check `passes` or `FAILS` its stated criterion.
+leaves out); a shape check `passes` or `FAILS` its stated criterion, or is `inconclusive` when
+a point it read was flagged competing-load (another process took the workers' CPU time, which
+can make or break a scaling shape by itself).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ VERDICTS = (
     "misses",
     "passes",
     "FAILS",
+    "inconclusive",
     "not run",
 )
 _TOOL_LINE = re.compile(r"average (map|unmap) latency\((us|ns)\):\s*([0-9.]+)")
@@ -315,6 +318,10 @@ def _measure_rows(case: Case, m: Measure, data: RunData, run: str) -> list[Row]:
         used = _flags_used(m, data, w)
         if used:
             row.note = "; ".join([f"points flagged {', '.join(used)}", *filter(None, [row.note])])
+        if m.pass_if is not None and "competing-load" in used and row.verdict != "not run":
+            # another process took CPU time from the workers: the shape may be the load's
+            row.note = f"{row.verdict} under competing load: rerun on a quiet machine; {row.note}"
+            row.verdict = "inconclusive"
         rows.append(row)
     return rows
 
