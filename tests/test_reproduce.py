@@ -153,6 +153,7 @@ def test_a_small_case_runs_end_to_end(tmp_path, capsys):
     assert "tiny-prefault" in printed.out and "[1/1] tiny-prefault" in printed.err
     rows = json.loads((out / "reproduce.json").read_text())["rows"]
     measured, skipped = rows
+    assert {r["verdict"] for r in rows} <= set(reproduce.VERDICTS)
     assert measured["measured"] > 0 and measured["verdict"] == "misses"
     assert measured["run"] and Path(measured["run"]).is_dir()
     assert skipped["measured"] is None

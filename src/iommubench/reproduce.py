@@ -47,6 +47,7 @@ VERDICTS = (
     "FAILS",
     "inconclusive",
     "not run",
+    "–",  # a measured value with nothing published to compare it with
 )
 _TOOL_LINE = re.compile(r"average (map|unmap) latency\((us|ns)\):\s*([0-9.]+)")
 

@@ -102,18 +102,10 @@ class _Problem:
         self.n = n
         self.base = y - np.log(n)  # y - log n = log lambda - log D(sigma, kappa)
 
-    def residuals(self, sigma: float, kappa: float) -> np.ndarray:
-        r = self.base + np.log1p(sigma * (self.n - 1) + kappa * self.n * (self.n - 1))
-        return r - r.mean()  # the best log lambda absorbs the mean
-
     def log_lambda(self, sigma: float, kappa: float) -> float:
         return float(
             np.mean(self.base + np.log1p(sigma * (self.n - 1) + kappa * self.n * (self.n - 1)))
         )
-
-    def sse(self, sigma: float, kappa: float) -> float:
-        r = self.residuals(sigma, kappa)
-        return float(r @ r)
 
     def refit(self, which: int, fixed: tuple[float, float], start: float) -> float:
         """The least SSE over parameter `which` (0 sigma, 1 kappa) >= 0, the other one held at
