@@ -46,34 +46,32 @@ static void visit_leaf(struct audit *a, uint64_t pfn, uint64_t e)
         a->r->wrong_translations++;
 }
 
-static void visit_table(struct audit *a, uint32_t index, int level, uint64_t prefix)
+static void audit_table(void *v, uint32_t index, int level) { (void)v, (void)index, (void)level; }
+
+/* Every present entry: a leaf at level 0 (no block mappings in this model), above it a table
+ * inside the pool, other than the root, reached once. */
+static uint32_t audit_entry(void *v, int level, uint64_t pfn, uint64_t e)
 {
-    uint64_t *t = ib_table(&a->x, index);
-    for (unsigned i = 0; i < 512; i++) {
-        uint64_t e = t[i];
-        if (!ib_pte_valid(e))
-            continue;
-        uint64_t pfn = (prefix << 9) | i;
-        if (level == 0 || !ib_pte_is_table(e)) {
-            if (level == 0)
-                visit_leaf(a, pfn, e);
-            else
-                a->r->corrupt_entries++; /* no block mappings in this model */
-            continue;
-        }
-        uint64_t child = ib_pte_target(e);
-        if (child >= a->npages || child == IB_ROOT) {
+    struct audit *a = v;
+    if (level == 0 || !ib_pte_is_table(e)) {
+        if (level == 0)
+            visit_leaf(a, pfn, e);
+        else
             a->r->corrupt_entries++;
-            continue;
-        }
-        if (a->seen[child] & SEEN_TABLE) {
-            a->r->multiply_linked++;
-            continue;
-        }
-        a->seen[child] |= SEEN_TABLE;
-        a->r->reachable_tables++;
-        visit_table(a, (uint32_t)child, level - 1, pfn);
+        return IB_NIL;
     }
+    uint64_t child = ib_pte_target(e);
+    if (child >= a->npages || child == IB_ROOT) {
+        a->r->corrupt_entries++;
+        return IB_NIL;
+    }
+    if (a->seen[child] & SEEN_TABLE) {
+        a->r->multiply_linked++;
+        return IB_NIL;
+    }
+    a->seen[child] |= SEEN_TABLE;
+    a->r->reachable_tables++;
+    return (uint32_t)child;
 }
 
 /* A free list (counted in free_pages) or a limbo list (limbo_pages): every page on it once,
@@ -224,7 +222,7 @@ static int run_audit(void *base, struct ib_audit_result *r, uint64_t *pfns, uint
         return IB_ERR_AUDIT;
     a.seen[IB_ROOT] = SEEN_TABLE;
     r->reachable_tables = 1;
-    visit_table(&a, IB_ROOT, IB_LEVELS - 1, 0);
+    ib_pt_visit(a.x.pages, &a, audit_table, audit_entry, audit_table);
     visit_list(&a, a.x.hdr->pool.head, &r->free_pages);
     for (uint32_t w = 0; w < a.x.hdr->params.workers; w++) {
         visit_list(&a, ib_slot_of(base, w)->free_head, &r->free_pages);

@@ -236,6 +236,53 @@ IB_INLINE uint64_t ib_pt_clear_range(struct ib_ctx *x, uint64_t lo, uint64_t hi,
     }
 }
 
+/* The whole-table visit of the walkers and the audit: depth first, in pfn order, with an
+ * explicit stack. enter(v, table, level) before a table's entries are read; entry(v, level,
+ * pfn, e) for each present entry (pfn: at level 0 the page, above it the pfn of the entry's
+ * first page >> 9 * level), returning the child table to descend into or IB_NIL; leave(v,
+ * table, level) once a table's entries (and everything below them) are done. */
+typedef void (*ib_pt_table_fn)(void *v, uint32_t table, int level);
+typedef uint32_t (*ib_pt_entry_fn)(void *v, int level, uint64_t pfn, uint64_t e);
+
+IB_INLINE void ib_pt_visit(const char *pages, void *v, ib_pt_table_fn enter, ib_pt_entry_fn entry,
+                           ib_pt_table_fn leave)
+{
+    struct {
+        uint32_t table;
+        uint32_t i;
+        uint64_t prefix;
+    } st[IB_LEVELS];
+    int level = IB_LEVELS - 1;
+    st[level].table = IB_ROOT;
+    st[level].i = 0;
+    st[level].prefix = 0;
+    enter(v, IB_ROOT, level);
+    for (;;) {
+        if (st[level].i == 512) {
+            leave(v, st[level].table, level);
+            if (level == IB_LEVELS - 1)
+                return;
+            level++;
+            continue;
+        }
+        const uint64_t *t = (const uint64_t *)(pages + (uint64_t)st[level].table * IB_PAGE_BYTES);
+        /* acquire: pairs with the installer's release, so a new child's zeroes are seen */
+        uint64_t e = __atomic_load_n(&t[st[level].i], __ATOMIC_ACQUIRE);
+        uint64_t pfn = (st[level].prefix << 9) | st[level].i;
+        st[level].i++;
+        if (!ib_pte_valid(e))
+            continue;
+        uint32_t child = entry(v, level, pfn, e);
+        if (child == IB_NIL || level == 0)
+            continue;
+        level--;
+        st[level].table = child;
+        st[level].i = 0;
+        st[level].prefix = pfn;
+        enter(v, child, level);
+    }
+}
+
 IB_INLINE uint64_t ib_pt_unmap_range(struct ib_ctx *x, uint64_t pfn, uint64_t pages)
 {
     return ib_pt_clear_range(x, pfn, pfn + pages, ib_no_lock, ib_no_lock, 0);

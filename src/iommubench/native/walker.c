@@ -32,6 +32,8 @@ struct pass {
     uint32_t *gen;
     uint64_t npages;
     struct ib_walker_counters *c;
+    uint32_t before[IB_LEVELS]; /* the generation of the table being read at each level */
+    uint64_t read[IB_LEVELS];   /* present entries read from it so far */
 };
 
 static const char *const safety_names[IB_WS_COUNT] = {
@@ -45,37 +47,47 @@ uint32_t ib_walker_safety_count(void) { return IB_WS_COUNT; }
 
 const char *ib_walker_safety_name(uint32_t i) { return i < IB_WS_COUNT ? safety_names[i] : 0; }
 
-static uint64_t read_table(struct pass *p, uint32_t index, int level)
+/* Every table read is checked like a seqlock reader: its generation before its first entry
+ * and after its last (and everything below it). */
+static void pass_enter(void *v, uint32_t index, int level)
 {
-    uint64_t *t = (uint64_t *)(p->pages + (uint64_t)index * IB_PAGE_BYTES);
+    struct pass *p = v;
     /* acquire: the generation is read before any entry of the page (seqlock reader) */
-    uint32_t before = __atomic_load_n(&p->gen[index], __ATOMIC_ACQUIRE);
-    uint64_t read = 0;
+    p->before[level] = __atomic_load_n(&p->gen[index], __ATOMIC_ACQUIRE);
+    p->read[level] = 0;
     p->c->tables_read++;
-    for (unsigned i = 0; i < 512; i++) {
-        /* acquire: pairs with the installer's release, so a new child's zeroes are seen */
-        uint64_t e = __atomic_load_n(&t[i], __ATOMIC_ACQUIRE);
-        if (!ib_pte_valid(e))
-            continue;
-        read++;
-        if (level == 0 || !ib_pte_is_table(e))
-            continue;
-        uint64_t child = ib_pte_target(e);
-        if (child == IB_ROOT || child >= p->npages) {
-            p->c->corrupt_reads++; /* garbage from a reused page: never follow it out */
-            continue;
-        }
-        read_table(p, (uint32_t)child, level - 1);
+}
+
+static uint32_t pass_entry(void *v, int level, uint64_t pfn, uint64_t e)
+{
+    struct pass *p = v;
+    p->read[level]++;
+    if (level == 0 || !ib_pte_is_table(e))
+        return IB_NIL;
+    uint64_t child = ib_pte_target(e);
+    if (child == IB_ROOT || child >= p->npages) {
+        p->c->corrupt_reads++; /* garbage from a reused page: never follow it out */
+        return IB_NIL;
     }
+    return (uint32_t)child;
+}
+
+static void pass_leave(void *v, uint32_t index, int level)
+{
+    struct pass *p = v;
     /* acquire fence: every entry above was read before the generation is read again */
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     uint32_t after = __atomic_load_n(&p->gen[index], __ATOMIC_RELAXED);
-    p->c->entries_read += read;
-    if ((before & 1u) || after != before) {
+    p->c->entries_read += p->read[level];
+    if ((p->before[level] & 1u) || after != p->before[level]) {
         p->c->uaf_tables++;
-        p->c->uaf_reads += read;
+        p->c->uaf_reads += p->read[level];
     }
-    return read;
+}
+
+static void read_table(struct pass *p)
+{
+    ib_pt_visit(p->pages, p, pass_enter, pass_entry, pass_leave);
 }
 
 /* A result other than 0 or EOWNERDEAD (ENOTRECOVERABLE...) means we do not hold the mutex:
@@ -106,7 +118,7 @@ static void one_pass(struct pass *p, uint32_t walker, uint32_t safety)
     uint64_t t1 = ib_clock_ns();
     if (safety != IB_WS_EXCLUSIVE)
         p->c->wait_ns += t1 - t0;
-    read_table(p, IB_ROOT, IB_LEVELS - 1);
+    read_table(p);
     if (safety == IB_WS_EXCLUSIVE)
         ib_guard_exclusive_leave(&h->walk_guard);
     else if (safety == IB_WS_GROUP_MUTEX)
@@ -128,8 +140,11 @@ int ib_walker_run(void *base, uint32_t walker)
     for (uint64_t off = 0; off < h->layout.total_bytes; off += IB_PAGE_BYTES)
         __atomic_fetch_or((uint64_t *)((char *)base + off), 0, __ATOMIC_RELAXED); /* prefault */
     struct ib_walker_counters c = {0};
-    struct pass p = {base, (char *)base + h->layout.pages_off, ib_gen(base), h->params.pool_pages,
-                     &c};
+    struct pass p = {.base = base,
+                     .pages = (char *)base + h->layout.pages_off,
+                     .gen = ib_gen(base),
+                     .npages = h->params.pool_pages,
+                     .c = &c};
     /* acq_rel: arrive with the workers; the parent releases everyone at once */
     __atomic_fetch_add(&h->barrier_arrive.arrived, 1, __ATOMIC_ACQ_REL);
     unsigned spins = 0;
