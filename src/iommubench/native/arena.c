@@ -176,18 +176,6 @@ int ib_layout(const struct ib_params *p, struct ib_layout *out)
     return IB_OK;
 }
 
-static int init_shared_mutex(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t a;
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    /* robust: a worker that dies holding it hands the next locker EOWNERDEAD, not a hang */
-    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    int r = pthread_mutex_init(m, &a);
-    pthread_mutexattr_destroy(&a);
-    return r;
-}
-
 int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
 {
     struct ib_layout layout;
@@ -223,9 +211,6 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
     }
     h->tsc_per_ns = tsc_per_ns;
     h->timer_cost_ticks = timer_cost;
-    if (init_shared_mutex(&h->group_mutex.m) != 0)
-        return IB_ERR_PARAMS;
-    h->epoch.v = 1;
     memset((char *)base + layout.walker_slots_off, 0, layout.gen_off - layout.walker_slots_off);
     memset((char *)base + layout.slots_off, 0, layout.meta_off - layout.slots_off);
     ib_pool_init(base);

@@ -1,7 +1,7 @@
 /* The arena: the layout of the shared-memory segment, and the per-worker context.
  *
- *   header    locks, barrier, pool state; each on its own 128-byte line (adjacent-line
- *             prefetch pairs 64-byte lines, so 64 would still false-share)
+ *   header    barrier, pool state, the dma workload's shared words; each on its own 128-byte
+ *             line (adjacent-line prefetch pairs 64-byte lines, so 64 would still false-share)
  *   slots     one 128-byte-aligned slot per worker: published counters, local free list
  *   hist      per-worker latency histograms (map, unmap)
  *   meta      per-page metadata of the table pool (free-list links)
@@ -10,6 +10,9 @@
  *   pages     the table pool; page 0 is the root
  *   dma only: iova nodes (the global allocator's tree), magazines, per-CPU rcaches, per-CPU
  *             flush queues, per-worker completion rings and their entries
+ *   regions   one per strategy axis (enum ib_axis), opaque here: the bytes the chosen entry
+ *             declared (struct ib_strategy): shared, per worker, per table page; e.g. the
+ *             point's lock instances and nodes, the walkers' guard, mutex, epoch and limbo
  */
 #ifndef IB_ARENA_H
 #define IB_ARENA_H
@@ -52,13 +55,6 @@ struct ib_depot {
     uint32_t count;       /* full magazines in the depot */
 } IB_ALIGNED;
 
-/* The walk guard's words (guard.h): readers' counters on one line, walkers' tickets on
- * another, so a map/unmap touches one line as before. */
-struct ib_walk_guard {
-    struct { uint32_t rin, rout; } IB_ALIGNED r;
-    struct { uint32_t win, wout; } IB_ALIGNED w;
-};
-
 struct ib_header {
     uint64_t magic;
     uint32_t version;
@@ -88,17 +84,6 @@ struct ib_header {
     struct ib_line_u64 fq_flush_start;      /* flushes begun; own line (2019 split) */
     struct ib_line_u64 fq_flush_finish;     /* flushes completed; own line */
     struct ib_line_u64 fq_flush_done_max;   /* debug witness: 1 + highest completed ticket */
-
-    /* walkers */
-    struct ib_walk_guard walk_guard;        /* exclusive: the reader/writer lock (guard.h) */
-    struct { pthread_mutex_t m; } IB_ALIGNED group_mutex; /* group-mutex: attach/detach only */
-    struct ib_line_u64 epoch;               /* deferred-free: tags limbo batches, starts at 1 */
-    struct {
-        uint32_t lock;      /* the limbo FIFO: any worker pushes, any worker reclaims */
-        uint32_t head, tail;
-        uint32_t reclaiming; /* workers between popping pages and returning them to the pool */
-        uint64_t count;
-    } IB_ALIGNED limbo;
 };
 
 struct ib_iova_node {

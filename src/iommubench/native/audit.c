@@ -5,11 +5,12 @@
 
 #include "iova/iova.h"
 #include "pgtable.h"
+#include "strategy.h"
 #include "workloads/workloads.h"
 
 enum { SEEN_TABLE = 1, SEEN_FREE = 2 };
 
-struct audit {
+struct ib_audit {
     struct ib_ctx x;
     uint8_t *seen;
     uint64_t npages;
@@ -31,7 +32,7 @@ static int expected_frame(const struct ib_header *h, uint64_t pfn, uint64_t *fra
     return 1;
 }
 
-static void visit_leaf(struct audit *a, uint64_t pfn, uint64_t e)
+static void visit_leaf(struct ib_audit *a, uint64_t pfn, uint64_t e)
 {
     a->r->present_mappings++;
     if (a->dump_len < a->dump_cap) {
@@ -52,7 +53,7 @@ static void audit_table(void *v, uint32_t index, int level) { (void)v, (void)ind
  * inside the pool, other than the root, reached once. */
 static uint32_t audit_entry(void *v, int level, uint64_t pfn, uint64_t e)
 {
-    struct audit *a = v;
+    struct ib_audit *a = v;
     if (level == 0 || !ib_pte_is_table(e)) {
         if (level == 0)
             visit_leaf(a, pfn, e);
@@ -76,7 +77,7 @@ static uint32_t audit_entry(void *v, int level, uint64_t pfn, uint64_t e)
 
 /* A free list (counted in free_pages) or a limbo list (limbo_pages): every page on it once,
  * and nowhere else. */
-static void visit_list(struct audit *a, uint32_t head, uint64_t *count)
+static void visit_list(struct ib_audit *a, uint32_t head, uint64_t *count)
 {
     /* bounded: a page pushed twice can make the list cyclic */
     for (uint64_t steps = 0; head != IB_NIL && steps <= a->npages; steps++) {
@@ -99,7 +100,12 @@ static void visit_list(struct audit *a, uint32_t head, uint64_t *count)
     }
 }
 
-static void count_expected(struct audit *a)
+void ib_audit_held_pages(struct ib_audit *a, uint32_t head)
+{
+    visit_list(a, head, &a->r->limbo_pages);
+}
+
+static void count_expected(struct ib_audit *a)
 {
     const struct ib_params *p = &a->x.hdr->params;
     for (uint64_t pfn = IB_REGION_BASE_PFN; pfn < IB_REGION_BASE_PFN + p->region_pages; pfn++) {
@@ -118,7 +124,7 @@ static void count_expected(struct audit *a)
  * ordered set of disjoint ranges below the mask, every cached pfn names exactly one range of
  * its class (a pfn cached twice would be handed out twice), and every range in the tree is
  * cached: anything else was allocated and never freed. */
-static uint64_t tree_walk(struct audit *a, const struct ib_iova_node *n, uint32_t t,
+static uint64_t tree_walk(struct ib_audit *a, const struct ib_iova_node *n, uint32_t t,
                           uint64_t *last_hi, uint64_t nodes, int depth)
 {
     if (t == IB_NIL)
@@ -140,7 +146,7 @@ static uint64_t tree_walk(struct audit *a, const struct ib_iova_node *n, uint32_
     return c + 1 + tree_walk(a, n, n[t].right, last_hi, nodes, depth + 1);
 }
 
-static void audit_cached(struct audit *a, uint8_t *seen, const struct ib_mag *m, uint32_t order)
+static void audit_cached(struct ib_audit *a, uint8_t *seen, const struct ib_mag *m, uint32_t order)
 {
     const struct ib_iova_node *n = ib_iova_nodes(a->x.base);
     for (uint32_t i = 0; i < m->size && i < IB_MAG_SIZE; i++) {
@@ -156,7 +162,7 @@ static void audit_cached(struct audit *a, uint8_t *seen, const struct ib_mag *m,
     }
 }
 
-static int audit_iova(struct audit *a)
+static int audit_iova(struct ib_audit *a)
 {
     void *base = a->x.base;
     struct ib_header *h = a->x.hdr;
@@ -213,7 +219,7 @@ static int audit_iova(struct audit *a)
 static int run_audit(void *base, struct ib_audit_result *r, uint64_t *pfns, uint64_t *frames,
                      uint64_t cap, uint64_t *dumped)
 {
-    struct audit a = {.r = r, .dump_pfns = pfns, .dump_frames = frames, .dump_cap = cap};
+    struct ib_audit a = {.r = r, .dump_pfns = pfns, .dump_frames = frames, .dump_cap = cap};
     memset(r, 0, sizeof(*r));
     ib_ctx_init(&a.x, base, 0);
     a.npages = a.x.hdr->params.pool_pages;
@@ -227,7 +233,11 @@ static int run_audit(void *base, struct ib_audit_result *r, uint64_t *pfns, uint
     for (uint32_t w = 0; w < a.x.hdr->params.workers; w++) {
         visit_list(&a, ib_slot_of(base, w)->free_head, &r->free_pages);
     }
-    visit_list(&a, a.x.hdr->limbo.head, &r->limbo_pages);
+    for (int axis = 0; axis < IB_AXES; axis++) {
+        const struct ib_strategy *s = ib_strategy_of(&a.x.hdr->params, axis);
+        if (s->audit)
+            s->audit(base, &a);
+    }
     for (uint64_t i = 0; i < a.npages; i++)
         if (!a.seen[i])
             r->leaked_tables++;

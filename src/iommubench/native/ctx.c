@@ -3,6 +3,7 @@
 
 #include "clock.h"
 #include "ctx.h"
+#include "walkstate.h"
 
 void ib_exit_aborted(void) { _exit(100 + IB_ERR_ABORTED); }
 
@@ -22,6 +23,7 @@ void ib_ctx_init(struct ib_ctx *x, void *base, uint32_t worker)
     x->gather = IB_NIL;
     x->guarded = h->params.walkers > 0 && h->params.walker_safety == IB_WS_EXCLUSIVE;
     x->pages = (char *)base + h->layout.pages_off;
+    x->walk = ib_walk_state(base);
     x->lock_shared = ib_region_shared(base, IB_AXIS_LOCK);
     x->lock_pages = ib_region_page(base, IB_AXIS_LOCK, 0);
     x->lock_nodes = ib_region_worker(base, IB_AXIS_LOCK, 0);

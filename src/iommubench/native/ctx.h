@@ -6,12 +6,14 @@
 
 struct ib_allocator;
 struct ib_invalidation;
+struct ib_walk_state;
 
 struct ib_ctx {
     void *base;
     const struct ib_allocator *alloc;       /* dma: the IOVA allocator */
     const struct ib_invalidation *inval;    /* dma: the invalidation mode */
     struct ib_header *hdr;
+    struct ib_walk_state *walk;             /* the walker axis's state (walkstate.h) */
     struct ib_slot *slot;
     uint32_t *meta;
     uint32_t *gen;              /* per pool page: odd while free (walkers detect reuse) */

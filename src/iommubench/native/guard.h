@@ -18,6 +18,7 @@
 #define IB_GUARD_H
 
 #include "ctx.h"
+#include "walkstate.h"
 
 #define IB_GUARD_RINC 0x100u
 #define IB_GUARD_PHID 0x1u
@@ -29,7 +30,7 @@ void ib_guard_exclusive_enter(void *base, struct ib_walk_guard *g, uint64_t *wai
 
 static inline __attribute__((always_inline)) void ib_guard_shared_enter(struct ib_ctx *x)
 {
-    struct ib_walk_guard *g = &x->hdr->walk_guard;
+    struct ib_walk_guard *g = &x->walk->guard;
     x->c.guard_acquisitions++;
     /* acquire: a walker's pass (and its reads) completed before we change the table */
     uint32_t w = __atomic_fetch_add(&g->r.rin, IB_GUARD_RINC, __ATOMIC_ACQUIRE) & IB_GUARD_WBITS;
@@ -40,7 +41,7 @@ static inline __attribute__((always_inline)) void ib_guard_shared_enter(struct i
 static inline __attribute__((always_inline)) void ib_guard_shared_leave(struct ib_ctx *x)
 {
     /* release: our table updates are visible to the walker that waits for rout */
-    __atomic_fetch_add(&x->hdr->walk_guard.r.rout, IB_GUARD_RINC, __ATOMIC_RELEASE);
+    __atomic_fetch_add(&x->walk->guard.r.rout, IB_GUARD_RINC, __ATOMIC_RELEASE);
 }
 
 static inline void ib_guard_exclusive_leave(struct ib_walk_guard *g)

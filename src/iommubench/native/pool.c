@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "lockcore.h"
 #include "reclaim.h"
+#include "walkstate.h"
 
 /* The shared list's lock: held only to move a batch of pages, never across a walk. */
 static void pool_lock(struct ib_ctx *x)
@@ -26,7 +27,6 @@ void ib_pool_init(void *base)
     for (uint64_t i = 0; i < n; i++)
         gen[i] = i ? 1 : 0;
     h->pool.head = n > 1 ? 1 : IB_NIL;
-    h->limbo.head = h->limbo.tail = IB_NIL;
     h->pool.count = n - 1;
     memset(ib_page(base, 0), 0, IB_PAGE_BYTES);
     /* every worker starts with a batch of its own, so the first table installs of a run are
@@ -86,9 +86,9 @@ static int pool_wait_for_limbo(struct ib_ctx *x)
     while (x->slot->free_count == 0) {
         /* acquire: pairs with the release decrement in limbo_pop_safe, so a reclaimer that
          * emptied limbo is seen counted in `reclaiming`; and keeps the load below after it */
-        uint64_t in_limbo = __atomic_load_n(&x->hdr->limbo.count, __ATOMIC_ACQUIRE);
+        uint64_t in_limbo = __atomic_load_n(&x->walk->limbo.count, __ATOMIC_ACQUIRE);
         /* acquire: pairs with the reclaimer's release decrement: its pages are freed */
-        if (in_limbo == 0 && __atomic_load_n(&x->hdr->limbo.reclaiming, __ATOMIC_ACQUIRE) == 0)
+        if (in_limbo == 0 && __atomic_load_n(&x->walk->limbo.reclaiming, __ATOMIC_ACQUIRE) == 0)
             return 0;
         ib_reclaim(x, 1);
         pool_refill(x);

@@ -5,6 +5,7 @@
 #include "clock.h"
 #include "lockcore.h"
 #include "pool.h"
+#include "walkstate.h"
 
 static int deferred(const struct ib_ctx *x)
 {
@@ -13,7 +14,7 @@ static int deferred(const struct ib_ctx *x)
 
 void ib_epoch_enter_pass(void *base, uint32_t walker)
 {
-    struct ib_header *h = ib_hdr(base);
+    struct ib_walk_state *h = ib_walk_state(base);
     uint64_t *announce = &ib_walker_slot_of(base, walker)->announce.epoch;
     for (;;) {
         uint64_t e = __atomic_load_n(&h->epoch.v, __ATOMIC_SEQ_CST);
@@ -46,16 +47,16 @@ static int grace_over(const struct ib_ctx *x, uint64_t tag)
     return 1;
 }
 
-static void limbo_lock(struct ib_ctx *x) { ib_lock_plain(x, &x->hdr->limbo.lock); }
+static void limbo_lock(struct ib_ctx *x) { ib_lock_plain(x, &x->walk->limbo.lock); }
 
-static void limbo_unlock(struct ib_ctx *x) { ib_unlock(&x->hdr->limbo.lock); }
+static void limbo_unlock(struct ib_ctx *x) { ib_unlock(&x->walk->limbo.lock); }
 
 static void limbo_push(struct ib_ctx *x, uint32_t list)
 {
     struct ib_limbo_mark *marks = ib_limbo_marks(x->base);
     /* seq_cst: orders the detach stores (earlier) before any walker's announcement that
      * reads the new epoch; the tag is the epoch a safe walker must have announced */
-    uint64_t tag = __atomic_add_fetch(&x->hdr->epoch.v, 1, __ATOMIC_SEQ_CST);
+    uint64_t tag = __atomic_add_fetch(&x->walk->epoch.v, 1, __ATOMIC_SEQ_CST);
     uint64_t now = ib_clock_ns();
     limbo_lock(x);
     while (list != IB_NIL) {
@@ -64,16 +65,16 @@ static void limbo_push(struct ib_ctx *x, uint32_t list)
         marks[page].tag = tag;
         marks[page].freed_ns = now;
         x->meta[page] = IB_NIL;
-        if (x->hdr->limbo.tail == IB_NIL)
-            x->hdr->limbo.head = page;
+        if (x->walk->limbo.tail == IB_NIL)
+            x->walk->limbo.head = page;
         else
-            x->meta[x->hdr->limbo.tail] = page;
-        x->hdr->limbo.tail = page;
+            x->meta[x->walk->limbo.tail] = page;
+        x->walk->limbo.tail = page;
         /* atomic although under the lock: a dry pool reads it without the lock */
-        __atomic_add_fetch(&x->hdr->limbo.count, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&x->walk->limbo.count, 1, __ATOMIC_RELAXED);
     }
-    if (x->hdr->limbo.count > x->c.limbo_pages_max)
-        x->c.limbo_pages_max = x->hdr->limbo.count;
+    if (x->walk->limbo.count > x->c.limbo_pages_max)
+        x->c.limbo_pages_max = x->walk->limbo.count;
     limbo_unlock(x);
 }
 
@@ -87,8 +88,8 @@ static uint32_t limbo_pop_safe(struct ib_ctx *x)
     uint64_t last_tag = 0;
     limbo_lock(x);
     uint64_t now = ib_clock_ns(); /* under the lock: no batch in the FIFO is younger */
-    while (x->hdr->limbo.head != IB_NIL) {
-        uint32_t page = x->hdr->limbo.head;
+    while (x->walk->limbo.head != IB_NIL) {
+        uint32_t page = x->walk->limbo.head;
         if (marks[page].tag != last_tag) {
             if (!grace_over(x, marks[page].tag))
                 break;
@@ -98,12 +99,12 @@ static uint32_t limbo_pop_safe(struct ib_ctx *x)
             x->c.grace_ns_max = grace > x->c.grace_ns_max ? grace : x->c.grace_ns_max;
             last_tag = marks[page].tag;
         }
-        x->hdr->limbo.head = x->meta[page];
-        if (x->hdr->limbo.head == IB_NIL)
-            x->hdr->limbo.tail = IB_NIL;
+        x->walk->limbo.head = x->meta[page];
+        if (x->walk->limbo.head == IB_NIL)
+            x->walk->limbo.tail = IB_NIL;
         /* release: our `reclaiming` increment is visible to a dry pool that reads this count
          * (pool_wait_for_limbo); atomic although under the lock, as in limbo_push */
-        __atomic_sub_fetch(&x->hdr->limbo.count, 1, __ATOMIC_RELEASE);
+        __atomic_sub_fetch(&x->walk->limbo.count, 1, __ATOMIC_RELEASE);
         x->meta[page] = out;
         out = page;
     }
@@ -116,7 +117,7 @@ void ib_reclaim(struct ib_ctx *x, int wait)
     unsigned spins = 0;
     for (;;) {
         /* acq_rel: a worker waiting on a dry pool sees either our pages in limbo or us here */
-        __atomic_fetch_add(&x->hdr->limbo.reclaiming, 1, __ATOMIC_ACQ_REL);
+        __atomic_fetch_add(&x->walk->limbo.reclaiming, 1, __ATOMIC_ACQ_REL);
         uint32_t list = limbo_pop_safe(x);
         while (list != IB_NIL) {
             uint32_t page = list;
@@ -124,8 +125,8 @@ void ib_reclaim(struct ib_ctx *x, int wait)
             ib_pool_free(x, page);
         }
         /* release: the pages above are on a free list before we stop counting ourselves */
-        __atomic_fetch_sub(&x->hdr->limbo.reclaiming, 1, __ATOMIC_RELEASE);
-        if (!wait || __atomic_load_n(&x->hdr->limbo.count, __ATOMIC_RELAXED) == 0)
+        __atomic_fetch_sub(&x->walk->limbo.reclaiming, 1, __ATOMIC_RELEASE);
+        if (!wait || __atomic_load_n(&x->walk->limbo.count, __ATOMIC_RELAXED) == 0)
             return;
         /* the walker we wait for may need this very CPU to finish its pass */
         if (spins > 64)

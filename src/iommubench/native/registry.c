@@ -99,10 +99,14 @@ static void no_size(const struct ib_params *p, struct ib_region_size *out)
 
 static const struct ib_strategy stateless = {no_size, 0, 0};
 
+extern const struct ib_strategy ib_walker_strategy;
+
 const struct ib_strategy *ib_strategy_of(const struct ib_params *p, int axis)
 {
     (void)p;
-    return axis == IB_AXIS_LOCK ? &lock_strategy : &stateless;
+    if (axis == IB_AXIS_LOCK)
+        return &lock_strategy;
+    return axis == IB_AXIS_WALKER ? &ib_walker_strategy : &stateless;
 }
 
 uint32_t ib_workload_count(void) { return IB_WORKLOAD_COUNT; }

@@ -13,12 +13,19 @@ struct ib_region_size {
     uint64_t per_page;
 };
 
+struct ib_audit; /* the audit in progress (audit.c) */
+
 struct ib_strategy {
     void (*size)(const struct ib_params *p, struct ib_region_size *out);
     void (*init)(void *base);
-    /* adds what it finds to the audit; returns non-zero when it could not run */
-    int (*audit)(void *base, struct ib_audit_result *r);
+    /* tells the audit what the strategy holds (after every worker has exited) */
+    void (*audit)(void *base, struct ib_audit *a);
 };
+
+/* For an audit hook: a list of table pages, linked through the pool's links, that the
+ * strategy holds out of the pool (e.g. freed tables waiting for a grace period). Each page
+ * must be on it once and nowhere else; they are counted in limbo_pages. */
+void ib_audit_held_pages(struct ib_audit *a, uint32_t head);
 
 /* The strategy the point picked on `axis` (never null: an entry without state has an empty
  * one). */

@@ -25,6 +25,8 @@
 #include "guard.h"
 #include "pgtable.h"
 #include "reclaim.h"
+#include "strategy.h"
+#include "walkstate.h"
 
 struct pass {
     void *base;
@@ -44,6 +46,36 @@ static const char *const safety_names[IB_WS_COUNT] = {
 };
 
 uint32_t ib_walker_safety_count(void) { return IB_WS_COUNT; }
+
+static void walk_state_size(const struct ib_params *p, struct ib_region_size *out)
+{
+    (void)p;
+    out->shared = sizeof(struct ib_walk_state);
+    out->per_worker = out->per_page = 0;
+}
+
+static void walk_state_init(void *base)
+{
+    struct ib_walk_state *s = ib_walk_state(base);
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    /* robust: a walker that dies holding it hands the next locker EOWNERDEAD, not a hang */
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&s->group_mutex.m, &a);
+    pthread_mutexattr_destroy(&a);
+    s->epoch.v = 1;
+    s->limbo.head = s->limbo.tail = IB_NIL;
+}
+
+/* deferred-free: freed tables still waiting in limbo are held out of the pool */
+static void walk_state_audit(void *base, struct ib_audit *a)
+{
+    ib_audit_held_pages(a, ib_walk_state(base)->limbo.head);
+}
+
+const struct ib_strategy ib_walker_strategy = {walk_state_size, walk_state_init,
+                                               walk_state_audit};
 
 const char *ib_walker_safety_name(uint32_t i) { return i < IB_WS_COUNT ? safety_names[i] : 0; }
 
@@ -92,7 +124,7 @@ static void read_table(struct pass *p)
 
 /* A result other than 0 or EOWNERDEAD (ENOTRECOVERABLE...) means we do not hold the mutex:
  * the point fails and everyone leaves. */
-static void lock_group_mutex(void *base, struct ib_header *h)
+static void lock_group_mutex(void *base, struct ib_walk_state *h)
 {
     int r = pthread_mutex_lock(&h->group_mutex.m);
     if (r == EOWNERDEAD) {
@@ -107,10 +139,10 @@ static void lock_group_mutex(void *base, struct ib_header *h)
 
 static void one_pass(struct pass *p, uint32_t walker, uint32_t safety)
 {
-    struct ib_header *h = ib_hdr(p->base);
+    struct ib_walk_state *h = ib_walk_state(p->base);
     uint64_t t0 = ib_clock_ns();
     if (safety == IB_WS_EXCLUSIVE)
-        ib_guard_exclusive_enter(p->base, &h->walk_guard, &p->c->wait_ns);
+        ib_guard_exclusive_enter(p->base, &h->guard, &p->c->wait_ns);
     else if (safety == IB_WS_GROUP_MUTEX)
         lock_group_mutex(p->base, h);
     else if (safety == IB_WS_DEFERRED_FREE)
@@ -120,7 +152,7 @@ static void one_pass(struct pass *p, uint32_t walker, uint32_t safety)
         p->c->wait_ns += t1 - t0;
     read_table(p);
     if (safety == IB_WS_EXCLUSIVE)
-        ib_guard_exclusive_leave(&h->walk_guard);
+        ib_guard_exclusive_leave(&h->guard);
     else if (safety == IB_WS_GROUP_MUTEX)
         pthread_mutex_unlock(&h->group_mutex.m);
     else if (safety == IB_WS_DEFERRED_FREE)
