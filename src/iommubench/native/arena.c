@@ -148,8 +148,6 @@ int ib_layout(const struct ib_params *p, struct ib_layout *out)
         off += out->mags_per_order * IB_RCACHE_ORDERS * sizeof(struct ib_mag);
         out->rcache_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
         off += p->workers * sizeof(struct ib_cpu_rcache);
-        out->fq_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
-        off += p->workers * sizeof(struct ib_fq);
         out->rings_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
         off += p->workers * sizeof(struct ib_ring);
         out->ring_entries_off = off = ALIGN_UP(off, IB_PAGE_BYTES);

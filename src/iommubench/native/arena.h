@@ -8,8 +8,8 @@
  *   series    per worker: cumulative counted ops at each throughput tick (after the pool's
  *             generation and limbo marks, at the end of the arena)
  *   pages     the table pool; page 0 is the root
- *   dma only: iova nodes (the global allocator's tree), magazines, per-CPU rcaches, per-CPU
- *             flush queues, per-worker completion rings and their entries
+ *   dma only: iova nodes (the global allocator's tree), magazines, per-CPU rcaches,
+ *             per-worker completion rings and their entries
  *   regions   one per strategy axis (enum ib_axis), opaque here: the bytes the chosen entry
  *             declared (struct ib_strategy): shared, per worker, per table page; e.g. the
  *             point's lock instances and nodes, the walkers' guard, mutex, epoch and limbo
@@ -81,9 +81,6 @@ struct ib_header {
     struct ib_iova_state iova;
     struct ib_depot depot[IB_RCACHE_ORDERS];
     struct ib_line_u32 inv_lock;            /* the single invalidation (command) queue */
-    struct ib_line_u64 fq_flush_start;      /* flushes begun; own line (2019 split) */
-    struct ib_line_u64 fq_flush_finish;     /* flushes completed; own line */
-    struct ib_line_u64 fq_flush_done_max;   /* debug witness: 1 + highest completed ticket */
 };
 
 struct ib_iova_node {
@@ -104,22 +101,6 @@ struct ib_mag {
 struct ib_cpu_rcache {
     uint32_t loaded[IB_RCACHE_ORDERS];
     uint32_t prev[IB_RCACHE_ORDERS];
-} IB_ALIGNED;
-
-struct ib_fq_entry {
-    uint64_t pfn;
-    uint32_t pages;
-    uint32_t freelist;    /* table pages freed by this unmap, released with the IOVA (hook) */
-    uint64_t counter;     /* fq_flush_start when queued */
-};
-
-/* A CPU's flush queue: a ring of IB_FQ_SIZE entries, owner only. */
-struct ib_fq {
-    uint32_t head, tail;  /* head: oldest entry; tail: next free slot (mod 2*IB_FQ_SIZE) */
-    uint32_t armed;       /* the 10 ms timeout is pending */
-    uint32_t pad;
-    uint64_t armed_ns;
-    struct ib_fq_entry e[IB_FQ_SIZE];
 } IB_ALIGNED;
 
 /* One in-flight I/O. */
@@ -238,11 +219,6 @@ static inline struct ib_mag *ib_mags(void *base)
 static inline struct ib_cpu_rcache *ib_cpu_rcache_of(void *base, uint32_t w)
 {
     return (struct ib_cpu_rcache *)((char *)base + ib_hdr(base)->layout.rcache_off) + w;
-}
-
-static inline struct ib_fq *ib_fq_of(void *base, uint32_t w)
-{
-    return (struct ib_fq *)((char *)base + ib_hdr(base)->layout.fq_off) + w;
 }
 
 static inline struct ib_ring *ib_ring_of(void *base, uint32_t w)

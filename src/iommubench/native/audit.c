@@ -100,6 +100,8 @@ static void visit_list(struct ib_audit *a, uint32_t head, uint64_t *count)
     }
 }
 
+struct ib_audit_result *ib_audit_result_of(struct ib_audit *a) { return a->r; }
+
 void ib_audit_held_pages(struct ib_audit *a, uint32_t head)
 {
     visit_list(a, head, &a->r->limbo_pages);
@@ -208,9 +210,7 @@ static int audit_iova(struct ib_audit *a)
     free(seen);
     a->r->iova_leaks = in_tree - cached_ranges;
     for (uint32_t w = 0; w < h->params.workers; w++) {
-        const struct ib_fq *fq = ib_fq_of(base, w);
         const struct ib_ring *r = ib_ring_of(base, w);
-        a->r->inflight_left += (fq->tail + 2 * IB_FQ_SIZE - fq->head) % (2 * IB_FQ_SIZE);
         a->r->inflight_left += r->prod.head - r->cons.tail;
     }
     return IB_OK;

@@ -228,7 +228,6 @@ struct ib_layout {
     uint64_t iova_nodes_off;
     uint64_t mags_off;
     uint64_t rcache_off;
-    uint64_t fq_off;
     uint64_t rings_off;
     uint64_t ring_entries_off;
     /* walkers and table freeing */

@@ -24,6 +24,10 @@ void ib_ctx_init(struct ib_ctx *x, void *base, uint32_t worker)
     x->guarded = h->params.walkers > 0 && h->params.walker_safety == IB_WS_EXCLUSIVE;
     x->pages = (char *)base + h->layout.pages_off;
     x->walk = ib_walk_state(base);
+    for (int axis = 0; axis < IB_AXES; axis++) {
+        x->shared[axis] = ib_region_shared(base, axis);
+        x->own[axis] = ib_region_worker(base, axis, worker);
+    }
     x->lock_shared = ib_region_shared(base, IB_AXIS_LOCK);
     x->lock_pages = ib_region_page(base, IB_AXIS_LOCK, 0);
     x->lock_nodes = ib_region_worker(base, IB_AXIS_LOCK, 0);

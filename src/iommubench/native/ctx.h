@@ -14,6 +14,8 @@ struct ib_ctx {
     const struct ib_invalidation *inval;    /* dma: the invalidation mode */
     struct ib_header *hdr;
     struct ib_walk_state *walk;             /* the walker axis's state (walkstate.h) */
+    void *shared[IB_AXES];                  /* each axis's shared region */
+    void *own[IB_AXES];                     /* ... and this worker's bytes of it */
     struct ib_slot *slot;
     uint32_t *meta;
     uint32_t *gen;              /* per pool page: odd while free (walkers detect reuse) */

@@ -100,12 +100,16 @@ static void no_size(const struct ib_params *p, struct ib_region_size *out)
 static const struct ib_strategy stateless = {no_size, 0, 0};
 
 extern const struct ib_strategy ib_walker_strategy;
+const struct ib_invalidation *ib_invalidation_get(uint32_t i);
 
 const struct ib_strategy *ib_strategy_of(const struct ib_params *p, int axis)
 {
-    (void)p;
     if (axis == IB_AXIS_LOCK)
         return &lock_strategy;
+    if (axis == IB_AXIS_INVALIDATION) {
+        const struct ib_strategy *s = ib_invalidation_get(p->invalidation)->state;
+        return s ? s : &stateless;
+    }
     return axis == IB_AXIS_WALKER ? &ib_walker_strategy : &stateless;
 }
 

@@ -26,6 +26,8 @@ struct ib_strategy {
  * strategy holds out of the pool (e.g. freed tables waiting for a grace period). Each page
  * must be on it once and nowhere else; they are counted in limbo_pages. */
 void ib_audit_held_pages(struct ib_audit *a, uint32_t head);
+/* The result a hook adds its findings to. */
+struct ib_audit_result *ib_audit_result_of(struct ib_audit *a);
 
 /* The strategy the point picked on `axis` (never null: an entry without state has an empty
  * one). */

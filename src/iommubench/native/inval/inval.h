@@ -15,8 +15,11 @@
 
 #define IB_FQ_TIMEOUT_NS 10000000ull /* 10 ms, dma-iommu.c's FQ_TIMEOUT */
 
+struct ib_strategy;
+
 struct ib_invalidation {
     const char *name;
+    const struct ib_strategy *state; /* its arena state (strategy.h); 0 for none */
     void (*unmapped)(struct ib_ctx *x, uint64_t pfn, uint32_t pages, uint32_t freelist);
     /* Timeouts, from the worker's own loop (there are no timer threads). */
     void (*poll)(struct ib_ctx *x, uint64_t now_ns);

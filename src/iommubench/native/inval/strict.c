@@ -23,5 +23,5 @@ static void strict_unmapped(struct ib_ctx *x, uint64_t pfn, uint32_t pages, uint
 static void strict_poll(struct ib_ctx *x, uint64_t now_ns) { (void)x, (void)now_ns; }
 static void strict_drain(struct ib_ctx *x) { (void)x; }
 
-const struct ib_invalidation ib_invalidation_strict = {"strict", strict_unmapped, strict_poll,
-                                                       strict_drain};
+const struct ib_invalidation ib_invalidation_strict = {"strict", 0, strict_unmapped,
+                                                       strict_poll, strict_drain};
