@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NATIVE := $(shell find src/iommubench/native -name '*.c' -o -name '*.h' -o -name '*.def' -o -name '*.py')
 CONFIG ?= bench/default.yaml
 
-.PHONY: install test bench lint ceiling docs clean
+.PHONY: install test bench lint ceiling peer docs clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ docs: install
 # The single-worker ceiling: the harness beside a minimal hand-written C loop.
 ceiling: install
 	$(PY) bench/ceiling.py
+
+# The harness's spinlocks beside Concurrency Kit's (installs libck-dev when it can).
+peer: install
+	$(PY) bench/peer/peer.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/iommubench/_core*.so
