@@ -10,7 +10,9 @@
  *   peer ALGO THREADS REGION_MIB CHUNK_PAGES WARMUP_S SECONDS  ->  "ops_per_s <float>"
  *
  * ALGO: fas (ck_spinlock_fas), ttas (a test-and-test-and-set built from ck_pr_*), ticket
- * (ck_spinlock_ticket), mcs (ck_spinlock_mcs). Thread i is pinned to the i-th allowed CPU.
+ * (ck_spinlock_ticket), mcs (ck_spinlock_mcs), or none (no lock: the loop's own cost, the
+ * counterpart of the harness's lockfree driver with 128 MiB chunks, where no table is
+ * shared). Thread i is pinned to the i-th allowed CPU.
  */
 #define _GNU_SOURCE
 #include <ck_pr.h>
@@ -31,7 +33,7 @@
 #define MAX_THREADS 64
 
 static uint64_t *pool;
-static uint64_t pool_next = 1; /* bump allocator; only touched under the domain lock */
+static uint64_t pool_next = 1; /* bump allocator: under the lock, or atomic with none */
 static uint64_t pages_total, chunk_pages;
 static unsigned nthreads;
 static uint64_t warm_end_ns, end_ns;
@@ -59,9 +61,12 @@ static uint64_t now_ns(void)
 
 static inline uint64_t *table(uint64_t index) { return pool + index * 512; }
 
-/* The walk under the domain lock: a missing table is taken from the pool and installed with
- * a release store (walkers read without the lock in the harness; kept for the same cost). */
-static inline __attribute__((always_inline)) uint64_t *walk(uint64_t pfn, int install)
+/* The walk. Under a lock (shared == 0) a missing table is taken from the pool and installed
+ * with a release store, as the harness's domain-lock does; with no lock (shared == 1) it is
+ * installed with a compare-and-swap, as the lockfree driver does, and a loser's table is
+ * left unused (the pool has room for the few tables the threads share). */
+static inline __attribute__((always_inline)) uint64_t *walk(uint64_t pfn, int install,
+                                                            int shared)
 {
     uint64_t *t = table(0);
 #pragma GCC unroll 4
@@ -71,10 +76,16 @@ static inline __attribute__((always_inline)) uint64_t *walk(uint64_t pfn, int in
         if (__builtin_expect(!(e & VALID), 0)) {
             if (!install)
                 return 0;
-            uint64_t fresh = pool_next++;
+            uint64_t fresh = shared ? __atomic_fetch_add(&pool_next, 1, __ATOMIC_RELAXED)
+                                    : pool_next++;
             memset(table(fresh), 0, 4096);
-            e = (fresh << 12) | VALID | TABLE;
-            __atomic_store_n(pte, e, __ATOMIC_RELEASE);
+            uint64_t want = (fresh << 12) | VALID | TABLE;
+            if (!shared)
+                __atomic_store_n(pte, want, __ATOMIC_RELEASE);
+            else if (!__atomic_compare_exchange_n(pte, &e, want, 0, __ATOMIC_RELEASE,
+                                                  __ATOMIC_ACQUIRE))
+                want = e;
+            e = want;
         }
         t = table(e >> 12);
     }
@@ -94,6 +105,8 @@ static inline __attribute__((always_inline)) void ttas_release(void)
     ck_pr_store_uint(&ttas_lock, 0);
 }
 
+#define LOCK_none(w) ((void)(w))
+#define UNLOCK_none(w) ((void)(w))
 #define LOCK_fas(w) ck_spinlock_fas_lock(&fas_lock)
 #define UNLOCK_fas(w) ck_spinlock_fas_unlock(&fas_lock)
 #define LOCK_ttas(w) ttas_acquire()
@@ -118,41 +131,42 @@ static inline int clock_check(struct worker *w, uint64_t *ops, int *counting)
     return 0;
 }
 
-#define DEFINE_RUN(algo)                                                                   \
-    static void run_##algo(struct worker *w)                                               \
-    {                                                                                      \
-        const uint64_t stride = chunk_pages * nthreads, end = BASE_PFN + pages_total;      \
-        uint64_t ops = 0;                                                                  \
-        int counting = 0;                                                                  \
-        for (;;) {                                                                         \
-            for (int mapping = 1; mapping >= 0; mapping--) {                               \
-                for (uint64_t first = BASE_PFN + w->index * chunk_pages; first < end;      \
-                     first += stride) {                                                    \
-                    uint64_t last = first + chunk_pages < end ? first + chunk_pages : end; \
-                    for (uint64_t pfn = first; pfn < last; pfn++) {                        \
-                        LOCK_##algo(w);                                                    \
-                        uint64_t *leaf = walk(pfn, mapping);                               \
-                        if (mapping) {                                                     \
-                            if (!(__atomic_load_n(leaf, __ATOMIC_RELAXED) & VALID))        \
-                                __atomic_store_n(leaf, ((pfn + FRAME_OFFSET) << 12) | VALID, \
-                                                 __ATOMIC_RELEASE);                        \
-                        } else if (leaf && (__atomic_load_n(leaf, __ATOMIC_RELAXED) & VALID)) { \
-                            __atomic_store_n(leaf, 0, __ATOMIC_RELAXED);                   \
-                        }                                                                  \
-                        UNLOCK_##algo(w);                                                  \
-                        if (__builtin_expect((++ops & (CLOCK_BATCH - 1)) == 0, 0) &&       \
-                            clock_check(w, &ops, &counting))                               \
-                            return;                                                        \
-                    }                                                                      \
-                }                                                                          \
-            }                                                                              \
-        }                                                                                  \
+#define DEFINE_RUN(algo, shared)                                                                   \
+    static void run_##algo(struct worker *w)                                                       \
+    {                                                                                              \
+        const uint64_t stride = chunk_pages * nthreads, end = BASE_PFN + pages_total;              \
+        uint64_t ops = 0;                                                                          \
+        int counting = 0;                                                                          \
+        for (;;) {                                                                                 \
+            for (int mapping = 1; mapping >= 0; mapping--) {                                       \
+                for (uint64_t first = BASE_PFN + w->index * chunk_pages; first < end;              \
+                     first += stride) {                                                            \
+                    uint64_t last = first + chunk_pages < end ? first + chunk_pages : end;         \
+                    for (uint64_t pfn = first; pfn < last; pfn++) {                                \
+                        LOCK_##algo(w);                                                            \
+                        uint64_t *leaf = walk(pfn, mapping, shared);                               \
+                        if (mapping) {                                                             \
+                            if (!(__atomic_load_n(leaf, __ATOMIC_RELAXED) & VALID))                \
+                                __atomic_store_n(leaf, ((pfn + FRAME_OFFSET) << 12) | VALID,       \
+                                                 __ATOMIC_RELEASE);                                \
+                        } else if (leaf && (__atomic_load_n(leaf, __ATOMIC_RELAXED) & VALID)) {    \
+                            __atomic_store_n(leaf, 0, __ATOMIC_RELAXED);                           \
+                        }                                                                          \
+                        UNLOCK_##algo(w);                                                          \
+                        if (__builtin_expect((++ops & (CLOCK_BATCH - 1)) == 0, 0) &&               \
+                            clock_check(w, &ops, &counting))                                       \
+                            return;                                                                \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
     }
 
-DEFINE_RUN(fas)
-DEFINE_RUN(ttas)
-DEFINE_RUN(ticket)
-DEFINE_RUN(mcs)
+DEFINE_RUN(none, 1)
+DEFINE_RUN(fas, 0)
+DEFINE_RUN(ttas, 0)
+DEFINE_RUN(ticket, 0)
+DEFINE_RUN(mcs, 0)
 
 static void (*run)(struct worker *);
 
@@ -176,11 +190,13 @@ static void *thread_main(void *arg)
 int main(int argc, char **argv)
 {
     if (argc != 7) {
-        fprintf(stderr, "usage: peer fas|ttas|ticket|mcs THREADS REGION_MIB CHUNK_PAGES WARMUP_S SECONDS\n");
+        fprintf(stderr, "usage: peer none|fas|ttas|ticket|mcs THREADS REGION_MIB CHUNK_PAGES "
+                        "WARMUP_S SECONDS\n");
         return 2;
     }
     const char *algo = argv[1];
-    run = !strcmp(algo, "fas")      ? run_fas
+    run = !strcmp(algo, "none")     ? run_none
+          : !strcmp(algo, "fas")    ? run_fas
           : !strcmp(algo, "ttas")   ? run_ttas
           : !strcmp(algo, "ticket") ? run_ticket
           : !strcmp(algo, "mcs")    ? run_mcs
@@ -191,14 +207,14 @@ int main(int argc, char **argv)
     double warmup = atof(argv[5]), seconds = atof(argv[6]);
     cpu_set_t allowed;
     sched_getaffinity(0, sizeof(allowed), &allowed);
-    if (!run || nthreads < 1 || nthreads > MAX_THREADS || nthreads > (unsigned)CPU_COUNT(&allowed) ||
-        !pages_total || !chunk_pages || seconds <= 0) {
-        fprintf(stderr, "peer: bad arguments (ALGO one of fas, ttas, ticket, mcs; THREADS at "
+    if (!run || nthreads < 1 || nthreads > MAX_THREADS ||
+        nthreads > (unsigned)CPU_COUNT(&allowed) || !pages_total || !chunk_pages || seconds <= 0) {
+        fprintf(stderr, "peer: bad arguments (ALGO one of none, fas, ttas, ticket, mcs; THREADS at "
                         "most the allowed CPUs)\n");
         return 2;
     }
     /* the tables a full mapping needs, 4 KiB each: leaves, plus the levels above, plus root */
-    uint64_t tables = pages_total / 512 + 64;
+    uint64_t tables = pages_total / 512 + 64 + 8 * MAX_THREADS;
     pool = aligned_alloc(4096, tables * 4096);
     memset(pool, 0, 4096);
     static struct worker workers[MAX_THREADS];

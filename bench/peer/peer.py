@@ -6,6 +6,7 @@ only thing the workers share). Interleaved in one run, for each algorithm pair a
 workers: the minimal ck loop, then the harness's domain-lock driver with its own lock.
 
     harness lock   ck peer
+    - (lockfree)   no lock (the loops' own cost, apart from any lock)
     tas            ck_spinlock_fas (note: ck's fas re-reads the word before it retries)
     ttas           a test-and-test-and-set built from ck_pr_load/ck_pr_fas/ck_pr_stall
     ticket         ck_spinlock_ticket
@@ -35,7 +36,9 @@ BINARY = HERE.parent / "bin" / "peer"
 REGION_MIB = 1024
 CHUNK_PAGES = 32768
 WARMUP_S = 0.2
-PAIRS = [("tas", "fas"), ("ttas", "ttas"), ("ticket", "ticket"), ("mcs", "mcs")]
+# (harness lock, ck algorithm); "-" is the harness's lockfree driver beside the ck loop with
+# no lock: what the loops around the locks cost, apart from any lock
+PAIRS = [("-", "none"), ("tas", "fas"), ("ttas", "ttas"), ("ticket", "ticket"), ("mcs", "mcs")]
 CK_HEADER = Path("/usr/include/ck_spinlock.h")
 INSTALL_HINT = (
     "make peer needs Concurrency Kit: install it with `apt-get install libck-dev` (as root)"
@@ -72,8 +75,7 @@ def ck_ops(algo: str, workers: int, seconds: float) -> float:
 def harness_ops(lock: str, workers: int, seconds: float) -> float:
     point = {
         "workload": "prefault",
-        "driver": "domain-lock",
-        "lock": lock,
+        **({"driver": "lockfree"} if lock == "-" else {"driver": "domain-lock", "lock": lock}),
         "workers": workers,
         "region_mib": REGION_MIB,
         "chunk_pages": CHUNK_PAGES,
