@@ -36,33 +36,12 @@ uint64_t ib_pool_pages_needed(uint64_t region_pages, uint32_t workers)
 
 static int is_dma(const struct ib_params *p) { return p->workload == IB_WL_dma; }
 
-/* Full magazines a class's depot can hold at once: 32 (bounded) or, with the inline trim,
- * one more than the workers momentarily (list). */
-static uint64_t depot_cap(const struct ib_params *p)
-{
-    return p->depot == 0 ? 32 : (uint64_t)p->workers + 1;
-}
-
 static uint32_t max_granule(const struct ib_params *p)
 {
     uint32_t m = 1;
     for (uint32_t i = 0; i < p->n_granules && i < IB_MAX_GRANULES; i++)
         m = p->granules[i] > m ? p->granules[i] : m;
     return m;
-}
-
-/* Ranges that can be allocated at once: every I/O in flight, every flush-queue entry, and
- * every magazine slot (cached IOVAs stay allocated in the tree). */
-static uint64_t dma_max_ranges(const struct ib_params *p, uint64_t mags_per_order)
-{
-    uint64_t w = p->workers, cap = (uint64_t)p->queues_per_worker * p->queue_depth;
-    return w * cap + w * IB_FQ_SIZE + IB_RCACHE_ORDERS * mags_per_order * IB_MAG_SIZE + 64;
-}
-
-/* Each CPU: loaded + prev; the depot; one magazine per CPU in transit during a trim; spare. */
-static uint64_t dma_mags_per_order(const struct ib_params *p)
-{
-    return 3ull * p->workers + depot_cap(p) + 2;
 }
 
 /* The IOVA span a dma point can touch. Below 2^34 the whole space below the mask (at most 16
@@ -80,7 +59,7 @@ static uint64_t dma_span_pages(const struct ib_params *p)
     uint64_t w = p->workers, cap = (uint64_t)p->queues_per_worker * p->queue_depth;
     uint64_t g = max_granule(p), ga = ib_iova_alloc_size(g) > g ? ib_iova_alloc_size(g) : g;
     uint64_t live = (w * cap + w * IB_FQ_SIZE) * ga * 2 +
-                    dma_mags_per_order(p) * IB_MAG_SIZE * 63 /* 1 + 2 + ... + 32 pages */;
+                    ib_iova_mags_per_order(p) * IB_MAG_SIZE * 63 /* 1 + 2 + ... + 32 pages */;
     uint64_t span = 2 * live + (1ull << 20);
     return span < space ? span : space;
 }
@@ -138,16 +117,6 @@ int ib_layout(const struct ib_params *p, struct ib_layout *out)
         if (!p->queues_per_worker || !p->queue_depth)
             return IB_ERR_PARAMS;
         out->ring_cap = (uint64_t)p->queues_per_worker * p->queue_depth;
-        out->mags_per_order = dma_mags_per_order(p);
-        out->iova_nodes = dma_max_ranges(p, out->mags_per_order);
-        if (out->iova_nodes >= IB_NIL || out->mags_per_order * IB_RCACHE_ORDERS >= IB_NIL)
-            return IB_ERR_PARAMS;
-        out->iova_nodes_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
-        off += out->iova_nodes * sizeof(struct ib_iova_node);
-        out->mags_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
-        off += out->mags_per_order * IB_RCACHE_ORDERS * sizeof(struct ib_mag);
-        out->rcache_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
-        off += p->workers * sizeof(struct ib_cpu_rcache);
         out->rings_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
         off += p->workers * sizeof(struct ib_ring);
         out->ring_entries_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
@@ -163,8 +132,12 @@ int ib_layout(const struct ib_params *p, struct ib_layout *out)
     out->series_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
     off += (uint64_t)p->workers * IB_SERIES_SLOTS * sizeof(uint64_t);
     off = ALIGN_UP(off, IB_PAGE_BYTES);
-    for (int axis = 0; axis < IB_AXES; axis++)
+    for (int axis = 0; axis < IB_AXES; axis++) {
+        const struct ib_strategy *s = ib_strategy_of(p, axis);
+        if (s->check && s->check(p))
+            return IB_ERR_PARAMS;
         off = layout_region(p, axis, off, &out->regions[axis]);
+    }
     /* 10 ms ticks, or a multiple of them when the window would need more slots */
     uint64_t per = (uint64_t)IB_SERIES_SLOTS * IB_SERIES_TICK_NS;
     out->series_tick_ns = IB_SERIES_TICK_NS * (p->duration_ns / per + (p->duration_ns % per != 0));
@@ -213,9 +186,7 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
     memset((char *)base + layout.slots_off, 0, layout.meta_off - layout.slots_off);
     ib_pool_init(base);
     if (is_dma(p)) {
-        memset((char *)base + layout.rcache_off, 0, layout.ring_entries_off - layout.rcache_off);
-        ib_iova_init(base);
-        ib_rcache_init(base);
+        memset((char *)base + layout.rings_off, 0, layout.ring_entries_off - layout.rings_off);
     }
     for (int axis = 0; axis < IB_AXES; axis++) {
         const struct ib_region *r = &layout.regions[axis];

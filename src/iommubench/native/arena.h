@@ -8,8 +8,7 @@
  *   series    per worker: cumulative counted ops at each throughput tick (after the pool's
  *             generation and limbo marks, at the end of the arena)
  *   pages     the table pool; page 0 is the root
- *   dma only: iova nodes (the global allocator's tree), magazines, per-CPU rcaches,
- *             per-worker completion rings and their entries
+ *   dma only: per-worker completion rings and their entries
  *   regions   one per strategy axis (enum ib_axis), opaque here: the bytes the chosen entry
  *             declared (struct ib_strategy): shared, per worker, per table page; e.g. the
  *             point's lock instances and nodes, the walkers' guard, mutex, epoch and limbo
@@ -35,26 +34,6 @@
 struct ib_line_u32 { uint32_t v; } IB_ALIGNED;
 struct ib_line_u64 { uint64_t v; } IB_ALIGNED;
 
-/* The global IOVA allocator: an AVL tree of allocated ranges keyed by pfn_lo, in a node pool
- * addressed by index. Everything in it is protected by iova.lock. */
-struct ib_iova_state {
-    uint32_t lock;        /* iova_rbtree_lock: every tree and node-pool access */
-    uint32_t root;
-    uint32_t free_nodes;  /* the node pool's free list, linked through .left */
-    uint32_t pad;
-    uint64_t hint;        /* cached32_node: allocation continues below this pfn (exclusive) */
-    uint64_t limit_pfn;   /* last pfn below the DMA mask */
-    uint64_t nodes_used;
-} IB_ALIGNED;
-
-/* One size class's depot: full magazines (a stack) and spare empty ones, under one lock. */
-struct ib_depot {
-    uint32_t lock;        /* rcache->lock: the full and empty lists and their counts */
-    uint32_t full_head;
-    uint32_t empty_head;
-    uint32_t count;       /* full magazines in the depot */
-} IB_ALIGNED;
-
 struct ib_header {
     uint64_t magic;
     uint32_t version;
@@ -78,30 +57,8 @@ struct ib_header {
 
     /* dma workload */
     uint64_t inv_loops;                     /* busy-loop iterations giving params.inv_ns */
-    struct ib_iova_state iova;
-    struct ib_depot depot[IB_RCACHE_ORDERS];
     struct ib_line_u32 inv_lock;            /* the single invalidation (command) queue */
 };
-
-struct ib_iova_node {
-    uint64_t lo, hi;      /* inclusive pfn range */
-    uint32_t left, right;
-    int32_t height;
-    uint32_t pad;
-};
-
-struct ib_mag {
-    uint32_t size;
-    uint32_t next;        /* depot list link */
-    uint64_t pfns[IB_MAG_SIZE];
-};
-
-/* A CPU's loaded and prev magazines per size class: touched by the owning worker only (the
- * kernel's per-CPU lock guards against preemption, which a pinned worker process has not). */
-struct ib_cpu_rcache {
-    uint32_t loaded[IB_RCACHE_ORDERS];
-    uint32_t prev[IB_RCACHE_ORDERS];
-} IB_ALIGNED;
 
 /* One in-flight I/O. */
 struct ib_io {
@@ -204,21 +161,6 @@ static inline struct ib_limbo_mark *ib_limbo_marks(void *base)
 static inline uint64_t *ib_series_of(void *base, uint32_t w)
 {
     return (uint64_t *)((char *)base + ib_hdr(base)->layout.series_off) + (uint64_t)w * IB_SERIES_SLOTS;
-}
-
-static inline struct ib_iova_node *ib_iova_nodes(void *base)
-{
-    return (struct ib_iova_node *)((char *)base + ib_hdr(base)->layout.iova_nodes_off);
-}
-
-static inline struct ib_mag *ib_mags(void *base)
-{
-    return (struct ib_mag *)((char *)base + ib_hdr(base)->layout.mags_off);
-}
-
-static inline struct ib_cpu_rcache *ib_cpu_rcache_of(void *base, uint32_t w)
-{
-    return (struct ib_cpu_rcache *)((char *)base + ib_hdr(base)->layout.rcache_off) + w;
 }
 
 static inline struct ib_ring *ib_ring_of(void *base, uint32_t w)

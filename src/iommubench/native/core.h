@@ -222,12 +222,7 @@ struct ib_layout {
     uint64_t meta_off;
     uint64_t pages_off;
     /* dma workload sections (zero-sized for prefault) */
-    uint64_t iova_nodes;          /* tree nodes in the node pool */
-    uint64_t mags_per_order;      /* magazines per size class */
     uint64_t ring_cap;            /* in-flight I/Os per worker: queues x depth */
-    uint64_t iova_nodes_off;
-    uint64_t mags_off;
-    uint64_t rcache_off;
     uint64_t rings_off;
     uint64_t ring_entries_off;
     /* walkers and table freeing */

@@ -89,7 +89,7 @@ static void lock_init(void *base)
         l->init(ib_region_page(base, IB_AXIS_LOCK, i));
 }
 
-static const struct ib_strategy lock_strategy = {lock_size, lock_init, 0};
+static const struct ib_strategy lock_strategy = {lock_size, 0, lock_init, 0};
 
 static void no_size(const struct ib_params *p, struct ib_region_size *out)
 {
@@ -97,15 +97,18 @@ static void no_size(const struct ib_params *p, struct ib_region_size *out)
     memset(out, 0, sizeof(*out));
 }
 
-static const struct ib_strategy stateless = {no_size, 0, 0};
+static const struct ib_strategy stateless = {no_size, 0, 0, 0};
 
 extern const struct ib_strategy ib_walker_strategy;
 const struct ib_invalidation *ib_invalidation_get(uint32_t i);
+const struct ib_allocator *ib_allocator_get(uint32_t i);
 
 const struct ib_strategy *ib_strategy_of(const struct ib_params *p, int axis)
 {
     if (axis == IB_AXIS_LOCK)
         return &lock_strategy;
+    if (axis == IB_AXIS_ALLOCATOR)
+        return ib_allocator_get(p->allocator)->state;
     if (axis == IB_AXIS_INVALIDATION) {
         const struct ib_strategy *s = ib_invalidation_get(p->invalidation)->state;
         return s ? s : &stateless;

@@ -17,6 +17,8 @@ struct ib_audit; /* the audit in progress (audit.c) */
 
 struct ib_strategy {
     void (*size)(const struct ib_params *p, struct ib_region_size *out);
+    /* non-zero when the point's parameters do not fit the state (0: always fit) */
+    int (*check)(const struct ib_params *p);
     void (*init)(void *base);
     /* tells the audit what the strategy holds (after every worker has exited) */
     void (*audit)(void *base, struct ib_audit *a);
@@ -28,6 +30,8 @@ struct ib_strategy {
 void ib_audit_held_pages(struct ib_audit *a, uint32_t head);
 /* The result a hook adds its findings to. */
 struct ib_audit_result *ib_audit_result_of(struct ib_audit *a);
+/* A hook that could not run (no memory): the audit returns IB_ERR_AUDIT. */
+void ib_audit_failed(struct ib_audit *a);
 
 /* The strategy the point picked on `axis` (never null: an entry without state has an empty
  * one). */

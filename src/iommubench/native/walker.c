@@ -74,7 +74,7 @@ static void walk_state_audit(void *base, struct ib_audit *a)
     ib_audit_held_pages(a, ib_walk_state(base)->limbo.head);
 }
 
-const struct ib_strategy ib_walker_strategy = {walk_state_size, walk_state_init,
+const struct ib_strategy ib_walker_strategy = {walk_state_size, 0, walk_state_init,
                                                walk_state_audit};
 
 const char *ib_walker_safety_name(uint32_t i) { return i < IB_WS_COUNT ? safety_names[i] : 0; }

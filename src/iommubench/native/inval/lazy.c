@@ -177,7 +177,7 @@ static void lazy_audit(void *base, struct ib_audit *a)
         ib_audit_result_of(a)->inflight_left += fq_len(ib_fq_of(base, w));
 }
 
-static const struct ib_strategy lazy_state = {lazy_size, 0, lazy_audit};
+static const struct ib_strategy lazy_state = {lazy_size, 0, 0, lazy_audit};
 
 const struct ib_invalidation ib_invalidation_lazy = {"lazy", &lazy_state, lazy_unmapped,
                                                      lazy_poll, lazy_drain};

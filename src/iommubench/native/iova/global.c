@@ -137,14 +137,14 @@ static uint32_t succ(const struct ib_iova_node *n, uint32_t t, uint64_t key)
 
 void ib_iova_lock(struct ib_ctx *x)
 {
-    ib_lock_counted(x, &x->hdr->iova.lock, &x->c.iova_lock_acquisitions);
+    ib_lock_counted(x, &ib_iova_region(x->base)->iova.lock, &x->c.iova_lock_acquisitions);
 }
 
-void ib_iova_unlock(struct ib_ctx *x) { ib_unlock(&x->hdr->iova.lock); }
+void ib_iova_unlock(struct ib_ctx *x) { ib_unlock(&ib_iova_region(x->base)->iova.lock); }
 
 uint64_t ib_iova_tree_alloc_locked(struct ib_ctx *x, uint64_t size)
 {
-    struct ib_iova_state *s = &x->hdr->iova;
+    struct ib_iova_state *s = &ib_iova_region(x->base)->iova;
     struct ib_iova_node *n = nodes_of(x);
     if (s->free_nodes == NIL)
         return 0;
@@ -178,7 +178,7 @@ uint64_t ib_iova_tree_alloc_locked(struct ib_ctx *x, uint64_t size)
 
 int ib_iova_tree_free_locked(struct ib_ctx *x, uint64_t pfn)
 {
-    struct ib_iova_state *s = &x->hdr->iova;
+    struct ib_iova_state *s = &ib_iova_region(x->base)->iova;
     struct ib_iova_node *n = nodes_of(x);
     uint32_t k = NIL;
     s->root = remove_key(n, s->root, pfn, &k);
@@ -215,16 +215,17 @@ void ib_iova_tree_free(struct ib_ctx *x, uint64_t pfn)
 uint32_t ib_iova_find(void *base, uint64_t pfn)
 {
     struct ib_iova_node *n = ib_iova_nodes(base);
-    uint32_t t = pred(n, ib_hdr(base)->iova.root, pfn);
+    uint32_t t = pred(n, ib_iova_region(base)->iova.root, pfn);
     return t != NIL && n[t].lo == pfn ? t : NIL;
 }
 
 void ib_iova_init(void *base)
 {
-    struct ib_header *h = ib_hdr(base);
+    struct ib_header *hd = ib_hdr(base);
+    struct ib_iova_region *h = ib_iova_region(base);
     struct ib_iova_node *n = ib_iova_nodes(base);
-    uint64_t count = h->layout.iova_nodes;
-    uint32_t bits = h->params.dma_bits < 48 ? h->params.dma_bits : 48;
+    uint64_t count = h->geo.nodes;
+    uint32_t bits = hd->params.dma_bits < 48 ? hd->params.dma_bits : 48;
     for (uint64_t i = 0; i < count; i++)
         n[i].left = i + 1 < count ? (uint32_t)(i + 1) : NIL;
     h->iova.free_nodes = count ? 0 : NIL;
@@ -245,4 +246,5 @@ static void global_free(struct ib_ctx *x, uint64_t pfn, uint32_t pages)
     ib_iova_tree_free(x, pfn);
 }
 
-const struct ib_allocator ib_allocator_global = {"global", global_alloc, global_free};
+const struct ib_allocator ib_allocator_global = {"global", &ib_iova_strategy, global_alloc,
+                                                 global_free};

@@ -11,8 +11,92 @@
 
 #define IB_IOVA_START_PFN 1ull
 
+/* The global IOVA allocator: an AVL tree of allocated ranges keyed by pfn_lo, in a node pool
+ * addressed by index. Everything in it is protected by iova.lock. */
+struct ib_iova_state {
+    uint32_t lock;        /* iova_rbtree_lock: every tree and node-pool access */
+    uint32_t root;
+    uint32_t free_nodes;  /* the node pool's free list, linked through .left */
+    uint32_t pad;
+    uint64_t hint;        /* cached32_node: allocation continues below this pfn (exclusive) */
+    uint64_t limit_pfn;   /* last pfn below the DMA mask */
+    uint64_t nodes_used;
+} IB_ALIGNED;
+
+/* One size class's depot: full magazines (a stack) and spare empty ones, under one lock. */
+struct ib_depot {
+    uint32_t lock;        /* rcache->lock: the full and empty lists and their counts */
+    uint32_t full_head;
+    uint32_t empty_head;
+    uint32_t count;       /* full magazines in the depot */
+} IB_ALIGNED;
+
+struct ib_iova_node {
+    uint64_t lo, hi;      /* inclusive pfn range */
+    uint32_t left, right;
+    int32_t height;
+    uint32_t pad;
+};
+
+struct ib_mag {
+    uint32_t size;
+    uint32_t next;        /* depot list link */
+    uint64_t pfns[IB_MAG_SIZE];
+};
+
+/* A CPU's loaded and prev magazines per size class: touched by the owning worker only (the
+ * kernel's per-CPU lock guards against preemption, which a pinned worker process has not). */
+struct ib_cpu_rcache {
+    uint32_t loaded[IB_RCACHE_ORDERS];
+    uint32_t prev[IB_RCACHE_ORDERS];
+} IB_ALIGNED;
+
+/* The allocator axis's shared region (both allocators: rcache falls back to the tree): the
+ * tree's state, the depots, where the node pool and the magazines lie (from the region's
+ * start), then the nodes and the magazines. A worker's bytes are its CPU's rcache. */
+struct ib_iova_region {
+    struct ib_iova_state iova;
+    struct ib_depot depot[IB_RCACHE_ORDERS];
+    struct {
+        uint64_t nodes;          /* tree nodes in the node pool */
+        uint64_t mags_per_order; /* magazines per size class */
+        uint64_t nodes_off;
+        uint64_t mags_off;
+    } IB_ALIGNED geo;
+};
+
+static inline struct ib_iova_region *ib_iova_region(void *base)
+{
+    return (struct ib_iova_region *)ib_region_shared(base, IB_AXIS_ALLOCATOR);
+}
+
+static inline struct ib_iova_node *ib_iova_nodes(void *base)
+{
+    struct ib_iova_region *r = ib_iova_region(base);
+    return (struct ib_iova_node *)((char *)r + r->geo.nodes_off);
+}
+
+static inline struct ib_mag *ib_mags(void *base)
+{
+    struct ib_iova_region *r = ib_iova_region(base);
+    return (struct ib_mag *)((char *)r + r->geo.mags_off);
+}
+
+static inline struct ib_cpu_rcache *ib_cpu_rcache_of(void *base, uint32_t w)
+{
+    return (struct ib_cpu_rcache *)ib_region_worker(base, IB_AXIS_ALLOCATOR, w);
+}
+
+extern const struct ib_strategy ib_iova_strategy;
+
+/* Magazines per size class a point needs (also what pool sizing counts as cached IOVAs). */
+uint64_t ib_iova_mags_per_order(const struct ib_params *p);
+
+struct ib_strategy;
+
 struct ib_allocator {
     const char *name;
+    const struct ib_strategy *state; /* its arena state (strategy.h) */
     uint64_t (*alloc)(struct ib_ctx *x, uint32_t pages);
     void (*free)(struct ib_ctx *x, uint64_t pfn, uint32_t pages);
 };

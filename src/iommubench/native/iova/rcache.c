@@ -43,7 +43,7 @@ static void mag_free_pfns(struct ib_ctx *x, struct ib_mag *m)
 
 static uint64_t rcache_get(struct ib_ctx *x, uint32_t order)
 {
-    struct ib_cpu_rcache *cpu = ib_cpu_rcache_of(x->base, x->worker);
+    struct ib_cpu_rcache *cpu = x->own[IB_AXIS_ALLOCATOR];
     struct ib_mag *mags = ib_mags(x->base);
     struct ib_mag *loaded = &mags[cpu->loaded[order]];
     if (loaded->size == 0) {
@@ -52,7 +52,7 @@ static uint64_t rcache_get(struct ib_ctx *x, uint32_t order)
             cpu->prev[order] = cpu->loaded[order];
             cpu->loaded[order] = prev;
         } else {
-            struct ib_depot *d = &x->hdr->depot[order];
+            struct ib_depot *d = &ib_iova_region(x->base)->depot[order];
             /* unlocked peek: a stale zero only costs one miss, a stale non-zero one lock */
             if (__atomic_load_n(&d->count, __ATOMIC_RELAXED) == 0)
                 return 0;
@@ -78,7 +78,7 @@ static uint64_t rcache_get(struct ib_ctx *x, uint32_t order)
 
 static void rcache_put(struct ib_ctx *x, uint32_t order, uint64_t pfn)
 {
-    struct ib_cpu_rcache *cpu = ib_cpu_rcache_of(x->base, x->worker);
+    struct ib_cpu_rcache *cpu = x->own[IB_AXIS_ALLOCATOR];
     struct ib_mag *mags = ib_mags(x->base);
     struct ib_mag *loaded = &mags[cpu->loaded[order]];
     if (loaded->size == IB_MAG_SIZE) {
@@ -87,7 +87,7 @@ static void rcache_put(struct ib_ctx *x, uint32_t order, uint64_t pfn)
             cpu->prev[order] = cpu->loaded[order];
             cpu->loaded[order] = prev;
         } else {
-            struct ib_depot *d = &x->hdr->depot[order];
+            struct ib_depot *d = &ib_iova_region(x->base)->depot[order];
             uint32_t full = cpu->loaded[order], trim = NIL, overflow = 0;
             uint32_t cap = x->hdr->params.depot == 0 ? 32u : x->hdr->params.workers;
             depot_lock(x, d);
@@ -154,9 +154,9 @@ static void rcache_free(struct ib_ctx *x, uint64_t pfn, uint32_t pages)
 
 void ib_rcache_init(void *base)
 {
-    struct ib_header *h = ib_hdr(base);
+    struct ib_iova_region *h = ib_iova_region(base);
     struct ib_mag *mags = ib_mags(base);
-    uint32_t per = (uint32_t)h->layout.mags_per_order, workers = h->params.workers;
+    uint32_t per = (uint32_t)h->geo.mags_per_order, workers = ib_hdr(base)->params.workers;
     for (uint32_t order = 0; order < IB_RCACHE_ORDERS; order++) {
         struct ib_depot *d = &h->depot[order];
         d->lock = 0;
@@ -181,4 +181,5 @@ void ib_rcache_init(void *base)
     }
 }
 
-const struct ib_allocator ib_allocator_rcache = {"rcache", rcache_alloc, rcache_free};
+const struct ib_allocator ib_allocator_rcache = {"rcache", &ib_iova_strategy, rcache_alloc,
+                                                 rcache_free};
