@@ -113,16 +113,6 @@ int ib_layout(const struct ib_params *p, struct ib_layout *out)
     off = ALIGN_UP(off + p->pool_pages * sizeof(uint32_t), IB_PAGE_BYTES);
     out->pages_off = off;
     off += p->pool_pages * IB_PAGE_BYTES;
-    if (is_dma(p)) {
-        if (!p->queues_per_worker || !p->queue_depth)
-            return IB_ERR_PARAMS;
-        out->ring_cap = (uint64_t)p->queues_per_worker * p->queue_depth;
-        out->rings_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
-        off += p->workers * sizeof(struct ib_ring);
-        out->ring_entries_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
-        off += p->workers * out->ring_cap * sizeof(struct ib_io);
-        off = ALIGN_UP(off, IB_PAGE_BYTES);
-    }
     out->walker_slots_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
     off += (uint64_t)p->walkers * sizeof(struct ib_walker_slot);
     out->gen_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
@@ -174,7 +164,6 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
     h->version = ib_core_version();
     h->cs_map_loops = ib_calibrate_busy_loops(p->cs_map_ns);
     h->cs_unmap_loops = ib_calibrate_busy_loops(p->cs_unmap_ns);
-    h->inv_loops = ib_calibrate_busy_loops(p->inv_ns);
     static double tsc_per_ns, timer_cost;
     if (tsc_per_ns == 0) {
         tsc_per_ns = ib_calibrate_tsc_per_ns();
@@ -185,9 +174,6 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
     memset((char *)base + layout.walker_slots_off, 0, layout.gen_off - layout.walker_slots_off);
     memset((char *)base + layout.slots_off, 0, layout.meta_off - layout.slots_off);
     ib_pool_init(base);
-    if (is_dma(p)) {
-        memset((char *)base + layout.rings_off, 0, layout.ring_entries_off - layout.rings_off);
-    }
     for (int axis = 0; axis < IB_AXES; axis++) {
         const struct ib_region *r = &layout.regions[axis];
         uint64_t end = r->page_off + p->pool_pages * r->page_stride;

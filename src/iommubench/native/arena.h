@@ -8,7 +8,6 @@
  *   series    per worker: cumulative counted ops at each throughput tick (after the pool's
  *             generation and limbo marks, at the end of the arena)
  *   pages     the table pool; page 0 is the root
- *   dma only: per-worker completion rings and their entries
  *   regions   one per strategy axis (enum ib_axis), opaque here: the bytes the chosen entry
  *             declared (struct ib_strategy): shared, per worker, per table page; e.g. the
  *             point's lock instances and nodes, the walkers' guard, mutex, epoch and limbo
@@ -56,25 +55,6 @@ struct ib_header {
     } IB_ALIGNED pool;
 
     /* dma workload */
-    uint64_t inv_loops;                     /* busy-loop iterations giving params.inv_ns */
-    struct ib_line_u32 inv_lock;            /* the single invalidation (command) queue */
-};
-
-/* One in-flight I/O. */
-struct ib_io {
-    uint64_t pfn;
-    uint64_t deadline;    /* TSC ticks at which the transfer is done */
-    uint32_t pages;
-    uint32_t pad;
-};
-
-/* A worker's device queues as one single-producer single-consumer ring of queues x depth
- * I/Os, oldest first. The producer is the submitting worker; the consumer is the same worker
- * (completion: local) or the next one (completion: remote). */
-struct ib_ring {
-    struct { uint64_t head; } IB_ALIGNED prod;     /* written by the producer only */
-    struct { uint64_t tail; } IB_ALIGNED cons;     /* written by the consumer only */
-    struct { uint32_t closed; } IB_ALIGNED done;   /* the producer submits no more */
 };
 
 struct ib_slot {
@@ -163,16 +143,6 @@ static inline uint64_t *ib_series_of(void *base, uint32_t w)
     return (uint64_t *)((char *)base + ib_hdr(base)->layout.series_off) + (uint64_t)w * IB_SERIES_SLOTS;
 }
 
-static inline struct ib_ring *ib_ring_of(void *base, uint32_t w)
-{
-    return (struct ib_ring *)((char *)base + ib_hdr(base)->layout.rings_off) + w;
-}
-
-static inline struct ib_io *ib_ring_entries(void *base, uint32_t w)
-{
-    struct ib_header *h = ib_hdr(base);
-    return (struct ib_io *)((char *)base + h->layout.ring_entries_off) + w * h->layout.ring_cap;
-}
 
 static inline void cpu_relax(void)
 {

@@ -125,15 +125,6 @@ static void count_expected(struct ib_audit *a)
     }
 }
 
-/* dma: I/Os left in a completion ring after the drain */
-static void audit_rings(struct ib_audit *a)
-{
-    for (uint32_t w = 0; w < a->x.hdr->params.workers; w++) {
-        const struct ib_ring *r = ib_ring_of(a->x.base, w);
-        a->r->inflight_left += r->prod.head - r->cons.tail;
-    }
-}
-
 static int run_audit(void *base, struct ib_audit_result *r, uint64_t *pfns, uint64_t *frames,
                      uint64_t cap, uint64_t *dumped)
 {
@@ -161,8 +152,6 @@ static int run_audit(void *base, struct ib_audit_result *r, uint64_t *pfns, uint
             r->leaked_tables++;
     count_expected(&a);
     free(a.seen);
-    if (a.x.hdr->params.workload == IB_WL_dma)
-        audit_rings(&a);
     int rc = a.failed ? IB_ERR_AUDIT : IB_OK;
     if (dumped)
         *dumped = a.dump_len;

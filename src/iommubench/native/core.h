@@ -222,9 +222,6 @@ struct ib_layout {
     uint64_t meta_off;
     uint64_t pages_off;
     /* dma workload sections (zero-sized for prefault) */
-    uint64_t ring_cap;            /* in-flight I/Os per worker: queues x depth */
-    uint64_t rings_off;
-    uint64_t ring_entries_off;
     /* walkers and table freeing */
     uint64_t walker_slots_off;
     uint64_t gen_off;             /* per pool page: generation, odd while free */

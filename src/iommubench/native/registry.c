@@ -107,6 +107,8 @@ const struct ib_strategy *ib_strategy_of(const struct ib_params *p, int axis)
 {
     if (axis == IB_AXIS_LOCK)
         return &lock_strategy;
+    if (axis == IB_AXIS_WORKLOAD)
+        return p->workload == IB_WL_dma ? &ib_dma_state : &stateless;
     if (axis == IB_AXIS_ALLOCATOR)
         return ib_allocator_get(p->allocator)->state;
     if (axis == IB_AXIS_INVALIDATION) {

@@ -3,13 +3,15 @@
  * invalidation-queue lock, as the SMMUv3 command queue's spinlock was until 2019. */
 #include "../lockcore.h"
 #include "inval.h"
+#include "../workloads/dma_state.h"
 #include "../iova/iova.h"
 
 void ib_invalidate(struct ib_ctx *x)
 {
-    ib_lock_counted(x, &x->hdr->inv_lock.v, &x->c.inv_lock_acquisitions);
-    ib_busy(x->hdr->inv_loops);
-    ib_unlock(&x->hdr->inv_lock.v);
+    struct ib_dma_shared *q = x->shared[IB_AXIS_WORKLOAD];
+    ib_lock_counted(x, &q->inv_lock.v, &x->c.inv_lock_acquisitions);
+    ib_busy(q->inv.loops);
+    ib_unlock(&q->inv_lock.v);
     x->c.invalidations++;
 }
 

@@ -37,6 +37,7 @@
 #include "../inval/inval.h"
 #include "../iova/iova.h"
 #include "../pgtable.h"
+#include "dma_state.h"
 
 #define IB_DMA_BATCH 64u        /* completions or submissions per turn */
 #define IB_DMA_ACCOUNT 256u     /* I/Os between counter updates and clock checks */
@@ -118,7 +119,7 @@ ib_workload_dma(struct ib_ctx *x, const struct ib_driver_ops *ops)
     const struct ib_params *p = &x->hdr->params;
     const uint32_t n = p->workers, w = x->worker;
     const uint32_t src = p->completion ? (w + n - 1) % n : w;
-    const uint64_t cap = x->hdr->layout.ring_cap;
+    const uint64_t cap = (uint64_t)p->queues_per_worker * p->queue_depth;
     const uint64_t dma_ticks = (uint64_t)((double)p->dma_ns * x->tsc_per_ns + 0.5);
     const uint32_t ngran = p->n_granules;
     const int single = p->map_mode == 1;
