@@ -117,8 +117,6 @@ int ib_layout(const struct ib_params *p, struct ib_layout *out)
     off += (uint64_t)p->walkers * sizeof(struct ib_walker_slot);
     out->gen_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
     off += p->pool_pages * sizeof(uint32_t);
-    out->limbo_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
-    off += p->pool_pages * sizeof(struct ib_limbo_mark);
     out->series_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
     off += (uint64_t)p->workers * IB_SERIES_SLOTS * sizeof(uint64_t);
     off = ALIGN_UP(off, IB_PAGE_BYTES);

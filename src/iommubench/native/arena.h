@@ -6,7 +6,7 @@
  *   hist      per-worker latency histograms (map, unmap)
  *   meta      per-page metadata of the table pool (free-list links)
  *   series    per worker: cumulative counted ops at each throughput tick (after the pool's
- *             generation and limbo marks, at the end of the arena)
+ *             generations)
  *   pages     the table pool; page 0 is the root
  *   regions   one per strategy axis (enum ib_axis), opaque here: the bytes the chosen entry
  *             declared (struct ib_strategy): shared, per worker, per table page; e.g. the
@@ -72,11 +72,6 @@ struct ib_walker_slot {
     struct ib_walker_counters counters;
 } IB_ALIGNED;
 
-/* Per pool page, for limbo: the epoch tag of the batch it was freed in, and when. */
-struct ib_limbo_mark {
-    uint64_t tag;
-    uint64_t freed_ns;
-};
 
 enum ib_ledger { IB_LEDGER_EMPTY = 0, IB_LEDGER_ALL_CHUNKS = 1 };
 
@@ -130,11 +125,6 @@ static inline struct ib_walker_slot *ib_walker_slot_of(void *base, uint32_t w)
 static inline uint32_t *ib_gen(void *base)
 {
     return (uint32_t *)((char *)base + ib_hdr(base)->layout.gen_off);
-}
-
-static inline struct ib_limbo_mark *ib_limbo_marks(void *base)
-{
-    return (struct ib_limbo_mark *)((char *)base + ib_hdr(base)->layout.limbo_off);
 }
 
 /* A worker's throughput samples: written by that worker only, read by the parent afterwards. */

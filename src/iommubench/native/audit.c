@@ -3,7 +3,6 @@
  * reachable exactly once from the root or on exactly one free list. */
 #include <stdlib.h>
 
-#include "iova/iova.h"
 #include "pgtable.h"
 #include "strategy.h"
 #include "workloads/workloads.h"
@@ -76,8 +75,8 @@ static uint32_t audit_entry(void *v, int level, uint64_t pfn, uint64_t e)
     return (uint32_t)child;
 }
 
-/* A free list (counted in free_pages) or a limbo list (limbo_pages): every page on it once,
- * and nowhere else. */
+/* A free list (counted in free_pages) or a list a strategy holds (limbo_pages): every page
+ * on it once, and nowhere else. */
 static void visit_list(struct ib_audit *a, uint32_t head, uint64_t *count)
 {
     /* bounded: a page pushed twice can make the list cyclic */

@@ -225,7 +225,6 @@ struct ib_layout {
     /* walkers and table freeing */
     uint64_t walker_slots_off;
     uint64_t gen_off;             /* per pool page: generation, odd while free */
-    uint64_t limbo_off;           /* per pool page: limbo tag and time */
     uint64_t series_off;          /* per worker: IB_SERIES_SLOTS cumulative op counts */
     uint64_t series_tick_ns;      /* the tick: IB_SERIES_TICK_NS, or coarser for long windows */
     struct ib_region regions[6];  /* IB_AXES: each axis's chosen strategy's own state */

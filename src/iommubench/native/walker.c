@@ -51,7 +51,8 @@ static void walk_state_size(const struct ib_params *p, struct ib_region_size *ou
 {
     (void)p;
     out->shared = sizeof(struct ib_walk_state);
-    out->per_worker = out->per_page = 0;
+    out->per_worker = 0;
+    out->per_page = sizeof(struct ib_limbo_mark);
 }
 
 static void walk_state_init(void *base)

@@ -25,6 +25,18 @@ struct ib_walk_state {
     } IB_ALIGNED limbo;
 };
 
+/* Per pool page, for limbo: the epoch tag of the batch it was freed in, and when. */
+struct ib_limbo_mark {
+    uint64_t tag;
+    uint64_t freed_ns;
+};
+
+/* The limbo marks are the walker axis's per-table-page bytes. */
+static inline struct ib_limbo_mark *ib_limbo_marks(void *base)
+{
+    return (struct ib_limbo_mark *)ib_region_page(base, IB_AXIS_WALKER, 0);
+}
+
 static inline struct ib_walk_state *ib_walk_state(void *base)
 {
     return (struct ib_walk_state *)ib_region_shared(base, IB_AXIS_WALKER);
