@@ -18,7 +18,10 @@ POINT = """
 import json, sys
 from iommubench import native_core
 from iommubench.runner import run_point
+from iommubench.parameters import PARAMETERS
 out = {"locks": native_core.lock_names()}
+lock = next(p for p in PARAMETERS if p.name == "lock")
+out["described"] = lock.choices()["ttas-copy"]
 for driver in ("domain-lock", "table-lock"):
     r = run_point(dict(workload="prefault", driver=driver, lock="ttas-copy", workers=2,
                        region_mib=4, chunk_pages=1, cycles=2, warmup_s=0,
@@ -40,6 +43,12 @@ def _copy_lock(native: Path) -> None:
     (native / "locks" / "ttas_copy.c").write_text(text)
     with (native / "locks" / "locks.def").open("a") as f:
         f.write("IB_LOCK_ENTRY(ttas_copy)\n")
+
+
+def native_description(name: str) -> str:
+    from iommubench import native_core
+
+    return native_core.lock_descriptions()[name]
 
 
 def test_a_lock_is_one_file_and_one_line(tmp_path: Path) -> None:
@@ -73,6 +82,8 @@ def test_a_lock_is_one_file_and_one_line(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     got = json.loads(run.stdout.strip().splitlines()[-1])
     assert "ttas-copy" in got["locks"] and "ttas" in got["locks"]
+    # `iommubench list` describes it from its own file: no Python edit
+    assert got["described"] and got["described"] == native_description("ttas"), got
     for driver in ("domain-lock", "table-lock"):
         status, error, audit_ok, acquisitions = got[driver]
         assert status == "ok", (driver, error)

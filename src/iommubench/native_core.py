@@ -72,6 +72,15 @@ def lock_names() -> list[str]:
     return [f.string(core.ib_lock_name(i)).decode() for i in range(core.ib_lock_count())]
 
 
+def lock_descriptions() -> dict[str, str]:
+    """Each lock's one-line description, as its native file registers it."""
+    f, core = load()
+    return {
+        f.string(core.ib_lock_name(i)).decode(): f.string(core.ib_lock_description(i)).decode()
+        for i in range(core.ib_lock_count())
+    }
+
+
 def workload_names() -> list[str]:
     f, core = load()
     return [f.string(core.ib_workload_name(i)).decode() for i in range(core.ib_workload_count())]

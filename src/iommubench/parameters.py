@@ -141,6 +141,8 @@ def _choice(
 
     def described() -> dict[str, str]:
         docs = registry.CATALOGUE.get(name, {})
+        if name == "lock":  # a lock's own file describes it: adding one needs no Python edit
+            docs = {**docs, **native_core.lock_descriptions()}
         return {n: docs.get(n) or _ALSO.get(n, "") for n in names()}
 
     return Parameter(
@@ -541,7 +543,9 @@ def list_lines() -> list[str]:
         if param.choices is None:
             continue
         out.append(f"{param.name}:")
-        out += [f"  {name:<14} {what}" for name, what in param.choices().items()]
+        choices = param.choices()
+        width = max(14, *(len(name) for name in choices))
+        out += [f"  {name:<{width}} {what}" for name, what in choices.items()]
     out.append("parameters (default; allowed):")
     out += [f"  {p.name:<17} {_shown(p.default)}; {p.allowed()}. {p.doc}" for p in PARAMETERS]
     return out
