@@ -6,6 +6,7 @@ hash of every native source so that a stale build is refused at import (see nati
 """
 
 import hashlib
+import re
 from pathlib import Path
 
 from cffi import FFI
@@ -28,18 +29,43 @@ def source_hash() -> str:
     return digest.hexdigest()[:16]
 
 
+_FUNCTION_MACRO = re.compile(r"#define (\w+)\((\w+)\) (.*)")
+_INCLUDE = re.compile(r'#include "([^"]+)"')
+
+
+def _expand(lines: list[str], here: Path, macros: dict[str, tuple[str, str]]) -> list[str]:
+    """Lines for cffi's cdef: object-like integer #defines kept, one-argument function-like
+    macros (e.g. IB_COUNTER in core.h) applied, quoted #includes (the .def files that declare
+    each owner's fields) expanded in place, every other preprocessor line dropped."""
+    out = []
+    for line in lines:
+        if m := _FUNCTION_MACRO.match(line):
+            macros[m[1]] = (m[2], m[3])
+        elif line.startswith("#undef"):
+            macros.pop(line.split()[1], None)
+        elif m := _INCLUDE.match(line):
+            path = here / m[1]
+            out += _expand(path.read_text().splitlines(), path.parent, macros)
+        elif line.startswith("#define"):
+            name, value = line.split()[1:3]
+            out.append(f"#define {name} {value}" if value.isdigit() else "")
+        elif not line.startswith("#"):
+            for macro, (param, body) in macros.items():
+                line = re.sub(
+                    rf"\b{macro}\((\w+)\)",
+                    lambda a, p=param, b=body: re.sub(rf"\b{p}\b", a[1], b),
+                    line,
+                )
+            out.append(line)
+    return out
+
+
 def _cdef_from_header() -> str:
-    """The declarations between the CDEF markers of core.h, minus preprocessor lines."""
+    """The declarations of core.h after its stdint include, with the .def files it includes
+    expanded, so cffi sees flat structs."""
     text = (NATIVE_DIR / "core.h").read_text()
     body = text.split("#include <stdint.h>", 1)[1].rsplit("#endif", 1)[0]
-    lines = []
-    for line in body.splitlines():
-        if line.startswith("#define"):
-            name, value = line.split()[1:3]
-            lines.append(f"#define {name} {value}" if value.isdigit() else "")
-        elif not line.startswith("#"):
-            lines.append(line)
-    return "\n".join(lines)
+    return "\n".join(_expand(body.splitlines(), NATIVE_DIR, {}))
 
 
 ffibuilder = FFI()

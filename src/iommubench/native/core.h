@@ -74,108 +74,19 @@ enum ib_walker_safety {
 };
 
 /* Per-worker counters, private during the run and published into the worker's slot at the
- * end. Keep every field a uint64_t: the harness reads them by name. Each lock's four fields
- * (_acquisitions, _contended, _wait_ns, _max_wait_ns) are adjacent, in that order: the lock
- * code is handed a pointer to the first (struct ib_lock_stats in lock.h). */
+ * end: the core's own and each owner's, declared in counters.def (and the files it includes),
+ * every one a uint64_t the harness reads by name. */
 struct ib_counters {
-    uint64_t ops;
-    uint64_t maps;
-    uint64_t unmaps;
-    uint64_t lock_acquisitions;
-    uint64_t lock_contended;
-    uint64_t lock_wait_ns;
-    uint64_t lock_max_wait_ns;    /* the longest single wait (contended path only) */
-    uint64_t cas_attempts;
-    uint64_t cas_failures;
-    uint64_t tables_allocated;
-    uint64_t tables_freed;
-    uint64_t pool_refills;
-    uint64_t map_conflicts;   /* map found the leaf already present */
-    uint64_t unmap_missing;   /* unmap found no leaf, or another frame: a lost mapping */
-    uint64_t cycles;
-    uint64_t samples;
-    uint64_t pages_mapped;        /* dma: pages mapped by the I/Os submitted */
-    uint64_t rcache_hits;         /* allocations served by a magazine (loaded, prev or depot) */
-    uint64_t rcache_misses;       /* cacheable allocations that fell to the global allocator */
-    uint64_t depot_pushes;        /* full magazines pushed to the depot */
-    uint64_t depot_pops;          /* full magazines taken from the depot */
-    uint64_t depot_trims;         /* magazines returned to the tree: bounded overflow, list trim */
-    uint64_t iova_fallbacks;      /* IOVAs the rcache handed to, or took from, the global tree */
-    uint64_t iova_search_steps;   /* global: allocated ranges skipped while searching a gap */
-    uint64_t iova_lock_acquisitions;
-    uint64_t iova_lock_contended;
-    uint64_t iova_lock_wait_ns;
-    uint64_t iova_lock_max_wait_ns;
-    uint64_t depot_lock_acquisitions;
-    uint64_t depot_lock_contended;
-    uint64_t depot_lock_wait_ns;
-    uint64_t depot_lock_max_wait_ns;
-    uint64_t inv_lock_acquisitions;
-    uint64_t inv_lock_contended;
-    uint64_t inv_lock_wait_ns;
-    uint64_t inv_lock_max_wait_ns;
-    uint64_t invalidations;       /* IOTLB invalidation commands: one per strict unmap or flush */
-    uint64_t flushes;             /* lazy: global flushes (start++, invalidate all, finish++) */
-    uint64_t fq_entries;          /* lazy: unmapped IOVAs queued */
-    uint64_t fq_full_flushes;     /* lazy: flushes because the queue was full */
-    uint64_t fq_timeout_flushes;  /* lazy: flushes because the oldest entry waited 10 ms */
-    uint64_t fq_early_frees;      /* lazy: IOVAs released with no completed flush after them */
-    uint64_t iova_alloc_failures; /* the IOVA space (below the DMA mask) was exhausted */
-    uint64_t iova_bad_frees;      /* freeing a range the tree does not hold: a double free */
-    uint64_t ring_full;           /* submissions held back by a full device queue */
-    uint64_t guard_acquisitions;  /* exclusive: shared acquisitions of the walk guard */
-    uint64_t guard_contended;     /* ... that waited for a walker */
-    uint64_t guard_wait_ns;
-    uint64_t guard_max_wait_ns;
-    uint64_t pool_lock_acquisitions; /* the table pool's shared list (refill and spill) */
-    uint64_t pool_lock_contended;
-    uint64_t pool_lock_wait_ns;
-    uint64_t pool_lock_max_wait_ns;
-    uint64_t limbo_pages_max;     /* deferred-free: most table pages waiting at once */
-    uint64_t grace_periods;       /* deferred-free: limbo batches reclaimed */
-    uint64_t grace_ns_total;      /* ... and the time each waited, summed */
-    uint64_t grace_ns_max;
-    uint64_t sched_ok;            /* 1: both schedstat reads below succeeded */
-    uint64_t sched_oncpu_ns;      /* on-CPU time over the counted window (schedstat) */
-    uint64_t sched_runq_ns;       /* time runnable but waiting on a run queue, same window */
-    uint64_t series_ticks;        /* throughput ticks recorded (see ib_read_series) */
-    /* the timed samples of each direction, counted in the window, and their sums for
-     * dma_map_benchmark's arithmetic: each sample in ns and truncated to whole 100 ns units
-     * as the kernel does, plain and squared; map's five and unmap's five are adjacent, in
-     * this order */
-    uint64_t map_samples;
-    uint64_t map_sample_ns;
-    uint64_t map_sample_ns_sq;
-    uint64_t map_sample_100ns;
-    uint64_t map_sample_100ns_sq;
-    uint64_t unmap_samples;
-    uint64_t unmap_sample_ns;
-    uint64_t unmap_sample_ns_sq;
-    uint64_t unmap_sample_100ns;
-    uint64_t unmap_sample_100ns_sq;
-    uint64_t start_ns;
-    uint64_t end_ns;
+#define IB_COUNTER(name) uint64_t name;
+#include "counters.def"
+#undef IB_COUNTER
 };
 
+/* The audit's findings: the core's own and each owner's, declared in audit.def. */
 struct ib_audit_result {
-    uint64_t expected_mappings;
-    uint64_t present_mappings;
-    uint64_t lost_mappings;       /* in a ledger, absent from the table */
-    uint64_t wrong_translations;  /* present with another frame */
-    uint64_t stray_mappings;      /* in the table, in no ledger */
-    uint64_t reachable_tables;
-    uint64_t free_pages;
-    uint64_t leaked_tables;       /* neither reachable nor free */
-    uint64_t double_frees;        /* free twice, or free and reachable */
-    uint64_t multiply_linked;     /* reachable through more than one entry */
-    uint64_t corrupt_entries;     /* an entry pointing outside the pool */
-    uint64_t iova_ranges;         /* dma: ranges allocated in the tree after the drain */
-    uint64_t iova_cached;         /* dma: IOVAs sitting in magazines (CPU caches and depot) */
-    uint64_t iova_leaks;          /* allocated, but neither cached nor in flight: never freed */
-    uint64_t iova_double_allocs;  /* cached twice, or overlapping ranges: handed out twice */
-    uint64_t iova_corrupt;        /* tree out of order, out of bounds, node pool inconsistent */
-    uint64_t inflight_left;       /* I/Os or flush-queue entries left after the drain */
-    uint64_t limbo_pages;         /* deferred-free: freed tables never reclaimed */
+#define IB_AUDIT(name) uint64_t name;
+#include "audit.def"
+#undef IB_AUDIT
 };
 
 /* One walker's counters, published when it stops. */
