@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "walkers/safety.h"
 
 #define MAX_THREADS 64
 

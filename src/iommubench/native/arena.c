@@ -3,9 +3,11 @@
 #include <errno.h>
 
 #include "clock.h"
+#include "inval/inval.h"
 #include "iova/iova.h"
 #include "pool.h"
 #include "strategy.h"
+#include "walkers/safety.h"
 #include "workloads/workloads.h"
 
 #define ALIGN_UP(v, a) (((v) + (a) - 1) / (a) * (a))

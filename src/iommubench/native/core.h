@@ -14,9 +14,6 @@
 #define IB_HIST_BUCKETS 2304 /* 64 sub-buckets x 36 octaves */
 #define IB_MAX_WORKERS 4096
 #define IB_MAX_GRANULES 64    /* entries of a granule mix */
-#define IB_RCACHE_ORDERS 6    /* size classes 1..32 pages */
-#define IB_MAG_SIZE 127       /* IOVAs per magazine */
-#define IB_FQ_SIZE 256        /* flush-queue entries per CPU */
 #define IB_SERIES_SLOTS 1024  /* throughput ticks each worker can record in one window */
 #define IB_SERIES_TICK_NS 10000000 /* 10 ms, coarser when the window needs more slots */
 
@@ -25,7 +22,7 @@ enum ib_exit {
     IB_ERR_PARAMS = 1,
     IB_ERR_POOL_EMPTY = 2,
     IB_ERR_ABORTED = 3,
-    IB_ERR_IOVA_SPACE = 4,
+    IB_ERR_NO_SPACE = 4,    /* the workload's address space (below its mask) was exhausted */
     IB_ERR_AUDIT = 5, /* the audit could not run (no memory for its marks): a failed point */
 };
 
@@ -45,33 +42,18 @@ struct ib_params {
     uint64_t duration_ns;
     uint64_t pool_pages;    /* table pages in the pool, root included */
     uint64_t seed;
-    /* dma workload (zero for prefault) */
     uint32_t allocator;     /* index into the allocator registry */
     uint32_t invalidation;  /* index into the invalidation registry */
-    uint32_t depot;         /* 0 bounded (32 magazines per class), 1 list (trimmed) */
-    uint32_t completion;    /* 0 local, 1 remote: worker w's I/Os complete on (w + 1) % n */
-    uint32_t queues_per_worker;
-    uint32_t queue_depth;
-    uint64_t dma_ns;        /* each I/O stays mapped (in flight) this long */
-    uint64_t inv_ns;        /* one IOTLB invalidation, under the invalidation-queue lock */
-    uint32_t dma_bits;      /* the DMA mask: IOVAs lie below 2^dma_bits (clamped to 48) */
-    uint32_t map_mode;      /* 0 sg: one map call per page entry; 1 single: one per I/O */
     uint32_t n_granules;
     uint32_t granules[64];  /* IB_MAX_GRANULES: the mix, drawn uniformly with the seeded RNG */
-    /* walkers: debugfs-style dumps racing with unmap */
+#include "iova/params.def"
+#include "workloads/params.def"
+    /* walkers: debugfs-style dumps racing with unmap (the walker-safety registry) */
     uint32_t walkers;       /* extra processes walking the whole table, pass after pass */
     uint32_t walker_safety; /* index into the walker-safety registry */
-    uint64_t unmap_pages;   /* prefault: pages per unmap call; one covering a table frees it */
     uint64_t walker_gap_ns; /* walkers sleep this long between passes (0: back to back) */
 };
 
-enum ib_walker_safety {
-    IB_WS_UNSAFE = 0,
-    IB_WS_EXCLUSIVE = 1,
-    IB_WS_DEFERRED_FREE = 2,
-    IB_WS_GROUP_MUTEX = 3,
-    IB_WS_COUNT = 4,
-};
 
 /* Per-worker counters, private during the run and published into the worker's slot at the
  * end: the core's own and each owner's, declared in counters.def (and the files it includes),

@@ -5,6 +5,7 @@
 #define IB_WALKSTATE_H
 
 #include "arena.h"
+#include "walkers/safety.h"
 
 /* The walk guard's words (guard.h): readers' counters on one line, walkers' tickets on
  * another, so a map/unmap touches one line as before. */

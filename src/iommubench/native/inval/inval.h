@@ -13,6 +13,7 @@
 #include "../ctx.h"
 #include "../reclaim.h"
 
+#define IB_FQ_SIZE 256 /* flush-queue entries per CPU */
 #define IB_FQ_TIMEOUT_NS 10000000ull /* 10 ms, dma-iommu.c's FQ_TIMEOUT */
 
 struct ib_strategy;

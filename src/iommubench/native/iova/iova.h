@@ -10,6 +10,8 @@
 #include "../ctx.h"
 
 #define IB_IOVA_START_PFN 1ull
+#define IB_RCACHE_ORDERS 6 /* size classes 1..32 pages */
+#define IB_MAG_SIZE 127    /* IOVAs per magazine */
 
 /* The global IOVA allocator: an AVL tree of allocated ranges keyed by pfn_lo, in a node pool
  * addressed by index. Everything in it is protected by iova.lock. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "../strategy.h"
+#include "../inval/inval.h"
 #include "../workloads/workloads.h"
 #include "iova.h"
 

@@ -67,7 +67,7 @@ ib_dma_submit(struct ib_ctx *x, const struct ib_driver_ops *ops, uint32_t pages,
         pfn = x->alloc->alloc(x, pages);
         if (!pfn) {
             x->c.iova_alloc_failures++;
-            *err = IB_ERR_IOVA_SPACE;
+            *err = IB_ERR_NO_SPACE;
             return 0;
         }
     }
