@@ -3,12 +3,8 @@
 #include <errno.h>
 
 #include "clock.h"
-#include "inval/inval.h"
-#include "iova/iova.h"
 #include "pool.h"
 #include "strategy.h"
-#include "walkers/safety.h"
-#include "workloads/workloads.h"
 
 #define ALIGN_UP(v, a) (((v) + (a) - 1) / (a) * (a))
 
@@ -36,52 +32,20 @@ uint64_t ib_pool_pages_needed(uint64_t region_pages, uint32_t workers)
     return 1 + 2 * (leaves + mids + tops) + (uint64_t)workers * (2 * IB_POOL_BATCH + 8) + 16;
 }
 
-static int is_dma(const struct ib_params *p) { return p->workload == IB_WL_dma; }
-
-static uint32_t max_granule(const struct ib_params *p)
-{
-    uint32_t m = 1;
-    for (uint32_t i = 0; i < p->n_granules && i < IB_MAX_GRANULES; i++)
-        m = p->granules[i] > m ? p->granules[i] : m;
-    return m;
-}
-
-/* The IOVA span a dma point can touch. Below 2^34 the whole space below the mask (at most 16
- * MiB of tables); above, twice every page that can be allocated at once, plus slack for the
- * alignment holes, at the top of the space where the allocator works. */
-static uint64_t dma_span_pages(const struct ib_params *p)
-{
-    /* clamped both ways: this runs before ib_arena_init validates dma_bits, and a mask below
-     * one page would make the shift negative */
-    uint32_t bits = p->dma_bits < 48 ? p->dma_bits : 48;
-    bits = bits < 12 ? 12 : bits;
-    uint64_t space = 1ull << (bits - 12);
-    if (bits <= 34)
-        return space;
-    uint64_t w = p->workers, cap = (uint64_t)p->queues_per_worker * p->queue_depth;
-    uint64_t g = max_granule(p), ga = ib_iova_alloc_size(g) > g ? ib_iova_alloc_size(g) : g;
-    uint64_t live = (w * cap + w * IB_FQ_SIZE) * ga * 2 +
-                    ib_iova_mags_per_order(p) * IB_MAG_SIZE * 63 /* 1 + 2 + ... + 32 pages */;
-    uint64_t span = 2 * live + (1ull << 20);
-    return span < space ? span : space;
-}
-
-static uint64_t pool_pages_without_limbo(const struct ib_params *p)
-{
-    if (!is_dma(p))
-        return ib_pool_pages_needed(p->region_pages, p->workers);
-    uint64_t span = dma_span_pages(p);
-    uint64_t leaves = span / 512 + 2, mids = span / (512 * 512) + 2;
-    uint64_t tops = span / (512ull * 512 * 512) + 2;
-    return 1 + 2 * (leaves + mids + tops) + (uint64_t)p->workers * (2 * IB_POOL_BATCH + 8) + 16;
-}
-
-/* deferred-free: a table freed during a walker's pass stays out of the pool until the pass
- * ends, so as many tables again can be waiting in limbo as the table itself holds */
+/* The pool's size, from the strategies: the table pages each axis's mappings can need,
+ * then the pages any of them can hold out of a pool that size. */
 uint64_t ib_pool_pages_for(const struct ib_params *p)
 {
-    uint64_t n = pool_pages_without_limbo(p);
-    return p->walkers && p->walker_safety == IB_WS_DEFERRED_FREE ? 2 * n : n;
+    uint64_t n = 0, held = 0;
+    for (int axis = 0; axis < IB_AXES; axis++) {
+        const struct ib_strategy *s = ib_strategy_of(p, axis);
+        n += s->pool_pages ? s->pool_pages(p) : 0;
+    }
+    for (int axis = 0; axis < IB_AXES; axis++) {
+        const struct ib_strategy *s = ib_strategy_of(p, axis);
+        held += s->pool_held ? s->pool_held(p, n) : 0;
+    }
+    return n + held;
 }
 
 /* An axis's strategy's region, from off: shared bytes, per-worker and per-page strides. */
@@ -115,8 +79,6 @@ int ib_layout(const struct ib_params *p, struct ib_layout *out)
     off = ALIGN_UP(off + p->pool_pages * sizeof(uint32_t), IB_PAGE_BYTES);
     out->pages_off = off;
     off += p->pool_pages * IB_PAGE_BYTES;
-    out->walker_slots_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
-    off += (uint64_t)p->walkers * sizeof(struct ib_walker_slot);
     out->gen_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
     off += p->pool_pages * sizeof(uint32_t);
     out->series_off = off = ALIGN_UP(off, IB_PAGE_BYTES);
@@ -145,18 +107,9 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
     if (p->driver >= ib_driver_count() || p->lock >= ib_lock_count() ||
         p->workload >= ib_workload_count())
         return IB_ERR_PARAMS;
-    if (!is_dma(p) && (!p->region_pages || !p->chunk_pages))
+    if (p->allocator >= ib_allocator_count() || p->invalidation >= ib_invalidation_count() ||
+        p->walker_safety >= ib_walker_safety_count())
         return IB_ERR_PARAMS;
-    if (is_dma(p) && (p->allocator >= ib_allocator_count() ||
-                      p->invalidation >= ib_invalidation_count() || p->depot > 1 ||
-                      p->completion > 1 || !p->n_granules || p->n_granules > IB_MAX_GRANULES ||
-                      p->dma_bits < 20 || p->dma_bits > 64))
-        return IB_ERR_PARAMS;
-    if (p->walker_safety >= IB_WS_COUNT || p->walkers > 64)
-        return IB_ERR_PARAMS;
-    for (uint32_t i = 0; is_dma(p) && i < p->n_granules; i++)
-        if (!p->granules[i] || p->granules[i] > 1024)
-            return IB_ERR_PARAMS;
     struct ib_header *h = ib_hdr(base);
     memset(h, 0, sizeof(*h));
     h->params = *p;
@@ -171,7 +124,6 @@ int ib_arena_init(void *base, uint64_t size, const struct ib_params *p)
     }
     h->tsc_per_ns = tsc_per_ns;
     h->timer_cost_ticks = timer_cost;
-    memset((char *)base + layout.walker_slots_off, 0, layout.gen_off - layout.walker_slots_off);
     memset((char *)base + layout.slots_off, 0, layout.meta_off - layout.slots_off);
     ib_pool_init(base);
     for (int axis = 0; axis < IB_AXES; axis++) {
@@ -213,14 +165,6 @@ void ib_release(void *base, uint64_t go_ns)
 }
 
 void ib_abort(void *base) { __atomic_store_n(&ib_hdr(base)->abort_flag.v, 1, __ATOMIC_SEQ_CST); }
-
-int ib_read_walker_counters(void *base, uint32_t walker, struct ib_walker_counters *out)
-{
-    if (walker >= ib_hdr(base)->params.walkers)
-        return IB_ERR_PARAMS;
-    *out = ib_walker_slot_of(base, walker)->counters;
-    return IB_OK;
-}
 
 int ib_read_counters(void *base, uint32_t worker, struct ib_counters *out)
 {

@@ -117,11 +117,6 @@ static inline void *ib_region_page(void *base, int axis, uint64_t i)
     return (char *)base + r->page_off + i * r->page_stride;
 }
 
-static inline struct ib_walker_slot *ib_walker_slot_of(void *base, uint32_t w)
-{
-    return (struct ib_walker_slot *)((char *)base + ib_hdr(base)->layout.walker_slots_off) + w;
-}
-
 static inline uint32_t *ib_gen(void *base)
 {
     return (uint32_t *)((char *)base + ib_hdr(base)->layout.gen_off);

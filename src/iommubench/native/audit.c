@@ -75,7 +75,7 @@ static uint32_t audit_entry(void *v, int level, uint64_t pfn, uint64_t e)
     return (uint32_t)child;
 }
 
-/* A free list (counted in free_pages) or a list a strategy holds (limbo_pages): every page
+/* A free list (counted in free_pages) or a list a strategy holds (its own count): every page
  * on it once, and nowhere else. */
 static void visit_list(struct ib_audit *a, uint32_t head, uint64_t *count)
 {
@@ -104,9 +104,9 @@ struct ib_audit_result *ib_audit_result_of(struct ib_audit *a) { return a->r; }
 
 void ib_audit_failed(struct ib_audit *a) { a->failed = 1; }
 
-void ib_audit_held_pages(struct ib_audit *a, uint32_t head)
+void ib_audit_held_pages(struct ib_audit *a, uint32_t head, uint64_t *count)
 {
-    visit_list(a, head, &a->r->limbo_pages);
+    visit_list(a, head, count);
 }
 
 static void count_expected(struct ib_audit *a)

@@ -114,9 +114,6 @@ struct ib_layout {
     uint64_t hist_off;
     uint64_t meta_off;
     uint64_t pages_off;
-    /* dma workload sections (zero-sized for prefault) */
-    /* walkers and table freeing */
-    uint64_t walker_slots_off;
     uint64_t gen_off;             /* per pool page: generation, odd while free */
     uint64_t series_off;          /* per worker: IB_SERIES_SLOTS cumulative op counts */
     uint64_t series_tick_ns;      /* the tick: IB_SERIES_TICK_NS, or coarser for long windows */

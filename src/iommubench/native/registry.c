@@ -100,6 +100,7 @@ static void no_size(const struct ib_params *p, struct ib_region_size *out)
 static const struct ib_strategy stateless = {no_size, 0, 0, 0};
 
 extern const struct ib_strategy ib_walker_strategy;
+extern const struct ib_strategy ib_prefault_state;
 const struct ib_invalidation *ib_invalidation_get(uint32_t i);
 const struct ib_allocator *ib_allocator_get(uint32_t i);
 
@@ -108,7 +109,7 @@ const struct ib_strategy *ib_strategy_of(const struct ib_params *p, int axis)
     if (axis == IB_AXIS_LOCK)
         return &lock_strategy;
     if (axis == IB_AXIS_WORKLOAD)
-        return p->workload == IB_WL_dma ? &ib_dma_state : &stateless;
+        return p->workload == IB_WL_dma ? &ib_dma_state : &ib_prefault_state;
     if (axis == IB_AXIS_ALLOCATOR)
         return ib_allocator_get(p->allocator)->state;
     if (axis == IB_AXIS_INVALIDATION) {

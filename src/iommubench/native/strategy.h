@@ -22,12 +22,18 @@ struct ib_strategy {
     void (*init)(void *base);
     /* tells the audit what the strategy holds (after every worker has exited) */
     void (*audit)(void *base, struct ib_audit *a);
+    /* table pages the point's mappings can need, root and per-worker caches included; the
+     * pool holds the sum over the axes (0 or null: none) */
+    uint64_t (*pool_pages)(const struct ib_params *p);
+    /* table pages the strategy can hold out of a pool of `pages` (e.g. freed tables waiting
+     * for a grace period); added on top of the sum (null: none) */
+    uint64_t (*pool_held)(const struct ib_params *p, uint64_t pages);
 };
 
 /* For an audit hook: a list of table pages, linked through the pool's links, that the
  * strategy holds out of the pool (e.g. freed tables waiting for a grace period). Each page
- * must be on it once and nowhere else; they are counted in limbo_pages. */
-void ib_audit_held_pages(struct ib_audit *a, uint32_t head);
+ * must be on it once and nowhere else; they are counted in *count (a field of the result). */
+void ib_audit_held_pages(struct ib_audit *a, uint32_t head, uint64_t *count);
 /* The result a hook adds its findings to. */
 struct ib_audit_result *ib_audit_result_of(struct ib_audit *a);
 /* A hook that could not run (no memory): the audit returns IB_ERR_AUDIT. */

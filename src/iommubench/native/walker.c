@@ -49,8 +49,7 @@ uint32_t ib_walker_safety_count(void) { return IB_WS_COUNT; }
 
 static void walk_state_size(const struct ib_params *p, struct ib_region_size *out)
 {
-    (void)p;
-    out->shared = sizeof(struct ib_walk_state);
+    out->shared = sizeof(struct ib_walk_state) + p->walkers * sizeof(struct ib_walker_slot);
     out->per_worker = 0;
     out->per_page = sizeof(struct ib_limbo_mark);
 }
@@ -72,11 +71,36 @@ static void walk_state_init(void *base)
 /* deferred-free: freed tables still waiting in limbo are held out of the pool */
 static void walk_state_audit(void *base, struct ib_audit *a)
 {
-    ib_audit_held_pages(a, ib_walk_state(base)->limbo.head);
+    ib_audit_held_pages(a, ib_walk_state(base)->limbo.head, &ib_audit_result_of(a)->limbo_pages);
 }
 
-const struct ib_strategy ib_walker_strategy = {walk_state_size, 0, walk_state_init,
-                                               walk_state_audit};
+static int walk_state_check(const struct ib_params *p)
+{
+    return p->walker_safety >= IB_WS_COUNT || p->walkers > 64;
+}
+
+/* deferred-free: a table freed during a walker's pass stays out of the pool until the pass
+ * ends, so as many tables again can be waiting in limbo as the table itself holds */
+static uint64_t walk_state_pool_held(const struct ib_params *p, uint64_t pages)
+{
+    return p->walkers && p->walker_safety == IB_WS_DEFERRED_FREE ? pages : 0;
+}
+
+const struct ib_strategy ib_walker_strategy = {
+    .size = walk_state_size,
+    .check = walk_state_check,
+    .init = walk_state_init,
+    .audit = walk_state_audit,
+    .pool_held = walk_state_pool_held,
+};
+
+int ib_read_walker_counters(void *base, uint32_t walker, struct ib_walker_counters *out)
+{
+    if (walker >= ib_hdr(base)->params.walkers)
+        return IB_ERR_PARAMS;
+    *out = ib_walker_slot_of(base, walker)->counters;
+    return IB_OK;
+}
 
 const char *ib_walker_safety_name(uint32_t i) { return i < IB_WS_COUNT ? safety_names[i] : 0; }
 

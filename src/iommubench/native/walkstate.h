@@ -24,6 +24,7 @@ struct ib_walk_state {
         uint32_t reclaiming; /* workers between popping pages and returning them to the pool */
         uint64_t count;
     } IB_ALIGNED limbo;
+    struct ib_walker_slot slots[]; /* one per walker (params.walkers) */
 };
 
 /* Per pool page, for limbo: the epoch tag of the batch it was freed in, and when. */
@@ -41,6 +42,11 @@ static inline struct ib_limbo_mark *ib_limbo_marks(void *base)
 static inline struct ib_walk_state *ib_walk_state(void *base)
 {
     return (struct ib_walk_state *)ib_region_shared(base, IB_AXIS_WALKER);
+}
+
+static inline struct ib_walker_slot *ib_walker_slot_of(void *base, uint32_t w)
+{
+    return &ib_walk_state(base)->slots[w];
 }
 
 #endif

@@ -53,7 +53,7 @@ static int iova_check(const struct ib_params *p)
 {
     if (p->workload != IB_WL_dma)
         return 0;
-    return max_ranges(p) >= IB_NIL || ib_iova_mags_per_order(p) * IB_RCACHE_ORDERS >= IB_NIL;
+    return p->depot > 1 /* rcache: bounded or list */ || max_ranges(p) >= IB_NIL || ib_iova_mags_per_order(p) * IB_RCACHE_ORDERS >= IB_NIL;
 }
 
 static void iova_init(void *base)
