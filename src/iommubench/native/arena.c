@@ -23,7 +23,7 @@ uint32_t ib_core_version(void)
 }
 
 /* Tables a region needs at each level (plus one for misalignment), twice over for tables a
- * naive driver leaks or lock-free losers hold, plus what per-worker free lists can cache. */
+ * leaking driver loses or losing installs hold, plus what per-worker free lists can cache. */
 uint64_t ib_pool_pages_needed(uint64_t region_pages, uint32_t workers)
 {
     uint64_t leaves = region_pages / 512 + 2;

@@ -46,8 +46,7 @@ struct ib_params {
     uint32_t invalidation;  /* index into the invalidation registry */
     uint32_t n_granules;
     uint32_t granules[64];  /* IB_MAX_GRANULES: the mix, drawn uniformly with the seeded RNG */
-#include "iova/params.def"
-#include "workloads/params.def"
+#include "params.def"
     /* walkers: debugfs-style dumps racing with unmap (the walker-safety registry) */
     uint32_t walkers;       /* extra processes walking the whole table, pass after pass */
     uint32_t walker_safety; /* index into the walker-safety registry */
@@ -81,7 +80,7 @@ struct ib_walker_counters {
     uint64_t corrupt_reads;       /* entries pointing outside the pool: garbage from reuse */
     uint64_t pass_ns_total;
     uint64_t pass_ns_max;
-    uint64_t wait_ns;             /* exclusive / group-mutex: waiting for the lock */
+    uint64_t wait_ns;             /* waiting for the walker-safety lock, where one is taken */
     uint64_t start_ns;
     uint64_t end_ns;
 };
@@ -142,7 +141,7 @@ const char *ib_walker_safety_name(uint32_t i);
 uint32_t ib_core_version(void);
 int ib_layout(const struct ib_params *p, struct ib_layout *out);
 uint64_t ib_pool_pages_needed(uint64_t region_pages, uint32_t workers);
-/* The table pages a point needs, for any workload (dma: from the IOVA span it can touch). */
+/* The table pages a point needs, as its strategies declare them (ib_strategy.pool_pages). */
 uint64_t ib_pool_pages_for(const struct ib_params *p);
 
 /* Parent side. */
@@ -159,7 +158,7 @@ uint64_t ib_read_series(void *base, uint32_t worker, uint64_t *out, uint64_t cap
 /* IB_OK, or IB_ERR_AUDIT when the audit could not run: then the point has failed. */
 int ib_audit(void *base, struct ib_audit_result *out);
 
-/* Worker side: prefault, arrive, wait for release, run, publish. Returns an ib_exit. */
+/* Worker side: prepare, arrive, wait for release, run, publish. Returns an ib_exit. */
 int ib_worker_run(void *base, uint32_t worker);
 /* Walker side: arrive with the workers, then dump the table pass after pass until every
  * worker has finished. */
@@ -167,9 +166,9 @@ int ib_walker_run(void *base, uint32_t walker);
 int ib_read_walker_counters(void *base, uint32_t walker, struct ib_walker_counters *out);
 
 /* Single-threaded hooks for the differential tests against the reference model. */
-int ib_debug_map(void *base, uint64_t iova_pfn, uint64_t frame);
-int ib_debug_unmap(void *base, uint64_t iova_pfn, uint64_t *frame_out);
-int ib_translate(void *base, uint64_t iova_pfn, uint64_t *frame_out);
+int ib_debug_map(void *base, uint64_t pfn, uint64_t frame);
+int ib_debug_unmap(void *base, uint64_t pfn, uint64_t *frame_out);
+int ib_translate(void *base, uint64_t pfn, uint64_t *frame_out);
 uint64_t ib_debug_dump(void *base, uint64_t *pfns, uint64_t *frames, uint64_t cap);
 
 /* Clocks and calibration. */
