@@ -255,6 +255,21 @@ def _lock_index(value: str) -> int:
     return 0 if value == registry.NO_LOCK else native_core.lock_names().index(value)
 
 
+def _per_call_cost(direction: str) -> Parameter:
+    """cs_map_ns / cs_unmap_ns: one direction's busy work, following cs_ns while unset."""
+    return _int(
+        f"cs_{direction}_ns",
+        None,
+        f"busy work inside each {direction} call only (a per-call cost)",
+        0,
+        1_000_000,
+        " ns",
+        check=_optional(int_field(0, 1_000_000, " ns")),
+        allowed="0..1000000 ns; unset: cs_ns",
+        follows=("cs_ns", lambda ns: ns),
+    )
+
+
 DMA = ("dma",)
 PREFAULT = ("prefault",)
 
@@ -401,28 +416,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         " ns",
         Native("cs_map_ns", also=("cs_unmap_ns",)),
     ),
-    _int(
-        "cs_map_ns",
-        None,
-        "busy work inside each map call only (a per-call cost)",
-        0,
-        1_000_000,
-        " ns",
-        check=_optional(int_field(0, 1_000_000, " ns")),
-        allowed="0..1000000 ns; unset: cs_ns",
-        follows=("cs_ns", lambda ns: ns),
-    ),
-    _int(
-        "cs_unmap_ns",
-        None,
-        "busy work inside each unmap call only (a per-call cost)",
-        0,
-        1_000_000,
-        " ns",
-        check=_optional(int_field(0, 1_000_000, " ns")),
-        allowed="0..1000000 ns; unset: cs_ns",
-        follows=("cs_ns", lambda ns: ns),
-    ),
+    *(_per_call_cost(direction) for direction in ("map", "unmap")),
     _int(
         "region_mib",
         256,

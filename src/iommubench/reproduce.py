@@ -268,9 +268,8 @@ def _row(case: Case, m: Measure, name: str, value: float | None, run: str) -> Ro
     )
 
 
-def _needs(case: Case, m: Measure, name: str, cpus: int, workers: int | None = None) -> Row:
-    need = max(case.needs_cpus, m.needs_cpus, workers or 1)
-    text = f"needs {need} CPUs, this machine has {cpus}"
+def _not_run(case: Case, m: Measure, name: str, note: str, failed: bool = False) -> Row:
+    """A row with no measured value: the case could not run here, or it failed."""
     return Row(
         case.case,
         name,
@@ -280,9 +279,16 @@ def _needs(case: Case, m: Measure, name: str, cpus: int, workers: int | None = N
         None,
         case.kind,
         "not run",
-        "; ".join([text, m.note] if m.note else [text]),
+        note,
         case.source,
+        failed=failed,
     )
+
+
+def _needs(case: Case, m: Measure, name: str, cpus: int, workers: int | None = None) -> Row:
+    need = max(case.needs_cpus, m.needs_cpus, workers or 1)
+    text = f"needs {need} CPUs, this machine has {cpus}"
+    return _not_run(case, m, name, "; ".join([text, m.note] if m.note else [text]))
 
 
 SCALING_STATS = ("speedup", "efficiency", "time_speedup")
@@ -339,21 +345,7 @@ def case_rows(case: Case, out: Path, cpus: int) -> list[Row]:
             rows.update(_run_case(case, runnable, out))
         except CaseFailed as exc:
             for m in runnable:
-                rows[id(m)] = [
-                    Row(
-                        case.case,
-                        m.name,
-                        _published_text(m),
-                        None,
-                        m.unit,
-                        None,
-                        case.kind,
-                        "not run",
-                        f"the case failed: {exc}",
-                        case.source,
-                        failed=True,
-                    )
-                ]
+                rows[id(m)] = [_not_run(case, m, m.name, f"the case failed: {exc}", failed=True)]
     return [r for m in case.measures for r in rows[id(m)]]
 
 
