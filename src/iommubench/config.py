@@ -710,6 +710,18 @@ def _validate_doc(doc: dict[Any, Any], source: str, labels: _Labels) -> Sweep:
     )
 
 
+def _origin(
+    key: str, where: dict[str, str], given: dict[Any, Any], labels: _Labels
+) -> tuple[str, bool]:
+    """Where a point's value of `key` was set (its sweep axis, else the defaults), and whether
+    the config set it at all."""
+    if key in where:
+        return where[key], True
+    if key in given:
+        return labels.param("defaults", key), True
+    return "built-in default", False
+
+
 def _check_point(
     point: dict[str, object],
     where: dict[str, str],
@@ -720,11 +732,7 @@ def _check_point(
     """The rules between parameters, checked on each expanded point."""
 
     def origin(key: str) -> tuple[str, bool]:
-        if key in where:
-            return where[key], True
-        if key in given:
-            return labels.param("defaults", key), True
-        return "built-in default", False
+        return _origin(key, where, given, labels)
 
     region = point["region_mib"]
     assert isinstance(region, int)
@@ -778,7 +786,8 @@ def _check_arena(
     if mib <= memory:
         return
     key = "region_mib" if point["workload"] == "prefault" else "workers"
-    at = where.get(key) or (labels.param("defaults", key) if key in given else key)
+    at, set_by_config = _origin(key, where, given, labels)
+    at = at if set_by_config else key
     raise Bad(
         at,
         f"point {index} needs an arena of {mib:,.0f} MiB (page tables, counters and IOVA "
