@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-NATIVE := $(shell find src/iommubench/native -name '*.c' -o -name '*.h' -o -name '*.def' -o -name '*.py')
+NATIVE := $(shell find src/iommubench/core/native -name '*.c' -o -name '*.h' -o -name '*.def' -o -name '*.py')
 CONFIG ?= bench/default.yaml
 
 .PHONY: install test bench lint ceiling peer docs clean

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from iommubench.arena import our_segments
+from iommubench.core.arena import our_segments
 
 
 def prefault_point(**overrides: Any) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from iommubench.config import ConfigError, parse_sweep
-from iommubench.sweep import adaptive_round
+from iommubench.analysis.adaptive import adaptive_round
+from iommubench.spec.config import ConfigError, parse_sweep
 
 POINTS = [{"driver": d} for d in ("tight", "wide", "capped", "naive")]
 

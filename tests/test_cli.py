@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iommubench.columns import POINT_COLUMNS
+from iommubench.spec.columns import POINT_COLUMNS
 
 SMALL = {
     "name": "small",
@@ -219,7 +219,7 @@ def test_a_60000_value_axis_is_refused_with_one_line(tmp_path: Path) -> None:
 
 
 def test_workers_auto_is_recorded_in_the_run_directory(tmp_path: Path) -> None:
-    from iommubench.config import auto_workers
+    from iommubench.spec.config import auto_workers
 
     doc = {**SMALL, "repetitions": 1, "sweep": {"workers": "auto"}}
     proc = iommubench("run", str(write_config(tmp_path, doc)), "--out", str(tmp_path / "r"))
@@ -233,11 +233,12 @@ def test_workers_auto_is_recorded_in_the_run_directory(tmp_path: Path) -> None:
 def test_version_names_the_package_and_the_core() -> None:
     import re
 
-    from iommubench import __version__, native_core
+    from iommubench import __version__
+    from iommubench.core import binding
 
     proc = iommubench("--version")
     assert proc.returncode == 0, proc.stderr
-    core = native_core.lib().ib_core_version()
+    core = binding.lib().ib_core_version()
     pattern = rf"iommubench {re.escape(__version__)} \(native core {core}, "
     assert re.fullmatch(pattern + r"sources [0-9a-f]{16}\)\n", proc.stdout), proc.stdout
 
@@ -289,7 +290,7 @@ def test_ctrl_c_while_the_config_loads_exits_130(tmp_path: Path) -> None:
         "import os, signal, sys, time\n"
         # a shell's background job starts with SIGINT ignored; a terminal's Ctrl-C does not
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "from iommubench import cli, config\n"
+        "from iommubench import cli\nfrom iommubench.spec import config\n"
         "def slow(source, text):\n"
         "    os.kill(os.getpid(), signal.SIGINT)\n"
         "    time.sleep(30)\n"

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iommubench import cli, compare
+from iommubench import cli
+from iommubench.analysis import compare
 
 try:
     from fixtures.synthetic_run import make_run

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import prefault_point
-from iommubench.runner import run_point
+from iommubench.run.point import run_point
 
 CORRECT_DRIVERS = ["serial-spin", "serial-mutex", "table-lock", "lockfree"]
 LAYOUTS = {"racing": dict(chunk_pages=1, region_mib=256), "separate": dict(chunk_pages=32768)}
@@ -47,18 +47,18 @@ def test_correct_drivers_pass_the_audit_timed_with_live_mappings(driver: str, la
 
 def test_audit_checks_live_translations_in_timed_mode() -> None:
     """Timed runs end with every chunk mapped: the audit must have found them all."""
-    from iommubench import native_core
-    from iommubench.arena import Arena
-    from iommubench.runner import native_params
+    from iommubench.core import binding
+    from iommubench.core.arena import Arena
+    from iommubench.spec.parameters import native_params
 
     point = prefault_point(workers=1, cycles=0, duration_s_requested=0.05, region_mib=8)
     params = native_params(point)
-    lib = native_core.lib()
+    lib = binding.lib()
     # a single-threaded replica of what the runner audits: map everything, then audit
     with Arena(params) as arena:
         for pfn in range((1 << 18), (1 << 18) + 8 * 256):
             assert lib.ib_debug_map(arena.base, pfn, pfn + (1 << 30)) == 0
-        result = native_core.ffi().new("struct ib_audit_result *")
+        result = binding.ffi().new("struct ib_audit_result *")
         lib.ib_audit(arena.base, result)
         # the ledger says nothing is mapped yet (no worker ran), so all are strays
         assert result.stray_mappings == 8 * 256
@@ -138,7 +138,7 @@ def test_a_128_gib_vm_start_runs_and_passes_its_audit() -> None:
     """The published parallel VFIO case: 128 GiB in 128 MiB chunks. Only the page tables are
     allocated (an arena of about 0.5 GiB), so it runs on a machine with less memory; one
     map-and-unmap cycle of every page by two workers takes a few seconds."""
-    from iommubench.config import arena_mib, parse_sweep
+    from iommubench.spec.config import arena_mib, parse_sweep
 
     doc = {"defaults": {"region_mib": 131072, "chunk_pages": 32768, "cycles": 1, "workers": 2}}
     point = parse_sweep(doc, "t.yaml").points[0]

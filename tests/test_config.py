@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from iommubench import columns, config, hostlimits, registry
-from iommubench.config import ConfigError, Sweep, load_sweep, parse_sweep
+from iommubench.spec import catalogue, columns, config, hostlimits
+from iommubench.spec.config import ConfigError, Sweep, load_sweep, parse_sweep
 
 CONFIGS = Path(__file__).parent / "configs"
 GOOD = sorted((CONFIGS / "good").glob("*.yaml"))
@@ -43,7 +43,7 @@ def test_parameters_match_the_points_csv_columns() -> None:
 
 
 def test_choice_defaults_are_registered_names() -> None:
-    for param, names in registry.CATALOGUE.items():
+    for param, names in catalogue.CATALOGUE.items():
         assert config.PARAMETER_DEFAULTS[param] in names
 
 
@@ -503,7 +503,7 @@ def test_set_on_a_non_mapping_section_names_the_file() -> None:
 @pytest.mark.parametrize("name", sorted(config.INT_LIMITS))
 def test_every_integer_bound_fits_the_native_struct(name: str) -> None:
     """The highest accepted value of each parameter can be written into struct ib_params."""
-    from iommubench.runner import native_params
+    from iommubench.spec.parameters import native_params
 
     lo, hi, _ = config.INT_LIMITS[name]
     if name == "workers":

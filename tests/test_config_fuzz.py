@@ -17,8 +17,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iommubench import columns, registry
-from iommubench.config import TOP_KEYS, ConfigError, Sweep, load_sweep, parse_sweep
+from iommubench.spec import catalogue, columns
+from iommubench.spec.config import TOP_KEYS, ConfigError, Sweep, load_sweep, parse_sweep
 
 SRC = "fuzz/x.yaml"
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -29,7 +29,7 @@ except AttributeError:  # pragma: no cover - not Linux
     CPUS = os.cpu_count() or 1
 MEMORY_MIB = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
 
-CHOICES: dict[str, dict[str, str]] = registry.CATALOGUE
+CHOICES: dict[str, dict[str, str]] = catalogue.CATALOGUE
 INT_RANGES: dict[str, tuple[int, float]] = {
     "workers": (1, 64 * CPUS),
     "walkers": (0, 64),
@@ -90,9 +90,9 @@ def check_sweep(sweep: Sweep) -> None:
                 assert point[key] in names, key
         # the driver is recorded without alias; the lock is one of the algorithms exactly
         # when the driver takes locks, none otherwise
-        takes_lock = point["driver"] in registry.LOCK_TAKING_DRIVERS
-        assert (point["lock"] in registry.LOCK_ALGORITHMS) == takes_lock, point["lock"]
-        assert takes_lock or point["lock"] == registry.NO_LOCK
+        takes_lock = point["driver"] in catalogue.LOCK_TAKING_DRIVERS
+        assert (point["lock"] in catalogue.LOCK_ALGORITHMS) == takes_lock, point["lock"]
+        assert takes_lock or point["lock"] == catalogue.NO_LOCK
         for key, (lo, hi) in INT_RANGES.items():
             assert _is_int(point[key]) and lo <= point[key] <= hi, (key, point[key])
         for key, (lo, hi) in OPTIONAL_INT_RANGES.items():

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from iommubench import native_core, registry
+from iommubench.core import binding
+from iommubench.spec import catalogue
 
-NATIVE = Path(native_core.__file__).resolve().parent / "native"
+NATIVE = Path(binding.__file__).resolve().parent / "native"
 SHARED_FILES = ["core.h", "arena.c", "audit.c"]
 
 # Terms only one axis's strategies use (their state, constants and counters' stems).
@@ -20,13 +21,13 @@ AXIS_TERMS += ["guard", "ws", "wl"]  # the walk guard; IB_WS_* and IB_WL_* enum 
 def strategy_names() -> list[str]:
     """Every registered name, as the native registries spell them, and the driver aliases."""
     names = [
-        *native_core.driver_names(),
-        *native_core.lock_names(),
-        *native_core.workload_names(),
-        *native_core.allocator_names(),
-        *native_core.invalidation_names(),
-        *native_core.walker_safety_names(),
-        *registry.DRIVER_ALIASES,
+        *binding.driver_names(),
+        *binding.lock_names(),
+        *binding.workload_names(),
+        *binding.allocator_names(),
+        *binding.invalidation_names(),
+        *binding.walker_safety_names(),
+        *catalogue.DRIVER_ALIASES,
     ]
     return sorted(set(names))
 

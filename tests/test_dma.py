@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from iommubench import dma, hist
-from iommubench.runner import run_point
+from iommubench.core import hist
+from iommubench.run import dma_measures
+from iommubench.run.point import run_point
 
 CORRECT_DRIVERS = ["serial-spin", "serial-mutex", "table-lock", "lockfree"]
 RETRIES = 6
@@ -136,13 +137,13 @@ def test_histogram_mean_and_sd_follow_the_samples() -> None:
     samples = rng.integers(100, 5000, size=20000)
     h = np.zeros(hist.NBUCKETS, dtype=np.uint64)
     np.add.at(h, hist.bucket_indices(samples), 1)
-    mean, sd = dma.hist_mean_sd_ns(h)
+    mean, sd = dma_measures.hist_mean_sd_ns(h)
     assert abs(mean - samples.mean()) / samples.mean() < 0.01
     assert abs(sd - samples.std()) / samples.std() < 0.02
 
 
 def test_config_dma_bits_and_prefault_only_parameters() -> None:
-    from iommubench.config import ConfigError, parse_sweep
+    from iommubench.spec.config import ConfigError, parse_sweep
 
     sweep = parse_sweep({"defaults": {"workload": "dma", "dma_bits": 48}}, "t.yaml")
     assert sweep.points[0]["dma_bits"] == 48
@@ -162,7 +163,7 @@ def test_config_dma_bits_and_prefault_only_parameters() -> None:
 def test_bench_configs_load() -> None:
     from pathlib import Path
 
-    from iommubench.config import auto_workers, load_sweep
+    from iommubench.spec.config import auto_workers, load_sweep
 
     bench = Path(__file__).resolve().parents[1] / "bench"
     default = load_sweep(bench / "default.yaml")
@@ -194,9 +195,9 @@ def test_map_mode_decides_the_map_calls_per_io(map_mode: str, calls_per_map: int
 def test_pool_sizing_survives_a_dma_mask_below_one_page(bits: int) -> None:
     """The pool is sized before dma_bits is validated: a mask below 4 KiB sizes the pool for
     a one-page IOVA space (the smallest), not for a shift by a negative amount."""
-    from iommubench.runner import native_params
+    from iommubench.spec.parameters import native_params
 
-    _, lib = __import__("iommubench.native_core", fromlist=["load"]).load()
+    _, lib = __import__("iommubench.core.binding", fromlist=["load"]).load()
     small = lib.ib_pool_pages_for(native_params(dma_point(dma_bits=bits)))
     mask32 = lib.ib_pool_pages_for(native_params(dma_point(dma_bits=32)))
     assert small == lib.ib_pool_pages_for(native_params(dma_point(dma_bits=12)))

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iommubench import native_core, results
-from iommubench.arena import our_segments
-from iommubench.columns import POINT_COLUMNS
-from iommubench.runlock import RunDirLock
+from iommubench.core import binding
+from iommubench.core.arena import our_segments
+from iommubench.run import store
+from iommubench.run.runlock import RunDirLock
+from iommubench.spec.columns import POINT_COLUMNS
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
@@ -119,8 +120,8 @@ def test_a_short_write_is_continued_until_the_row_is_whole(tmp_path, monkeypatch
 
     path = tmp_path / "points.csv"
     line = b"0,1,ok," + b"x" * 100 + b"\n"
-    monkeypatch.setattr(results.os, "write", short_write)
-    results._append_durably(path, line)
+    monkeypatch.setattr(store.os, "write", short_write)
+    store._append_durably(path, line)
     assert path.read_bytes() == line and len(calls) > 1
 
 
@@ -134,20 +135,20 @@ def test_a_failed_write_cuts_the_file_back_to_its_last_whole_row(tmp_path, monke
             return real_write(fd, bytes(data)[:5])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(results.os, "write", fill_up)
-    with pytest.raises(results.StoreWriteError, match="No space left"):
-        results._append_durably(path, b"row 2 that does not fit\n")
+    monkeypatch.setattr(store.os, "write", fill_up)
+    with pytest.raises(store.StoreWriteError, match="No space left"):
+        store._append_durably(path, b"row 2 that does not fit\n")
     assert path.read_bytes() == b"header\nrow 1\n"
 
 
 def test_the_store_refuses_a_pair_it_already_holds(tmp_path: Path) -> None:
-    store = results.RunStore.create(tmp_path / "run", {"name": "x"}, {})
-    row = {"run_id": store.run_id, "point": 0, "rep": 0, "status": "ok"}
+    run = store.RunStore.create(tmp_path / "run", {"name": "x"}, {})
+    row = {"run_id": run.run_id, "point": 0, "rep": 0, "status": "ok"}
     hist = np.zeros(4, dtype=np.uint64)
-    store.append(row, [{"worker": 0}], hist, hist)
+    run.append(row, [{"worker": 0}], hist, hist)
     with pytest.raises(ValueError, match="already"):
-        store.append(row, [{"worker": 0}], hist, hist)
-    assert store.completed() == {(0, 0)}
+        run.append(row, [{"worker": 0}], hist, hist)
+    assert run.completed() == {(0, 0)}
 
 
 FILL_AND_RESUME = r"""
@@ -289,7 +290,7 @@ def test_resume_reruns_a_missing_pair_without_duplicating_its_worker_rows(
 
 def test_meta_and_every_row_name_the_build(finished) -> None:
     meta = json.loads((finished / "meta.json").read_text())
-    core_hash = native_core.built_source_hash()
+    core_hash = binding.built_source_hash()
     assert meta["build"]["core_hash"] == core_hash and meta["build"]["version"]
     assert meta["sessions"][0]["outcome"] == "completed"
     assert {(r["core_hash"], r["version"]) for r in point_rows(finished)} == {
@@ -309,7 +310,7 @@ def test_resume_refuses_another_build_unless_allowed_and_records_it(finished, tm
     assert proc.returncode == 0, proc.stderr
     sessions = json.loads((run_dir / "meta.json").read_text())["sessions"]
     assert sessions[-1]["allow_different_build"] is True
-    assert sessions[-1]["build"]["core_hash"] == native_core.built_source_hash()
+    assert sessions[-1]["build"]["core_hash"] == binding.built_source_hash()
     assert pairs(run_dir) == [(0, 0), (0, 1), (1, 0), (1, 1)]
 
 
@@ -401,9 +402,9 @@ SHM = r"""
 import subprocess, sys
 subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", "/dev/shm"], check=True)
 if sys.argv[1] == "arena":
-    from iommubench.arena import Arena, ArenaSpaceError, our_segments
-    from iommubench.runner import native_params
-    from iommubench.config import parse_sweep
+    from iommubench.core.arena import Arena, ArenaSpaceError, our_segments
+    from iommubench.spec.parameters import native_params
+    from iommubench.spec.config import parse_sweep
     defaults = {"workload": "prefault", "region_mib": 1024, "chunk_pages": 1}  # a 4.5 MiB arena
     point = parse_sweep({"defaults": defaults}, "x").points[0]
     try:

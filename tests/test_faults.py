@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iommubench.arena import SEGMENT_PREFIX, our_segments
+from iommubench.core.arena import SEGMENT_PREFIX, our_segments
 
 LONG = 8.0  # seconds a point would run if nobody intervened
 

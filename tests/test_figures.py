@@ -11,9 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iommubench import hist, plots, stats
-from iommubench.figures import data, locks, survival, timeline
-from iommubench.figures.labels import rate_unit, title
+from iommubench.analysis.decisions import with_scaling
+from iommubench.analysis.point_summary import summarize
+from iommubench.analysis.run_reader import load_run, valid_mask
+from iommubench.core import hist
+from iommubench.report import plots
+from iommubench.report.figures import data, locks, survival, timeline
+from iommubench.report.figures.labels import rate_unit, title
 
 try:
     from fixtures.figure_run import LOCK_SHARES, TICK_NS, add_lock_columns, add_series
@@ -36,12 +40,12 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(run_dir):
-    return stats.load_run(run_dir)
+    return load_run(run_dir)
 
 
 @pytest.fixture(scope="module")
 def summary(run):
-    return stats.with_scaling(stats.summarize(run))
+    return with_scaling(summarize(run))
 
 
 def _close(fig):
@@ -186,7 +190,7 @@ def test_survival_figure_marks_p99_and_p999(run_dir, run, summary):
     assert ax.get_ylim()[0] < 1e-3  # p99.9 is inside the axis
     p999 = [ln for ln in ax.get_lines() if (ln.get_gid() or "").startswith("p99.9:")]
     assert p999 and all(ln.get_ydata()[0] == pytest.approx(1e-3) for ln in p999)
-    lf = run.points[(run.points["point"] == 4) & stats.valid_mask(run.points)]
+    lf = run.points[(run.points["point"] == 4) & valid_mask(run.points)]
     merged = hist.merge(run.hist(4, int(r))["map"] for r in lf["rep"])
     mark = next(ln for ln in p999 if ln.get_gid() == "p99.9:lockfree")
     assert mark.get_xdata()[0] == pytest.approx(hist.percentile(merged, 99.9))
@@ -206,8 +210,8 @@ def test_survival_says_when_samples_fall_below_the_clocks_resolution():
 
 def test_survival_and_timeline_skipped_without_data(tmp_path):
     d = make_run(tmp_path, write_hist=False)
-    r = stats.load_run(d)
-    s = stats.with_scaling(stats.summarize(r))
+    r = load_run(d)
+    s = with_scaling(summarize(r))
     notes: list[str] = []
     assert survival.survival_figure(r, s, notes=notes) is None
     assert timeline.timeline_figure(r, s, notes=notes) is None
@@ -241,7 +245,7 @@ def test_timeline_one_line_per_repetition_and_level_shift_marked(run_dir, run, s
     fig = timeline.timeline_figure(run, summary)
     ax = next(a for a in fig.axes if "lockfree" in a.get_title(loc="left"))
     reps = {ln.get_gid(): ln for ln in ax.get_lines()}
-    valid = run.points[(run.points["point"] == SHIFTED[0]) & stats.valid_mask(run.points)]
+    valid = run.points[(run.points["point"] == SHIFTED[0]) & valid_mask(run.points)]
     assert set(reps) == {f"rep:{r}" for r in valid["rep"]}
     shifted = reps[f"rep:{SHIFTED[1]}"]
     assert "level shift" in shifted.get_label() and shifted.get_linestyle() == "--"
@@ -373,7 +377,7 @@ def test_scaling_of_one_worker_count_is_not_drawn(summary):
 
 
 def test_band_label_says_how_the_interval_was_made(summary):
-    from iommubench.figures.summary import interval_words
+    from iommubench.report.figures.summary import interval_words
 
     s = summary.assign(interval="range", n=3)
     assert interval_words(s) == "range (n=3)"

@@ -22,8 +22,10 @@ import pytest
 import yaml
 from distributed import Client, LocalCluster
 
-from iommubench import config, fleet, machine, rundata
-from iommubench.sweep import Task
+from iommubench.analysis import run_reader
+from iommubench.run import fleet, machine
+from iommubench.run.sweep import Task
+from iommubench.spec import config
 
 ENV = {
     **os.environ,
@@ -321,12 +323,12 @@ def test_a_run_with_several_hosts_is_split_into_one_point_per_host() -> None:
         {"point": [0, 0, 1, 1], "rep": [0, 1, 0, 1], "host": ["b", "a", "a", "a"]}
     )
     workers = pd.DataFrame({"point": [0, 0, 1], "rep": [0, 1, 1], "ops": [1, 2, 3]})
-    split, w, stored = rundata.split_by_host(points, workers)
+    split, w, stored = run_reader.split_by_host(points, workers)
     assert list(split["point"]) == [1, 0, 2, 2]  # (0,a)=0, (0,b)=1, (1,a)=2
     assert list(w["point"]) == [1, 0, 2]
     assert stored == {(1, 0): 0, (0, 1): 0, (2, 0): 1, (2, 1): 1}
     one = points.assign(host="a")
-    assert rundata.split_by_host(one, workers)[0] is one
+    assert run_reader.split_by_host(one, workers)[0] is one
 
 
 def test_a_task_whose_workers_kept_dying_becomes_a_failed_row_with_the_reason() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import prefault_point
-from iommubench.runner import run_point
+from iommubench.run.point import run_point
 
 TIMEOUT_S = 30.0  # warm-up + window are well under a second in every point here
 

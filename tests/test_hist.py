@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iommubench import hist
+from iommubench.core import hist
 
 
 def test_constants_match_native_layout():

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import prefault_point
-from iommubench.columns import POINT_COLUMNS
-from iommubench.registry import LOCK_SUFFIXES, LOCKS
-from iommubench.runner import lock_columns, run_point
+from iommubench.run.point import run_point
+from iommubench.run.runner import lock_columns
+from iommubench.spec.catalogue import LOCK_SUFFIXES, LOCKS
+from iommubench.spec.columns import POINT_COLUMNS
 
 RETRIES = 4
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NATIVE = ROOT / "src" / "iommubench" / "native"
+NATIVE = ROOT / "src" / "iommubench" / "core" / "native"
 PROGRAM = Path(__file__).resolve().parent / "native" / "lock_order.c"
 CFLAGS = ["-O1", "-g", "-fsanitize=thread", "-std=gnu11", "-pthread"]
 FIFO_LOCKS = ("ticket", "mcs", "qspinlock")

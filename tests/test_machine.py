@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from iommubench import machine
+from iommubench.run import machine
 
 
 def test_collect_is_json_serialisable_and_has_the_keys():

@@ -17,11 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iommubench import native_core
-from iommubench.arena import Arena
+from iommubench.core import binding
+from iommubench.core.arena import Arena
 from iommubench.model import FRAME_BITS, IOVA_PFN_BITS, PageTable
-from iommubench.parameters import PAGES_PER_MIB
-from iommubench.runner import native_params
+from iommubench.spec.parameters import PAGES_PER_MIB, native_params
 
 DRIVERS = ["serial-spin", "serial-mutex", "lockfree", "naive"]
 
@@ -102,7 +101,7 @@ class NativeTable:
     """One driver's native page table in a fresh arena, driven through the debug hooks."""
 
     def __init__(self, driver: str, region_mib: int) -> None:
-        self.ffi, self.lib = native_core.load()
+        self.ffi, self.lib = binding.load()
         point = dict(
             workload="prefault",
             driver=driver,
@@ -154,7 +153,7 @@ class NativeTable:
 def replay(driver: str, ops: list[Op]) -> None:
     """Run ops through the model and the native driver, checking them against each other."""
     model = PageTable()
-    native = NativeTable(driver, _region_mib_for(ops, native_core.lib()))
+    native = NativeTable(driver, _region_mib_for(ops, binding.lib()))
     try:
         for step, op in enumerate(ops):
             where = f"step {step}: {op}"

@@ -6,35 +6,36 @@ from typing import Any
 
 import pytest
 
-from iommubench import hist, native_core, registry
-from iommubench.native import build_core
+from iommubench.core import binding, hist
+from iommubench.core.native import build_core
+from iommubench.spec import catalogue
 
 
 def test_native_registries_match_the_python_catalogue() -> None:
-    from iommubench.native_core import walker_safety_names as safety_names
+    from iommubench.core.binding import walker_safety_names as safety_names
 
-    assert set(native_core.driver_names()) == set(registry.DRIVERS)
-    assert set(native_core.workload_names()) == set(registry.WORKLOADS)
-    assert set(native_core.allocator_names()) == set(registry.ALLOCATORS)
-    assert set(native_core.invalidation_names()) == set(registry.INVALIDATIONS)
-    assert set(safety_names()) == set(registry.WALKER_SAFETY)
+    assert set(binding.driver_names()) == set(catalogue.DRIVERS)
+    assert set(binding.workload_names()) == set(catalogue.WORKLOADS)
+    assert set(binding.allocator_names()) == set(catalogue.ALLOCATORS)
+    assert set(binding.invalidation_names()) == set(catalogue.INVALIDATIONS)
+    assert set(safety_names()) == set(catalogue.WALKER_SAFETY)
     # the lock files land one by one: every one built is catalogued
-    assert set(native_core.lock_names()) <= set(registry.LOCK_ALGORITHMS)
+    assert set(binding.lock_names()) <= set(catalogue.LOCK_ALGORITHMS)
 
 
 def test_a_core_built_from_other_sources_is_refused(monkeypatch) -> None:
-    native_core.load.cache_clear()
+    binding.load.cache_clear()
     monkeypatch.setattr(build_core, "source_hash", lambda: "0" * 16)
-    with pytest.raises(native_core.NativeCoreError, match="make install"):
-        native_core.load()
+    with pytest.raises(binding.NativeCoreError, match="make install"):
+        binding.load()
     monkeypatch.undo()
-    native_core.load.cache_clear()
-    native_core.load()
+    binding.load.cache_clear()
+    binding.load()
 
 
 @pytest.mark.parametrize("value", [0, 1, 63, 64, 65, 127, 128, 1000, 12345, 10**9, 2**41, 2**50])
 def test_native_histogram_buckets_mirror_python(value: int) -> None:
-    assert native_core.lib().ib_hist_index(value) == hist.bucket_index(value)
+    assert binding.lib().ib_hist_index(value) == hist.bucket_index(value)
 
 
 def test_handoff_probe_measures_something_on_two_cpus() -> None:
@@ -43,7 +44,7 @@ def test_handoff_probe_measures_something_on_two_cpus() -> None:
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         pytest.skip("one CPU")
-    assert native_core.lib().ib_handoff_probe_ns(cpus[0], cpus[1], 1000) > 0
+    assert binding.lib().ib_handoff_probe_ns(cpus[0], cpus[1], 1000) > 0
     assert os.sched_getaffinity(0) == set(cpus)  # the caller's thread was not pinned
 
 
@@ -56,7 +57,7 @@ def test_handoff_probe_fails_when_a_player_cannot_be_pinned(bad_first: bool) -> 
     missing = 1023  # the last CPU a cpu_set_t can name; not a CPU of any test machine
     assert missing not in cpus
     a, b = (missing, cpus[0]) if bad_first else (cpus[0], missing)
-    assert native_core.lib().ib_handoff_probe_ns(a, b, 1000) == -1.0
+    assert binding.lib().ib_handoff_probe_ns(a, b, 1000) == -1.0
 
 
 def _small_point(**kw: Any) -> dict[str, Any]:
@@ -77,10 +78,10 @@ def _small_point(**kw: Any) -> dict[str, Any]:
 
 
 def test_an_audit_that_cannot_allocate_returns_an_error() -> None:
-    from iommubench.arena import Arena
-    from iommubench.runner import native_params
+    from iommubench.core.arena import Arena
+    from iommubench.spec.parameters import native_params
 
-    ffi, lib = native_core.load()
+    ffi, lib = binding.load()
     with Arena(native_params(_small_point())) as arena:
         result = ffi.new("struct ib_audit_result *")
         assert lib.ib_audit(arena.base, result) == 0
@@ -106,10 +107,10 @@ class _FailingAudit:
 
 
 def test_a_point_whose_audit_could_not_run_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    from iommubench.runner import run_point
+    from iommubench.run.point import run_point
 
-    ffi, lib = native_core.load()
-    monkeypatch.setattr(native_core, "load", lambda: (ffi, _FailingAudit(lib)))
+    ffi, lib = binding.load()
+    monkeypatch.setattr(binding, "load", lambda: (ffi, _FailingAudit(lib)))
     result = run_point(_small_point())
     assert result.status == "failed"
     assert "audit could not run" in result.error

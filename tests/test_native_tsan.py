@@ -29,10 +29,10 @@ from pathlib import Path
 
 import pytest
 
-from iommubench import native_core
+from iommubench.core import binding
 
 ROOT = Path(__file__).resolve().parents[1]
-NATIVE = ROOT / "src" / "iommubench" / "native"
+NATIVE = ROOT / "src" / "iommubench" / "core" / "native"
 STRESS = Path(__file__).resolve().parent / "native" / "stress.c"
 # GCC expands the 4 KiB memset that zeroes a new table into an uninstrumented `rep stos`,
 # which hides exactly the race the installers' release/acquire settles (zeroes seen before the
@@ -207,7 +207,7 @@ WALKER_RUN = (2, 8, "chunk_pages=512", "unmap_pages=512", "duration_ms=50")
 LOCKED_CASES = [
     pytest.param(driver, lock, 2, 4, 3, id=f"{driver}-{lock}-2w-4MiB")
     for driver in ("domain-lock", "table-lock")
-    for lock in native_core.lock_names()
+    for lock in binding.lock_names()
 ]
 WIDE_CASES = [
     pytest.param(driver, "ttas", workers, mib, cycles, id=f"{driver}-{workers}w-{mib}MiB")

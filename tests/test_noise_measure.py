@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from conftest import prefault_point
-from iommubench import load, rowflags, walkers
-from iommubench.runner import run_point
+from iommubench.run import competing_load, row_flags, walker_measures
+from iommubench.run.point import run_point
 
 STAT_BEFORE = """cpu  100 0 100 800 0 0 0 0 0 0
 cpu0 50 0 50 400 0 0 0 0 0 0
@@ -41,16 +41,16 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_steal_share_over_the_allowed_cpus(tmp_path) -> None:
-    before = load.read_cpu_times([0, 1], write(tmp_path, "a", STAT_BEFORE))
-    after = load.read_cpu_times([0, 1], write(tmp_path, "b", STAT_AFTER))
-    assert load.steal_share(before, after) == pytest.approx(10 / 200)
-    only0 = load.steal_share(
-        load.read_cpu_times([0], write(tmp_path, "c", STAT_BEFORE)),
-        load.read_cpu_times([0], write(tmp_path, "d", STAT_AFTER)),
+    before = competing_load.read_cpu_times([0, 1], write(tmp_path, "a", STAT_BEFORE))
+    after = competing_load.read_cpu_times([0, 1], write(tmp_path, "b", STAT_AFTER))
+    assert competing_load.steal_share(before, after) == pytest.approx(10 / 200)
+    only0 = competing_load.steal_share(
+        competing_load.read_cpu_times([0], write(tmp_path, "c", STAT_BEFORE)),
+        competing_load.read_cpu_times([0], write(tmp_path, "d", STAT_AFTER)),
     )
     assert only0 == pytest.approx(10 / 100)
-    assert load.read_cpu_times([5], write(tmp_path, "e", STAT_BEFORE)) is None
-    assert load.steal_share(None, after) is None
+    assert competing_load.read_cpu_times([5], write(tmp_path, "e", STAT_BEFORE)) is None
+    assert competing_load.steal_share(None, after) is None
 
 
 def worker(start, end, oncpu, runq, ok=1):
@@ -58,10 +58,10 @@ def worker(start, end, oncpu, runq, ok=1):
 
 
 def test_worker_shares_average_each_workers_own_window() -> None:
-    shares = load.worker_shares([worker(0, 1000, 900, 100), worker(10, 510, 250, 250)])
+    shares = competing_load.worker_shares([worker(0, 1000, 900, 100), worker(10, 510, 250, 250)])
     assert shares["runq_wait_share"] == pytest.approx((0.1 + 0.5) / 2)
     assert shares["oncpu_share"] == pytest.approx((0.9 + 0.5) / 2)
-    assert load.worker_shares([worker(0, 1000, 1, 1, ok=0)]) == {
+    assert competing_load.worker_shares([worker(0, 1000, 1, 1, ok=0)]) == {
         "runq_wait_share": None,
         "oncpu_share": None,
     }
@@ -76,20 +76,20 @@ def measures(**overrides):
 
 def test_row_flags_from_crafted_measures() -> None:
     point = {"duration_s_requested": 1.0, "cycles": 0}
-    assert rowflags.row_flags(point, measures()) == []
-    assert rowflags.row_flags(point, measures(ops=0)) == ["no-work"]
-    assert rowflags.row_flags(point, measures(ops=0, iova_alloc_failures=3)) == [
+    assert row_flags.row_flags(point, measures()) == []
+    assert row_flags.row_flags(point, measures(ops=0)) == ["no-work"]
+    assert row_flags.row_flags(point, measures(ops=0, iova_alloc_failures=3)) == [
         "no-work",
         "iova-exhausted",
     ]
-    assert rowflags.row_flags(point, measures(duration_s=1.9)) == ["window-stretched"]
-    assert rowflags.row_flags(point, measures(duration_s=1.01)) == []
+    assert row_flags.row_flags(point, measures(duration_s=1.9)) == ["window-stretched"]
+    assert row_flags.row_flags(point, measures(duration_s=1.01)) == []
     # fixed-work points have no requested window to stretch
-    assert rowflags.row_flags({**point, "cycles": 3}, measures(duration_s=9.0)) == []
-    busy = load.RUNQ_WAIT_THRESHOLD * 2
-    assert rowflags.row_flags(point, measures(runq_wait_share=busy)) == ["competing-load"]
+    assert row_flags.row_flags({**point, "cycles": 3}, measures(duration_s=9.0)) == []
+    busy = competing_load.RUNQ_WAIT_THRESHOLD * 2
+    assert row_flags.row_flags(point, measures(runq_wait_share=busy)) == ["competing-load"]
     # an oversubscribed point waits on a run queue by construction: not competing load
-    assert rowflags.row_flags(point, measures(runq_wait_share=busy, oversubscribed=True)) == []
+    assert row_flags.row_flags(point, measures(runq_wait_share=busy, oversubscribed=True)) == []
 
 
 def test_a_worker_flat_for_a_quarter_of_the_window_is_a_stretched_window() -> None:
@@ -99,21 +99,21 @@ def test_a_worker_flat_for_a_quarter_of_the_window_is_a_stretched_window() -> No
     stalled[40:] -= 25 * 1000  # no op in ticks 40..64
     stalled[40:65] = stalled[39]
     idle = np.zeros(100, dtype=np.uint64)  # a worker with no work at all is not stalled
-    assert rowflags.longest_flat_run(stalled) == 25
-    assert rowflags.row_flags(point, measures(), np.array([steady, idle])) == []
-    assert rowflags.row_flags(point, measures(), np.array([steady, stalled])) == [
+    assert row_flags.longest_flat_run(stalled) == 25
+    assert row_flags.row_flags(point, measures(), np.array([steady, idle])) == []
+    assert row_flags.row_flags(point, measures(), np.array([steady, stalled])) == [
         "window-stretched"
     ]
     brief = steady.copy()
     brief[40:50] = brief[39]  # 10 flat ticks out of 100: a hiccup
     brief[50:] -= 10 * 1000
-    assert rowflags.row_flags(point, measures(), np.array([brief])) == []
-    assert rowflags.row_flags({**point, "cycles": 2}, measures(), np.array([stalled])) == []
+    assert row_flags.row_flags(point, measures(), np.array([brief])) == []
+    assert row_flags.row_flags({**point, "cycles": 2}, measures(), np.array([stalled])) == []
     # flat, but running or runnable all along: starved by a lock or the walk guard, not stopped
     spinning = [worker(0, 1000, 900, 100), worker(0, 1000, 1000, 0)]
-    assert rowflags.row_flags(point, measures(), np.array([steady, stalled]), spinning) == []
+    assert row_flags.row_flags(point, measures(), np.array([steady, stalled]), spinning) == []
     stopped = [worker(0, 1000, 1000, 0), worker(0, 1000, 600, 50)]
-    assert rowflags.row_flags(point, measures(), np.array([steady, stalled]), stopped) == [
+    assert row_flags.row_flags(point, measures(), np.array([steady, stalled]), stopped) == [
         "window-stretched"
     ]
 
@@ -123,11 +123,13 @@ def test_safe_walker_modes_fail_the_audit_on_any_freed_table_read() -> None:
     audit = {"limbo_pages": 0}
     for mode in ("exclusive", "deferred-free"):
         point = {"walker_safety": mode}
-        assert walkers.audit_ok(point, clean, audit)
+        assert walker_measures.audit_ok(point, clean, audit)
         for name in clean:
-            assert not walkers.audit_ok(point, {**clean, name: 1}, audit), (mode, name)
+            assert not walker_measures.audit_ok(point, {**clean, name: 1}, audit), (mode, name)
     # unsafe modes measure the race: freed-table reads are the result, not a failure
-    assert walkers.audit_ok({"walker_safety": "unsafe"}, {**clean, "walker_uaf_tables": 5}, audit)
+    assert walker_measures.audit_ok(
+        {"walker_safety": "unsafe"}, {**clean, "walker_uaf_tables": 5}, audit
+    )
 
 
 def test_a_real_exclusive_walker_run_passes_with_no_freed_table_read() -> None:
@@ -177,7 +179,7 @@ def test_a_worker_stopped_past_the_window_end_stretches_it() -> None:
     result = run_point(timed_point(), timeout_s=30)
     thread.join()
     assert result.status == "ok", result.error
-    assert result.measures["duration_s"] > 0.3 * rowflags.STRETCH_FACTOR
+    assert result.measures["duration_s"] > 0.3 * row_flags.STRETCH_FACTOR
     assert "window-stretched" in result.measures["flags"].split(";")
 
 
@@ -216,7 +218,7 @@ BUSY_PINNED = textwrap.dedent(
     import json, os, subprocess, sys, time
     sys.path.insert(0, {tests!r})
     from conftest import prefault_point
-    from iommubench.runner import run_point
+    from iommubench.run.point import run_point
 
     cpu = max(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {{cpu}})  # the harness, and so its one worker, on one CPU
@@ -264,7 +266,7 @@ def run_pinned(busy: bool) -> dict:
 def test_a_busy_process_on_the_workers_cpu_is_competing_load() -> None:
     got = run_pinned(busy=True)
     assert got["status"] == "ok"
-    assert got["runq"] > load.RUNQ_WAIT_THRESHOLD
+    assert got["runq"] > competing_load.RUNQ_WAIT_THRESHOLD
     assert "competing-load" in got["flags"].split(";")
 
 
@@ -279,6 +281,6 @@ def test_a_worker_alone_on_its_cpu_is_not_competing_load() -> None:
         if "competing-load" not in got["flags"].split(";"):
             return
         seen.append(got)
-    quiet = [g for g in seen if max(g["probes"]) < load.RUNQ_WAIT_THRESHOLD / 5]
+    quiet = [g for g in seen if max(g["probes"]) < competing_load.RUNQ_WAIT_THRESHOLD / 5]
     assert not quiet, f"flagged in every attempt, on a quiet CPU: {quiet}"
     pytest.skip(f"the CPU was busy with other processes in every attempt: {seen}")

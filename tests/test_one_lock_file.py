@@ -16,10 +16,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "iommubench"
 
 POINT = """
 import json, sys
-from iommubench import native_core
-from iommubench.runner import run_point
-from iommubench.parameters import PARAMETERS
-out = {"locks": native_core.lock_names()}
+from iommubench.core import binding
+from iommubench.run.point import run_point
+from iommubench.spec.parameters import PARAMETERS
+out = {"locks": binding.lock_names()}
 lock = next(p for p in PARAMETERS if p.name == "lock")
 out["described"] = lock.choices()["ttas-copy"]
 for driver in ("domain-lock", "table-lock"):
@@ -46,9 +46,9 @@ def _copy_lock(native: Path) -> None:
 
 
 def native_description(name: str) -> str:
-    from iommubench import native_core
+    from iommubench.core import binding
 
-    return native_core.lock_descriptions()[name]
+    return binding.lock_descriptions()[name]
 
 
 def test_a_lock_is_one_file_and_one_line(tmp_path: Path) -> None:
@@ -56,7 +56,7 @@ def test_a_lock_is_one_file_and_one_line(tmp_path: Path) -> None:
     shutil.copytree(
         PACKAGE, src / "iommubench", ignore=shutil.ignore_patterns("_core*.so", "__pycache__")
     )
-    native = src / "iommubench" / "native"
+    native = src / "iommubench" / "core" / "native"
     _copy_lock(native)
     # the builder names sources relative to the project root; the module lands in ./iommubench
     build = subprocess.run(

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from iommubench import cli, columns, config, native_core, parameters, registry, rundata
-from iommubench.runner import native_params
-from iommubench.validators import Bad
+from iommubench import cli
+from iommubench.analysis import run_reader
+from iommubench.core import binding
+from iommubench.spec import catalogue, columns, config, parameters
+from iommubench.spec.parameters import native_params
+from iommubench.spec.validators import Bad
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -48,15 +51,15 @@ def test_config_columns_and_validation_come_from_the_table() -> None:
     assert {k: point[k] for k in parameters.NAMES} == {**parameters.DEFAULTS, "lock": "none"}
     text = {p.name for p in parameters.PARAMETERS if p.choices is not None} | {"granule_pages"}
     assert set(parameters.TEXT_PARAMETERS) == text
-    assert text <= set(rundata.STRING_COLUMNS)
+    assert text <= set(run_reader.STRING_COLUMNS)
 
 
 def test_choices_are_the_native_registries() -> None:
     drivers = parameters.BY_NAME["driver"]
     assert drivers.choices is not None
-    aliases = list(registry.DRIVER_ALIASES)
-    assert list(drivers.choices()) == [*native_core.driver_names(), *aliases]
-    allowed = ", ".join(sorted([*native_core.driver_names(), *aliases]))
+    aliases = list(catalogue.DRIVER_ALIASES)
+    assert list(drivers.choices()) == [*binding.driver_names(), *aliases]
+    allowed = ", ".join(sorted([*binding.driver_names(), *aliases]))
     with pytest.raises(Bad, match="allowed: " + allowed):
         drivers.check("lockfre", "defaults.driver")
 
@@ -73,7 +76,7 @@ def test_encoding_follows_each_parameter_and_its_workload() -> None:
     p = native_params(prefault)
     assert (p.walker_gap_ns, p.region_pages, p.chunk_pages) == (7000, 1024, 32768)
     assert (p.allocator, p.queue_depth, p.n_granules, p.inv_ns) == (0, 0, 0, 0)  # dma only
-    assert p.driver == native_core.driver_names().index("lockfree")
+    assert p.driver == binding.driver_names().index("lockfree")
 
     doc = {"defaults": {"workload": "dma", "granule_pages": [1, 4], "depot": "bounded"}}
     dma = config.parse_sweep(doc, "x.yaml").points[0]
@@ -81,7 +84,7 @@ def test_encoding_follows_each_parameter_and_its_workload() -> None:
     assert (p.region_pages, p.chunk_pages, p.cycles) == (0, 0, 0)  # prefault only
     assert (p.n_granules, p.granules[0], p.granules[1]) == (2, 1, 4)
     assert (p.depot, p.queue_depth, p.inv_ns) == (0, 32, 240)
-    assert p.allocator == native_core.allocator_names().index("rcache")
+    assert p.allocator == binding.allocator_names().index("rcache")
 
 
 def test_a_parameter_applies_to_the_workloads_that_read_it() -> None:
@@ -93,5 +96,6 @@ def test_a_parameter_applies_to_the_workloads_that_read_it() -> None:
     assert parameters.applies("workers", "dma") and parameters.applies("chunk_pages", None)
     row = {"workload": "dma", "chunk_pages": 1, "completion": "remote", "workers": 2}
     assert (
-        rundata.label(row, ["workload", "chunk_pages", "completion", "workers"]) == "dma remote w=2"
+        run_reader.label(row, ["workload", "chunk_pages", "completion", "workers"])
+        == "dma remote w=2"
     )

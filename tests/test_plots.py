@@ -4,7 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iommubench import plots, stats
+from iommubench.analysis.decisions import with_scaling
+from iommubench.analysis.point_summary import summarize
+from iommubench.analysis.run_reader import load_run
+from iommubench.report import plots
 
 try:
     from fixtures.synthetic_run import make_run
@@ -19,7 +22,7 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def summary(run_dir):
-    return stats.with_scaling(stats.summarize(stats.load_run(run_dir)))
+    return with_scaling(summarize(load_run(run_dir)))
 
 
 def _is_png(path):
@@ -136,14 +139,14 @@ def test_empty_latency_columns_skip_the_figure(run_dir, tmp_path):
     d = tmp_path / "nolat"
     d.mkdir()
     df.to_csv(d / "points.csv", index=False)
-    summary = stats.with_scaling(stats.summarize(stats.load_run(d)))
+    summary = with_scaling(summarize(load_run(d)))
     notes: list[str] = []
     assert plots.latency_figure(summary, notes=notes) is None
     assert any(n.startswith("latency percentiles") for n in notes)
     # no workers.csv and no worker_ops columns -> no fairness figure either
     df[["worker_ops_min", "worker_ops_max"]] = ""
     df.to_csv(d / "points.csv", index=False)
-    summary = stats.with_scaling(stats.summarize(stats.load_run(d)))
+    summary = with_scaling(summarize(load_run(d)))
     assert plots.fairness_figure(summary) is None
 
 
@@ -159,7 +162,7 @@ def test_any_parameter_as_x_hue_facet(tmp_path):
     (a / "workers.csv").unlink()
     paths = plots.make_figures(a, tmp_path / "f1", x="workers", hue="driver", facet="allocator")
     assert {p.stem for p in paths} >= {"throughput", "scaling", "contention", "latency"}
-    summary = stats.with_scaling(stats.summarize(stats.load_run(a)))
+    summary = with_scaling(summarize(load_run(a)))
     for x, hue, facet in (("driver", "workers", None), ("workers", "allocator", None)):
         fig = plots.throughput_figure(summary, x=x, hue=hue, facet=facet)
         assert any(ln.get_gid() for ax in fig.axes for ln in ax.get_lines())

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from iommubench import config, profiles
+from iommubench.analysis.run_reader import _normalise_points
 from iommubench.cli import main
-from iommubench.rundata import _normalise_points
-from iommubench.runner import native_params, run_point
+from iommubench.run import calibrate
+from iommubench.run.point import run_point
+from iommubench.spec import config, profiles
+from iommubench.spec.parameters import native_params
 
 SRC = "t.yaml"
 
@@ -21,7 +23,7 @@ SRC = "t.yaml"
 @pytest.fixture
 def bare(monkeypatch: pytest.MonkeyPatch) -> tuple[float, float]:
     """A machine whose bare single-page call costs 10 ns."""
-    monkeypatch.setattr(profiles, "bare_call_ns", lambda: 10.0)
+    monkeypatch.setattr(calibrate, "bare_call_ns", lambda: 10.0)
     return 10.0
 
 
@@ -33,8 +35,8 @@ def test_busy_work_is_what_the_published_cost_leaves_after_the_models_own() -> N
 
 def test_a_profile_sets_both_calls_busy_work_and_cs_adds_to_it(bare) -> None:
     point = {"workload": "prefault", "profile": "generic-pt-i7-12700"}
-    assert profiles.busy_for(point) == (45, 60, 10.0, 10.0)
-    assert profiles.busy_for({**point, "cs_ns": 3, "cs_unmap_ns": 7})[:2] == (48, 67)
+    assert calibrate.busy_for(point) == (45, 60, 10.0, 10.0)
+    assert calibrate.busy_for({**point, "cs_ns": 3, "cs_unmap_ns": 7})[:2] == (48, 67)
 
 
 @pytest.mark.parametrize(
@@ -126,7 +128,7 @@ def test_list_names_every_profile_with_its_source(capsys) -> None:
 
 
 def test_the_calibration_measures_the_models_own_calls() -> None:
-    bare = profiles.per_call_ns(0)
+    bare = calibrate.per_call_ns(0)
     assert math.isfinite(bare) and 0 < bare < 10_000
 
 
@@ -153,6 +155,6 @@ def test_reading_a_config_never_calibrates(monkeypatch: pytest.MonkeyPatch) -> N
     def refuse() -> float:
         raise AssertionError("calibrated while reading a config")
 
-    monkeypatch.setattr(profiles, "bare_call_ns", refuse)
+    monkeypatch.setattr(calibrate, "bare_call_ns", refuse)
     sweep = config.parse_sweep({"defaults": {"profile": "generic-pt-i7-12700"}}, SRC)
     assert sweep.points[0]["profile"] == "generic-pt-i7-12700"

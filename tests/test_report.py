@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from iommubench import report
+from iommubench.report import build
 
 try:
     from fixtures.synthetic_run import make_run
@@ -31,7 +31,7 @@ SECTIONS = [
 def written(tmp_path_factory):
     root = tmp_path_factory.mktemp("rep")
     run_dir = make_run(root, per_lock=True, series=True)
-    _, md, html = report.write_report(run_dir, root / "out")
+    _, md, html = build.write_report(run_dir, root / "out")
     return run_dir, md, html
 
 
@@ -85,7 +85,7 @@ def test_tied_drivers_are_no_winner(tmp_path):
     run_dir = make_run(
         tmp_path, drivers=("lockfree", "serial-spin"), workers=(1,), model=model, noise=0.2
     )
-    _, md, _ = report.write_report(run_dir, tmp_path / "out")
+    _, md, _ = build.write_report(run_dir, tmp_path / "out")
     win = md.read_text().split("## Winner per worker count")[1].split("## ")[0]
     assert re.search(
         r"\| all \| 1 \| no significant difference \((lockfree|domain-lock/ttas), ", win
@@ -109,7 +109,7 @@ def test_report_without_meta_or_config(tmp_path):
     run_dir = make_run(tmp_path, write_workers=False, write_hist=False)
     (run_dir / "meta.json").unlink()
     (run_dir / "config.yaml").unlink()
-    _, md, html = report.write_report(run_dir, tmp_path / "out")
+    _, md, html = build.write_report(run_dir, tmp_path / "out")
     text = md.read_text()
     assert "command not recorded" in text and "config.yaml missing" in text
     assert html.exists()

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from iommubench import cli, reproduce
-from iommubench.config import ConfigError, cpus_available
-from iommubench.repro_cases import Case, Measure, load_case, load_cases
+from iommubench import cli
+from iommubench.kernelparity import reproduce
+from iommubench.kernelparity.cases import Case, Measure, load_case, load_cases
+from iommubench.spec.config import ConfigError, cpus_available
 
 try:
     from fixtures.synthetic_run import make_run

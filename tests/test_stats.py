@@ -4,7 +4,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iommubench import stats
+from iommubench.analysis.decisions import scaling, winners, with_scaling
+from iommubench.analysis.estimators import (
+    batch_means_cv,
+    cv,
+    jain_index,
+    log_ratio,
+    median_ci,
+    ratio_ci,
+)
+from iommubench.analysis.intervals import median_interval, needs_more_reps
+from iommubench.analysis.point_flags import audit_notes, warnings
+from iommubench.analysis.point_summary import summarize
+from iommubench.analysis.run_reader import load_run, norm_value, param_key
 
 try:
     from fixtures.synthetic_run import make_run
@@ -21,7 +33,7 @@ def test_median_ci_covers_the_true_median_at_least_95_percent(n):
     hits = 0
     for t in range(trials):
         x = np.random.default_rng(10_000 + t).lognormal(4.0, 0.3, size=n)
-        iv = stats.median_interval(x)
+        iv = median_interval(x)
         assert iv.interval == "95% CI" and iv.n == n
         assert iv.lo <= iv.estimate <= iv.hi
         hits += iv.lo <= np.exp(4.0) <= iv.hi
@@ -32,39 +44,39 @@ def test_median_ci_covers_the_true_median_at_least_95_percent(n):
 @pytest.mark.parametrize("n", [1, 3, 5])
 def test_fewer_than_six_values_give_the_range_never_a_ci(n):
     x = np.arange(1.0, n + 1)
-    iv = stats.median_interval(x)
+    iv = median_interval(x)
     assert iv.interval == "range" and iv.method == f"range (n={n})"
     assert (iv.lo, iv.hi) == (1.0, float(n))
 
 
 def test_order_statistic_ranks():
-    from iommubench.intervals import order_statistic_rank
+    from iommubench.analysis.intervals import order_statistic_rank
 
     assert order_statistic_rank(6) == (1, pytest.approx(0.96875))
     assert order_statistic_rank(5)[0] == 0
     assert order_statistic_rank(9)[0] == 2
-    iv = stats.median_interval(np.arange(1.0, 10.0))
+    iv = median_interval(np.arange(1.0, 10.0))
     assert (iv.lo, iv.hi) == (2.0, 8.0) and "coverage 96.1%" in iv.method
 
 
 def test_constant_and_single_values_are_degenerate():
-    assert stats.median_ci([7.0] * 6) == (7.0, 7.0, 7.0)
-    assert stats.median_ci([7.0]) == (7.0, 7.0, 7.0)
-    assert np.isnan(stats.cv([7.0]))
-    assert stats.cv([7.0, 7.0, 7.0]) == 0.0
-    assert all(np.isnan(v) for v in stats.median_ci([]))
+    assert median_ci([7.0] * 6) == (7.0, 7.0, 7.0)
+    assert median_ci([7.0]) == (7.0, 7.0, 7.0)
+    assert np.isnan(cv([7.0]))
+    assert cv([7.0, 7.0, 7.0]) == 0.0
+    assert all(np.isnan(v) for v in median_ci([]))
 
 
 def test_ratio_ci_known_answer():
     rng = np.random.default_rng(0)
     base = rng.lognormal(np.log(100), 0.01, size=5)
     new = base * 0.5
-    r, lo, hi = stats.ratio_ci(base, new)
+    r, lo, hi = ratio_ci(base, new)
     assert r == pytest.approx(0.5)
     assert 0.49 < lo < 0.5 < hi < 0.51
-    assert stats.ratio_ci([100.0] * 3, [50.0] * 4) == pytest.approx((0.5, 0.5, 0.5))
+    assert ratio_ci([100.0] * 3, [50.0] * 4) == pytest.approx((0.5, 0.5, 0.5))
     new = rng.lognormal(np.log(50), 0.01, size=5)
-    r, lo, hi = stats.ratio_ci(base, new)
+    r, lo, hi = ratio_ci(base, new)
     assert 0.48 < lo < r < hi < 0.52
 
 
@@ -75,13 +87,13 @@ def test_welch_log_ratio_covers_the_truth_about_95_percent():
         rng = np.random.default_rng(t)
         b = rng.lognormal(0.0, 0.1, size=3)
         n = rng.lognormal(np.log(0.8), 0.3, size=4)
-        r = stats.log_ratio(b, n)
+        r = log_ratio(b, n)
         hits += r.lo <= 0.8 <= r.hi
     assert 0.92 <= hits / trials <= 0.98
 
 
 def test_one_value_on_a_side_has_no_interval():
-    r = stats.log_ratio([100.0], [90.0, 91.0])
+    r = log_ratio([100.0], [90.0, 91.0])
     assert r.ratio == pytest.approx(np.sqrt(90 * 91) / 100)
     assert np.isnan(r.lo) and np.isnan(r.min_detectable)
 
@@ -89,31 +101,31 @@ def test_one_value_on_a_side_has_no_interval():
 def test_batch_means_cv():
     t = np.arange(1, 101) * 1e7
     steady = np.cumsum(np.full((2, 100), 1000.0), axis=1)
-    assert stats.batch_means_cv(t, steady) == pytest.approx(0.0)
+    assert batch_means_cv(t, steady) == pytest.approx(0.0)
     shifted = np.cumsum(np.hstack([np.full((2, 50), 1000.0), np.full((2, 50), 300.0)]), axis=1)
-    assert stats.batch_means_cv(t, shifted) > 0.3
-    assert np.isnan(stats.batch_means_cv(t[:5], steady[:, :5]))
+    assert batch_means_cv(t, shifted) > 0.3
+    assert np.isnan(batch_means_cv(t[:5], steady[:, :5]))
 
 
 def test_needs_more_reps():
-    assert stats.needs_more_reps([100.0, 101.0])  # below min_reps
-    assert not stats.needs_more_reps([100.0, 100.5, 99.8, 100.2])
-    assert stats.needs_more_reps([100.0, 150.0, 60.0])
-    assert not stats.needs_more_reps([100.0, 120.0, 80.0], rel_halfwidth=0.5)
+    assert needs_more_reps([100.0, 101.0])  # below min_reps
+    assert not needs_more_reps([100.0, 100.5, 99.8, 100.2])
+    assert needs_more_reps([100.0, 150.0, 60.0])
+    assert not needs_more_reps([100.0, 120.0, 80.0], rel_halfwidth=0.5)
 
 
 def test_jain_index():
-    assert stats.jain_index([5, 5, 5, 5]) == pytest.approx(1.0)
-    assert stats.jain_index([1, 0, 0, 0]) == pytest.approx(0.25)
-    assert np.isnan(stats.jain_index([]))
+    assert jain_index([5, 5, 5, 5]) == pytest.approx(1.0)
+    assert jain_index([1, 0, 0, 0]) == pytest.approx(0.25)
+    assert np.isnan(jain_index([]))
 
 
 def test_norm_value_and_keys():
-    assert stats.norm_value(4.0) == "4"
-    assert stats.norm_value(float("nan")) == ""
-    assert stats.norm_value(None) == ""
-    assert stats.norm_value("1;8;32") == "1;8;32"
-    assert stats.param_key({"workers": 4.0, "driver": "x"}, ["driver", "workers"]) == ("x", "4")
+    assert norm_value(4.0) == "4"
+    assert norm_value(float("nan")) == ""
+    assert norm_value(None) == ""
+    assert norm_value("1;8;32") == "1;8;32"
+    assert param_key({"workers": 4.0, "driver": "x"}, ["driver", "workers"]) == ("x", "4")
 
 
 # --------------------------------------------------------------------------- a run
@@ -121,12 +133,12 @@ def test_norm_value_and_keys():
 
 @pytest.fixture
 def run(tmp_path):
-    return stats.load_run(make_run(tmp_path))
+    return load_run(make_run(tmp_path))
 
 
 @pytest.fixture
 def summary(run):
-    return stats.summarize(run)
+    return summarize(run)
 
 
 def row(summary, driver, workers):
@@ -152,15 +164,15 @@ def test_load_run_without_optional_files(tmp_path):
     d = make_run(tmp_path, write_workers=False, write_hist=False)
     (d / "meta.json").unlink()
     (d / "config.yaml").unlink()
-    r = stats.load_run(d)
+    r = load_run(d)
     assert r.meta == {} and r.config is None and r.workers.empty
     assert r.hist(0, 0) is None
-    s = stats.summarize(r)
+    s = summarize(r)
     # fairness falls back to the worker_ops_min/max columns of points.csv
     assert row(s, "serial-spin", 8)["starved"]
     assert np.isnan(row(s, "lockfree", 4)["jain"])
     with pytest.raises(FileNotFoundError):
-        stats.load_run(tmp_path / "nothing")
+        load_run(tmp_path / "nothing")
 
 
 def test_summary_one_row_per_point_with_verdicts(summary):
@@ -205,18 +217,18 @@ def test_fairness_and_handoff(summary):
 
 
 def test_noisy_and_single_rep(tmp_path):
-    s = stats.summarize(stats.load_run(make_run(tmp_path, noise=0.3, seed=2)))
+    s = summarize(load_run(make_run(tmp_path, noise=0.3, seed=2)))
     assert s["noisy"].any()
-    s1 = stats.summarize(stats.load_run(make_run(tmp_path, name="one", reps=1)))
+    s1 = summarize(load_run(make_run(tmp_path, name="one", reps=1)))
     r = row(s1, "lockfree", 4)
     assert r["ci_single"] and r["ci_lo"] == r["ops_per_s"] == r["ci_hi"]
     assert r["interval"] == "range" and r["n"] == 1
-    few = [w for w in stats.warnings(stats.load_run(tmp_path / "one"), s1) if "few rep" in w]
+    few = [w for w in warnings(load_run(tmp_path / "one"), s1) if "few rep" in w]
     assert len(few) == 1 and "9 point(s)" in few[0] and "not a 95% CI" in few[0]
 
 
 def test_scaling_metrics(summary):
-    sc = stats.scaling(summary).set_index("point")
+    sc = scaling(summary).set_index("point")
     lf = {
         int(w): sc.loc[p]
         for p, w in zip(summary["point"], summary["workers"], strict=True)
@@ -234,13 +246,13 @@ def test_scaling_metrics(summary):
     assert sp["collapse_factor"] == pytest.approx(20 / 9, rel=0.05)
     # invalid (caught) points take no part
     assert np.isnan(sc.loc[row(summary, "naive", 4)["point"]]["speedup"])
-    merged = stats.with_scaling(summary)
+    merged = with_scaling(summary)
     assert len(merged) == len(summary) and "speedup" in merged
 
 
 def test_scaling_without_one_worker_point(tmp_path):
-    s = stats.summarize(stats.load_run(make_run(tmp_path, workers=(2, 4))))
-    sc = stats.scaling(s)
+    s = summarize(load_run(make_run(tmp_path, workers=(2, 4))))
+    sc = scaling(s)
     assert sc["speedup"].isna().all()
     assert sc["peak_ops_per_s"].notna().any()
 
@@ -261,24 +273,24 @@ def _frame(samples: dict[str, list[float]], over: bool = False) -> pd.DataFrame:
 
 def test_winner_only_when_separated_from_every_rival():
     clear = {"a": [100.0, 101.0, 99.0], "b": [80.0, 81.0, 79.0], "naive": [500.0, 501, 499]}
-    w = stats.winners(_frame(clear)).iloc[0]
+    w = winners(_frame(clear)).iloc[0]
     assert (w["verdict"], w["winner"], w["runner_up"]) == ("winner", "a", "b")
     assert 1 < w["lo"] < w["ratio"] < w["hi"]
     tied = {"a": [100.0, 130.0, 70.0], "b": [96.0, 97.0, 95.0], "c": [30.0, 31.0, 29.0]}
-    w = stats.winners(_frame(tied)).iloc[0]
+    w = winners(_frame(tied)).iloc[0]
     assert w["verdict"] == "no significant difference" and w["winner"] == ""
     assert w["tied"] == ["a", "b"]  # the best, and b it does not separate from; not c
-    assert stats.winners(_frame(clear, over=True)).empty  # oversubscribed: no candidates
+    assert winners(_frame(clear, over=True)).empty  # oversubscribed: no candidates
 
 
 def test_warnings_cover_each_kind(run, summary):
-    text = "\n".join(stats.warnings(run, summary))
+    text = "\n".join(warnings(run, summary))
     assert "oversubscribed" in text
     assert "starvation" in text
     assert "handoff" in text
     assert "1 of 3 repetitions failed" in text
     assert "caught" not in text  # the negative control is not a warning
-    notes = stats.audit_notes(summary)
+    notes = audit_notes(summary)
     assert len(notes) == 3 and all("caught" in n for n in notes)
 
 
@@ -288,10 +300,10 @@ def test_warnings_for_a_real_audit_failure(tmp_path):
     df.loc[(df["driver"] == "lockfree") & (df["workers"] == "4"), "audit_ok"] = "False"
     df.loc[(df["driver"] == "lockfree") & (df["workers"] == "4"), "lost_mappings"] = "5"
     df.to_csv(d / "points.csv", index=False)
-    r = stats.load_run(d)
-    s = stats.summarize(r)
+    r = load_run(d)
+    s = summarize(r)
     assert row(s, "lockfree", 4)["verdict"] == "audit-failed"
-    assert any("AUDIT FAILED" in w and "lost_mappings=5" in w for w in stats.warnings(r, s))
+    assert any("AUDIT FAILED" in w and "lost_mappings=5" in w for w in warnings(r, s))
 
 
 def test_all_reps_failed_is_an_error(tmp_path):
@@ -302,26 +314,26 @@ def test_all_reps_failed_is_an_error(tmp_path):
     df.loc[mask, "error"] = "arena too small"
     df.loc[mask, "ops_per_s"] = ""
     df.to_csv(d / "points.csv", index=False)
-    r = stats.load_run(d)
-    s = stats.summarize(r)
+    r = load_run(d)
+    s = summarize(r)
     assert row(s, "lockfree", 2)["verdict"] == "error"
     assert np.isnan(row(s, "lockfree", 2)["ops_per_s"])
-    assert any("arena too small" in w for w in stats.warnings(r, s))
+    assert any("arena too small" in w for w in warnings(r, s))
 
 
 def test_candidates_in_different_placement_states_are_not_ranked():
     clear = {"a": [100.0, 101.0, 99.0], "b": [50.0, 51.0, 49.0]}
     frame = _frame(clear)
     frame["state"] = ["fast", "slow"]
-    w = stats.winners(frame).iloc[0]
+    w = winners(frame).iloc[0]
     assert w["verdict"] == "not comparable" and w["winner"] == ""
     assert "fast: a" in w["method"] and "slow: b" in w["method"]
     frame["state"] = ["fast", "fast"]
-    assert stats.winners(frame).iloc[0]["verdict"] == "winner"
+    assert winners(frame).iloc[0]["verdict"] == "winner"
 
 
 def test_identical_hosts_pool_and_different_hosts_stay_apart():
-    from iommubench.rundata import split_by_host
+    from iommubench.analysis.run_reader import split_by_host
 
     rows = pd.DataFrame(
         {

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 from fixtures.synthetic_run import make_run
-from iommubench import compare, registry, report, rundata, strategies
-from iommubench.decisions import winners, with_scaling
-from iommubench.pointsummary import summarize
-from iommubench.rundata import load_run
+from iommubench.analysis import compare, run_reader, strategies
+from iommubench.analysis.decisions import winners, with_scaling
+from iommubench.analysis.point_summary import summarize
+from iommubench.analysis.run_reader import load_run
+from iommubench.report import build
+from iommubench.spec import catalogue
 
 # ops/s per strategy and worker count: ticket collapses harder than ttas at 2 workers
 MODEL = {
@@ -55,14 +57,14 @@ def _run(root: Path, name: str = "locks") -> Path:
 
 
 def test_strategy_names_driver_and_lock() -> None:
-    assert registry.strategy("domain-lock", "ticket") == "domain-lock/ticket"
-    assert registry.strategy("table-lock", "mcs") == "table-lock/mcs"
-    assert registry.strategy("lockfree", "ticket") == "lockfree"  # takes no lock
-    assert registry.strategy("lockfree", "-") == "lockfree"
-    assert registry.strategy("serial-spin") == "domain-lock/ttas"  # the old names
-    assert registry.strategy("serial-mutex", None) == "domain-lock/pthread-mutex"
-    assert registry.strategy("domain-lock", None) == "domain-lock"
-    assert registry.strategy(None) == ""
+    assert catalogue.strategy("domain-lock", "ticket") == "domain-lock/ticket"
+    assert catalogue.strategy("table-lock", "mcs") == "table-lock/mcs"
+    assert catalogue.strategy("lockfree", "ticket") == "lockfree"  # takes no lock
+    assert catalogue.strategy("lockfree", "-") == "lockfree"
+    assert catalogue.strategy("serial-spin") == "domain-lock/ttas"  # the old names
+    assert catalogue.strategy("serial-mutex", None) == "domain-lock/pthread-mutex"
+    assert catalogue.strategy("domain-lock", None) == "domain-lock"
+    assert catalogue.strategy(None) == ""
 
 
 def test_strategy_stands_in_for_driver_and_lock() -> None:
@@ -70,13 +72,13 @@ def test_strategy_stands_in_for_driver_and_lock() -> None:
         {"workload": ["dma"] * 2, "driver": ["domain-lock"] * 2, "lock": ["ttas", "mcs"]}
     )
     df["workers"] = [1, 1]
-    rundata.add_strategy(df)
+    run_reader.add_strategy(df)
     assert list(df["strategy"]) == ["domain-lock/ttas", "domain-lock/mcs"]
-    assert rundata.param_columns(df) == ["workload", "strategy", "workers"]
-    assert rundata.param_columns(df, ignore=["lock"]) == ["workload", "driver", "workers"]
-    assert rundata.param_columns(df, ignore=["strategy"]) == ["workload", "workers"]
-    assert rundata.varying_params(df) == ["strategy"]
-    assert rundata.label(df.iloc[1], ["strategy", "workers"]) == "domain-lock/mcs w=1"
+    assert run_reader.param_columns(df) == ["workload", "strategy", "workers"]
+    assert run_reader.param_columns(df, ignore=["lock"]) == ["workload", "driver", "workers"]
+    assert run_reader.param_columns(df, ignore=["strategy"]) == ["workload", "workers"]
+    assert run_reader.varying_params(df) == ["strategy"]
+    assert run_reader.label(df.iloc[1], ["strategy", "workers"]) == "domain-lock/mcs w=1"
 
 
 def test_winners_and_table_compare_strategies(tmp_path: Path) -> None:
@@ -108,8 +110,8 @@ def test_no_table_without_two_strategies(tmp_path: Path) -> None:
 
 def test_report_and_summary_json_compare_strategies(tmp_path: Path) -> None:
     run = _run(tmp_path)
-    _, md, _ = report.write_report(run, tmp_path / "report")
-    s = report.summary_of(run)
+    _, md, _ = build.write_report(run, tmp_path / "report")
+    s = build.summary_of(run)
     rows = [r for r in s["strategies"] if r["workers"] == "2"]
     assert [r["strategy"] for r in rows] == ["lockfree", "domain-lock/ttas", "domain-lock/ticket"]
     assert {p["params"]["strategy"] for p in s["points"]} == set(MODEL)
@@ -117,7 +119,7 @@ def test_report_and_summary_json_compare_strategies(tmp_path: Path) -> None:
     text = md.read_text()
     assert "## Locking strategies compared" in text
     assert "| all | 2 | domain-lock/ticket |" in text and "(range, n=3)" in text
-    plain = report.text_report(run)
+    plain = build.text_report(run)
     assert "domain-lock/ticket" in plain and "Jain 1.000" in plain
     assert max(len(line) for line in plain.splitlines()) <= 72
 

@@ -7,7 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iommubench import cli, placement, report, stats
+from iommubench import cli
+from iommubench.analysis import placement, point_summary
+from iommubench.analysis.decisions import winners, with_scaling
+from iommubench.analysis.lock_attribution import lock_table
+from iommubench.analysis.point_flags import warnings
+from iommubench.analysis.run_reader import load_run
+from iommubench.report import build
 
 try:
     from fixtures.synthetic_run import make_run
@@ -24,7 +30,7 @@ def point(summary, driver, workers):
 
 
 def summarize(run_dir):
-    return stats.with_scaling(stats.summarize(stats.load_run(run_dir)))
+    return with_scaling(point_summary.summarize(load_run(run_dir)))
 
 
 # --------------------------------------------------------------------------- placement
@@ -138,14 +144,14 @@ def test_starvation_only_from_one_repetition_over_2x_quoting_it(tmp_path):
     run = make_run(
         tmp_path, name="b", drivers=("lockfree",), workers=(1, 2), shares=starve, failed_rep=False
     )
-    r = stats.load_run(run)
-    s = stats.summarize(r)
+    r = load_run(run)
+    s = point_summary.summarize(r)
     p = point(s, "lockfree", 2)
     assert p["starved"] and "starved" in p["flags"]
     w = r.workers[(r.workers["point"] == p["point"]) & (r.workers["rep"] == 1)]["ops"]
     expect = f"repetition 1: busiest worker {w.max():.0f} ops, least busy {w.min():.0f} (4.0x)"
     assert p["starved_detail"] == expect
-    assert any(expect in x for x in stats.warnings(r, s))
+    assert any(expect in x for x in warnings(r, s))
 
 
 # --------------------------------------------------------------------------- noise
@@ -186,7 +192,7 @@ def test_two_drivers_from_one_distribution_are_never_declared_different(tmp_path
             handoff_flip=False,
             write_hist=False,
         )
-        w = stats.winners(stats.summarize(stats.load_run(run)))
+        w = winners(point_summary.summarize(load_run(run)))
         assert not (w["verdict"] == "winner").any(), f"seed {seed}: {w.to_dict('records')}"
 
 
@@ -210,7 +216,7 @@ def test_chance_winners_are_rare_even_at_twenty_percent_noise():
     declared = 0
     for _ in range(400):
         same = {d: list(2e7 * np.exp(rng.normal(0, 0.2, 3))) for d in ("a", "b")}
-        declared += stats.winners(_frame(same)).iloc[0]["verdict"] == "winner"
+        declared += winners(_frame(same)).iloc[0]["verdict"] == "winner"
     assert declared / 400 <= 0.03
 
 
@@ -227,7 +233,7 @@ def test_a_thirty_percent_shift_with_tight_repetitions_is_significant(tmp_path):
             failed_rep=False,
             write_hist=False,
         )
-        w = stats.winners(stats.summarize(stats.load_run(run)))
+        w = winners(point_summary.summarize(load_run(run)))
         assert list(w["verdict"]) == ["winner", "winner"] and set(w["winner"]) == {"lockfree"}
         assert (w["lo"] > 1.2).all()
 
@@ -237,7 +243,7 @@ def test_a_thirty_percent_shift_with_tight_repetitions_is_significant(tmp_path):
 
 def test_per_lock_table(tmp_path):
     s = summarize(make_run(tmp_path, drivers=("serial-spin",), per_lock=True))
-    t = stats.lock_table(s)
+    t = lock_table(s)
     p2 = int(point(s, "serial-spin", 2)["point"])
     rows = t[t["point"] == p2].set_index("lock")
     assert set(rows.index) == {"lock", "iova_lock"}  # idle locks are left out
@@ -246,7 +252,7 @@ def test_per_lock_table(tmp_path):
     assert rows.loc["lock", "max_wait_ns"] == 10000
     assert rows.loc["iova_lock", "wait_share"] == pytest.approx(0.1, rel=1e-3)
     assert rows.loc["iova_lock", "name"] == "IOVA tree"
-    assert stats.lock_table(summarize(make_run(tmp_path, name="old", drivers=("lockfree",)))).empty
+    assert lock_table(summarize(make_run(tmp_path, name="old", drivers=("lockfree",)))).empty
 
 
 # --------------------------------------------------------------------------- summary.json
@@ -256,7 +262,7 @@ def test_per_lock_table(tmp_path):
 def written(tmp_path_factory):
     root = tmp_path_factory.mktemp("sum")
     run_dir = make_run(root, per_lock=True)
-    paths = report.write_report(run_dir, root / "out")
+    paths = build.write_report(run_dir, root / "out")
     return run_dir, paths
 
 
@@ -299,7 +305,7 @@ def test_markdown_renders_the_json(written):
 
 def test_text_report_lines_fit_72_columns(written, capsys):
     run_dir, _ = written
-    text = report.text_report(run_dir)
+    text = build.text_report(run_dir)
     lines = text.splitlines()
     assert max(len(x) for x in lines) <= 72
     assert lines[2].startswith("Decided comparisons")

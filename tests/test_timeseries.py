@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import prefault_point
-from iommubench import runner, timeseries
-from iommubench.results import RunStore
-from iommubench.runner import run_point
+from iommubench.run import runner, timeseries
+from iommubench.run.point import run_point
+from iommubench.run.store import RunStore
+from iommubench.spec import parameters
 
 TICK = 10_000_000  # 10 ms
 
@@ -103,7 +104,7 @@ def test_a_real_point_records_one_tick_per_10_ms_of_its_window() -> None:
 
 
 def test_long_windows_get_coarser_ticks() -> None:
-    short = runner.native_params(prefault_point(duration_s_requested=10.0))
-    long = runner.native_params(prefault_point(duration_s_requested=25.0))
+    short = parameters.native_params(prefault_point(duration_s_requested=10.0))
+    long = parameters.native_params(prefault_point(duration_s_requested=25.0))
     assert runner.series_tick_ns(short) == TICK  # 1000 ticks fit in the 1024 slots
     assert runner.series_tick_ns(long) == 3 * TICK  # 2500 would not; 834 do

@@ -8,7 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from iommubench import plots, reportdata, stats, usl
+from iommubench.analysis import usl
+from iommubench.analysis.decisions import with_scaling
+from iommubench.analysis.point_summary import summarize
+from iommubench.analysis.run_reader import load_run
+from iommubench.report import plots
 
 try:
     from fixtures.synthetic_run import make_run
@@ -94,7 +98,7 @@ def _summary(tmp_path, cpus, workers=(1, 2, 4, 8, 16), noise=0.0):
         failed_rep=False,
         handoff_flip=False,
     )
-    return stats.load_run(d), stats.with_scaling(stats.summarize(stats.load_run(d)))
+    return load_run(d), with_scaling(summarize(load_run(d)))
 
 
 def test_a_run_is_fitted_from_its_non_oversubscribed_repetitions(tmp_path):
@@ -122,16 +126,16 @@ def test_two_cpus_give_a_reason_instead_of_a_fit(tmp_path):
 
 def test_summary_json_and_report_carry_the_table_or_the_reason(tmp_path):
     run, summary = _summary(tmp_path, cpus=8, noise=0.02)
-    s = reportdata.build(run, summary)
+    s = summary.build(run, summary)
     fits = s["usl"]["fits"]
     assert len(fits) == 2 and {"lambda", "sigma", "kappa"} <= set(fits[0])
     assert fits[0]["sigma"]["lo"] <= fits[0]["sigma"]["value"] <= fits[0]["sigma"]["hi"]
-    from iommubench.layout import blocks
+    from iommubench.report.blocks import blocks
 
     text = str(blocks(s))
     assert "Scaling model (USL)" in text and "σ contention" in text
     run2, summary2 = _summary(tmp_path / "two", cpus=2, workers=(1, 2, 4))
-    s2 = reportdata.build(run2, summary2)
+    s2 = summary.build(run2, summary2)
     assert s2["usl"]["fits"] == [] and "this machine has 2 CPUs" in str(blocks(s2))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import prefault_point
-from iommubench.runner import run_point
+from iommubench.run.point import run_point
 
 RETRIES = 6
 

@@ -9,23 +9,23 @@ IOMMUBENCH_DEBUG=1 to see the traceback of an internal error.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shlex
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, distinct from a failed point or a regression (1)
+from iommubench.core.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+)
+
 DEBUG_ENV = "IOMMUBENCH_DEBUG"
-
-
-class UsageError(Exception):
-    """Bad input that is not a config error: one line, exit 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 def version_text() -> str:
     """The package version and the native core's version and source hash."""
-    from iommubench import __version__
+    from iommubench._version import __version__
 
     try:
         from iommubench import _core
@@ -48,9 +48,9 @@ def version_text() -> str:
     built = _core.ffi.string(_core.lib.IB_SOURCE_HASH).decode()
     core = f"native core {_core.lib.ib_core_version()}, sources {built}"
     try:
-        from iommubench import native_core
+        from iommubench.core import binding
 
-        native_core.load()
+        binding.load()
     except Exception as exc:  # a stale core is still worth naming, with why it would not load
         return f"iommubench {__version__} ({core}; unusable: {exc})"
     return f"iommubench {__version__} ({core})"
@@ -250,7 +250,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _dma_map_benchmark_parser(sub: Any) -> None:
-    from iommubench import profiles
+    from iommubench.spec import profiles
 
     bench = sub.add_parser(
         "dma-map-benchmark",
@@ -327,7 +327,9 @@ def _reproduce_parser(sub: Any) -> None:
 
 
 def _reports_dir(run_dir: Path, out: Path | None) -> Path:
-    return _writable_dir(out if out is not None else Path("reports") / run_dir.name, "--out")
+    from iommubench.run import session
+
+    return session.writable_dir(out if out is not None else Path("reports") / run_dir.name, "--out")
 
 
 def _require_run_dir(run_dir: Path) -> None:
@@ -349,7 +351,7 @@ def _parse_threshold(text: str) -> float:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from iommubench import parameters
+    from iommubench.spec import parameters
 
     if args.markdown:
         print(parameters.markdown(), end="")
@@ -359,7 +361,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_info(_: argparse.Namespace) -> int:
-    from iommubench import machine
+    from iommubench.run import machine
 
     print(machine.format_info(machine.collect()))  # noise warnings included
     return EXIT_OK
@@ -370,7 +372,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from iommubench import plots
+    from iommubench.report import plots
 
     _require_run_dir(args.run_dir)
     notes: list[str] = []
@@ -397,20 +399,20 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def write_report(run_dir: Path, out: Path) -> list[Path]:
-    from iommubench import report
+    from iommubench.report import build
 
-    return list(report.write_report(run_dir, out))
+    return list(build.write_report(run_dir, out))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from iommubench.rundata import RunDataError
+    from iommubench.analysis.run_reader import RunDataError
 
     _require_run_dir(args.run_dir)
     try:
         if args.format == "text":
-            from iommubench import report
+            from iommubench.report import build
 
-            print(report.text_report(args.run_dir))
+            print(build.text_report(args.run_dir))
             return EXIT_OK
         paths = write_report(args.run_dir, _reports_dir(args.run_dir, args.out))
     except RunDataError as exc:
@@ -421,8 +423,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from iommubench import compare
-    from iommubench.rundata import RunDataError
+    from iommubench.analysis import compare
+    from iommubench.analysis.run_reader import RunDataError
 
     for run_dir in (args.base, args.new):
         _require_run_dir(run_dir)
@@ -437,380 +439,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return code
 
 
-def _say(text: str) -> None:
-    """A line on stderr, which may be a terminal that has hung up (SIGHUP): never raises."""
-    with contextlib.suppress(OSError):
-        print(text, file=sys.stderr, flush=True)
-
-
-def _writable_dir(path: Path, option: str) -> Path:
-    """`path` as a directory we can create files in (made if missing), or a UsageError naming
-    `option`: a file, a read-only or full filesystem, a name too long."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".iommubench-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except FileExistsError:
-        raise UsageError(f"{option} {path}: exists and is not a directory") from None
-    except OSError as exc:
-        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from None
-    return path
-
-
-def resume_command(run_dir: Path, cluster: str | None = None) -> str:
-    """The command that resumes a run: it reads the run's own resolved config, so it needs
-    neither the original config file nor its --set overrides, and works from any directory.
-    A fleet run resumes on the same scheduler (`cluster`)."""
-    run_dir = run_dir.resolve()
-    fleet = ["--cluster", cluster] if cluster else []
-    return shlex.join(
-        ["iommubench", "run", str(run_dir / "config.yaml"), "--resume", str(run_dir), *fleet]
-    )
-
-
-def _session(command: str, build: dict[str, Any], allowed: bool) -> dict[str, Any]:
-    return {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": command,
-        "build": build,
-        "allow_different_build": allowed,
-        "overlapping_runs": [],
-    }
-
-
-def _create_store(
-    args: argparse.Namespace,
-    sweep: Any,
-    command: str,
-    build: dict[str, Any],
-    hosts: dict[str, Any],
-):
-    from iommubench import machine
-    from iommubench.results import RunStore, new_run_id
-    from iommubench.runlock import RunDirLock
-
-    out = _writable_dir(args.out, "--out")
-    run_id = new_run_id(sweep.name)
-    meta = {
-        **machine.collect(),
-        "run_id": run_id,
-        "command": command,
-        "config_path": str(args.config),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "fingerprint": sweep.fingerprint(),
-        "build": build,
-        "hosts": hosts,
-        "sessions": [_session(command, build, False)],
-    }
-    locks: list[RunDirLock] = []
-
-    def lock_and_say_how_to_resume(run_dir: Path) -> None:
-        locks.append(RunDirLock(run_dir, command))
-        RunStore(run_dir).write_resume_command(resume_command(run_dir, args.cluster))
-
-    try:
-        store = RunStore.create(out / run_id, sweep.resolved(), meta, lock_and_say_how_to_resume)
-    except OSError as exc:
-        for lock in locks:
-            lock.release()
-        detail = exc.strerror or str(exc)
-        raise UsageError(f"--out {args.out}: cannot create the run directory: {detail}") from None
-    store.writer_lock = locks[0]
-    return store
-
-
-def _reopen_store(
-    args: argparse.Namespace,
-    sweep: Any,
-    command: str,
-    build: dict[str, Any],
-    hosts: dict[str, Any],
-):
-    from iommubench import config, machine, resume
-    from iommubench.results import RunStore
-    from iommubench.runlock import RunDirLock, RunLockedError
-
-    run_dir: Path = args.resume
-    if not (run_dir / "config.yaml").is_file() or not (run_dir / "points.csv").is_file():
-        raise UsageError(f"--resume {run_dir}: not a run directory (no config.yaml or points.csv)")
-    try:
-        lock = RunDirLock(run_dir, command)
-    except RunLockedError as exc:
-        raise UsageError(f"--resume {exc}") from None
-    except OSError as exc:
-        raise UsageError(f"--resume {run_dir}: cannot lock it: {exc.strerror or exc}") from None
-    if config.load_sweep(run_dir / "config.yaml").fingerprint() != sweep.fingerprint():
-        raise UsageError(
-            f"--resume {run_dir}: the config differs from the one this run used; resume with "
-            f"{resume_command(run_dir)}"
-        )
-    store = RunStore.reopen(run_dir)
-    store.writer_lock = lock
-    try:
-        meta = store.meta()
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--resume {store.meta_json}: unreadable ({exc})") from None
-    max_reps = max(sweep.repetitions, sweep.max_repetitions)
-    try:
-        done = resume.check_points(
-            store.points_csv, sweep.points, max_reps, store.run_id, resume.builds_of(meta)
-        )
-        resume.check_workers(store.workers_csv, done)
-    except resume.ResumeError as exc:
-        raise UsageError(f"--resume: {exc}") from None
-    differs = machine.build_differences(meta.get("build") or {}, build)
-    if differs and not args.allow_different_build:
-        raise UsageError(
-            f"--resume {run_dir}: this build differs from the run's ({'; '.join(differs)}); "
-            "rerun with --allow-different-build to mix them (recorded in meta.json)"
-        )
-    session = _session(command, build, bool(differs and args.allow_different_build))
-    try:
-        store.keep_worker_rows_of(done)
-        store.update_meta(lambda m: _add_session(m, session, hosts))
-        store.write_resume_command(resume_command(store.dir, args.cluster))
-    except OSError as exc:
-        raise UsageError(f"--resume {run_dir}: cannot write: {exc.strerror or exc}") from None
-    return store
-
-
-def _add_session(meta: dict[str, Any], session: dict[str, Any], hosts: dict[str, Any]) -> None:
-    meta.setdefault("sessions", []).append(session)
-    meta.setdefault("hosts", {}).update(hosts)
-
-
-def _open_store(args: argparse.Namespace, sweep: Any, argv: Sequence[str], hosts: dict[str, Any]):
-    """The run directory to write, locked against other writers: a new one, or the validated
-    one named by --resume with this session recorded in its meta.json. `hosts`: the machine
-    block of every host that will measure (meta.json keeps one per host)."""
-    from iommubench import machine
-
-    command = shlex.join(["iommubench", *argv])
-    build = machine.build()
-    if args.resume is not None:
-        return _reopen_store(args, sweep, command, build, hosts)
-    return _create_store(args, sweep, command, build, hosts)
-
-
-def _check_shm_space(loaded: Any) -> None:
-    """Refuse a run whose largest arena cannot fit in /dev/shm now."""
-    from iommubench import arena
-    from iommubench.runner import native_params
-
-    free = arena.shm_free_bytes()
-    if free is None:
-        return
-    needed = 0
-    for point in loaded.points:
-        try:
-            needed = max(needed, arena.arena_bytes(native_params(point, costs=False)))
-        except ValueError:
-            continue  # the point fails on its own, with its reason
-    if needed > free:
-        raise UsageError(arena.space_message(needed, free))
-
-
-class _Overlap:
-    """Other iommubench runs active on this machine while this one runs (they compete for the
-    same CPUs): found at the start and before each point, or told to this run by a run that
-    started later; each is warned of once and recorded in this session's entry in meta.json."""
-
-    def __init__(self, store: Any, command: str) -> None:
-        from iommubench.runlock import ActiveRun
-
-        self.store = store
-        self.active = ActiveRun(command, store.dir)
-        self.seen: set[tuple[Any, Any]] = set()
-
-    def check(self) -> None:
-        found = self.active.others()
-        for other in found:
-            self.active.tell(other)
-        new = []
-        for other in found + self.active.told():
-            key = (other.get("pid"), other.get("started"))
-            if key not in self.seen:
-                self.seen.add(key)
-                other.pop("lock_file", None)
-                new.append(other)
-                _say(
-                    f"iommubench: warning: another run shares this machine (pid "
-                    f"{other.get('pid')}, {other.get('run_dir')}): each slows the other down"
-                )
-        if new:
-            with contextlib.suppress(OSError, KeyError, IndexError, ValueError):
-                self.store.update_meta(lambda m: m["sessions"][-1]["overlapping_runs"].extend(new))
-
-    def release(self) -> None:
-        self.check()  # a run that came and went during the last point
-        self.active.release()
-
-
-def _end_session(store: Any, outcome: str) -> None:
-    def change(meta: dict[str, Any]) -> None:
-        if meta.get("sessions"):
-            meta["sessions"][-1].update(ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), outcome=outcome)
-
-    with contextlib.suppress(OSError, ValueError):  # a full disk: rows and RESUME matter more
-        store.update_meta(change)
-
-
-class _Fleet:
-    """The Dask cluster a run sweeps on (--cluster), or None for this machine."""
-
-    def __init__(self, address: str | None) -> None:
-        self.address = address
-        self.client: Any = None
-        self.hosts: dict[str, Any] = {}
-
-    def connect(self) -> None:
-        """Reach the scheduler and survey its hosts (one line and exit 2 on failure)."""
-        from iommubench import fleet, machine
-
-        if self.address is None:
-            self.hosts = {fleet.host_name(): machine.collect()}
-            return
-        try:
-            self.client = fleet.connect(self.address)
-            self.hosts = fleet.survey(self.client, self.address, machine.build())
-        except fleet.FleetError as exc:
-            self.close()
-            raise UsageError(str(exc)) from None
-        for info in self.hosts.values():
-            info.pop("build", None)
-
-    def load(self, args: argparse.Namespace) -> Any:
-        """The config, with `workers: auto` expanded per host on a fleet."""
-        from iommubench import config, fleet
-
-        if self.client is None:
-            return config.load_sweep(args.config, args.overrides)
-        with config.fleet_cpus(fleet.host_cpu_counts(self.hosts)):
-            return config.load_sweep(args.config, args.overrides)
-
-    def local_host(self) -> dict[str, Any]:
-        from iommubench import fleet
-
-        name, info = next(iter(self.hosts.items()))
-        return fleet.host_columns({**info, "host": name})
-
-    def close(self) -> None:
-        if self.client is not None:
-            with contextlib.suppress(Exception):
-                self.client.close()
-            self.client = None
-
-
-def _run_tasks(
-    tasks: list[Any], store: Any, loaded: Any, overlap: _Overlap, build: dict[str, Any], fl: _Fleet
-) -> int:
-    """One round of tasks, here or on the fleet; returns the failures."""
-    from iommubench import fleet, native_core, sweep
-    from iommubench.progress import make_reporter
-
-    if fl.client is None:
-        return sweep.run_sweep(
-            tasks,
-            store,
-            sweep.LocalExecutor(),
-            make_reporter(),
-            loaded.point_timeout_s,
-            build,
-            overlap.check,
-            fl.local_host(),
-        )
-    timer_ns = round(native_core.lib().ib_timer_cost_ns(), 2)
-    run = fleet.run_cluster_sweep(
-        tasks, store, fl.client, make_reporter(), loaded.point_timeout_s, build, timer_ns
-    )
-    for line in run.refusals:
-        _say(f"iommubench: {line}")
-    return run.failures + len(run.refusals)
-
-
-def _run_rounds(
-    store: Any, loaded: Any, overlap: _Overlap, build: dict[str, Any], fl: _Fleet
-) -> int:
-    """The planned tasks, then adaptive rounds until none is needed; returns the failures."""
-    from iommubench import sweep
-
-    tasks = sweep.plan(loaded.points, loaded.repetitions, store.completed())
-    failures = 0
-    while True:
-        if tasks:
-            failures += _run_tasks(tasks, store, loaded, overlap, build, fl)
-        tasks = sweep.adaptive_round(
-            loaded.points, store.rows(), loaded.max_repetitions, loaded.target_halfwidth
-        )
-        if not tasks:
-            return failures
-        _say(
-            f"adaptive: {len(tasks)} point(s) still wider than "
-            f"±{loaded.target_halfwidth:.1%}; one more repetition each"
-        )
-
-
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    fl = _Fleet(args.cluster)
+    from iommubench.analysis import adaptive
+    from iommubench.run import session
+
+    def after(run_dir: Path, run_id: str) -> None:
+        if args.report:
+            for path in write_report(run_dir, args.reports_dir / run_id):
+                print(path)
+
+    fl = session.Fleet(args.cluster)
     fl.connect()
     try:
-        return _run(args, argv, fl)
+        return session.run(args, argv, fl, adaptive.adaptive_round, after)
     finally:
         fl.close()
 
 
-def _run(args: argparse.Namespace, argv: Sequence[str], fl: _Fleet) -> int:
-    from iommubench import arena, interrupt
-    from iommubench.results import StoreWriteError
-
-    loaded = fl.load(args)
-    arena.remove_stale_segments()
-    if fl.client is None:  # each fleet host checks its own /dev/shm per point
-        _check_shm_space(loaded)
-    interrupt.install()
-    try:
-        store = _open_store(args, loaded, argv, fl.hosts)
-    except KeyboardInterrupt:
-        _say(f"interrupted by {interrupt.received() or 'SIGINT'} before the first point")
-        return EXIT_INTERRUPTED
-    build = store.meta()["sessions"][-1]["build"]
-    overlap = _Overlap(store, store.meta()["sessions"][-1]["command"])
-    try:
-        overlap.check()
-        failures = _run_rounds(store, loaded, overlap, build, fl)
-    except KeyboardInterrupt:
-        signame = interrupt.received() or "SIGINT"
-        _end_session(store, f"interrupted by {signame}")
-        _say(
-            f"interrupted by {signame}: {len(store.completed())} rows kept in {store.dir}; "
-            f"resume with (also in {store.resume_file}):\n  "
-            f"{resume_command(store.dir, args.cluster)}"
-        )
-        return EXIT_INTERRUPTED
-    except StoreWriteError as exc:
-        _end_session(store, f"stopped: {exc}")
-        _say(
-            f"iommubench: cannot write {exc.strerror}; {len(store.completed())} rows kept in "
-            f"{store.dir}; resume with: {resume_command(store.dir, args.cluster)}"
-        )
-        return EXIT_FAILED
-    finally:
-        overlap.release()
-    _end_session(store, "completed" if not failures else f"{failures} point(s) failed")
-    print(store.dir)
-    if args.report:
-        for path in write_report(store.dir, args.reports_dir / store.run_id):
-            print(path)
-    if failures:
-        print(f"{failures} point(s) failed; see the status and error columns", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
     """Become a Dask worker of one thread and one `machine` resource (exec: the Dask CLI)."""
-    from iommubench import fleet
+    from iommubench.run import fleet
 
     try:
         fleet.check_address(args.scheduler)
@@ -823,27 +471,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_dma_map_benchmark(args: argparse.Namespace) -> int:
-    from iommubench import dmabench
-    from iommubench.config import max_workers
-    from iommubench.runner import run_point
+    from iommubench.kernelparity import dma_map_benchmark
+    from iommubench.run.point import run_point
+    from iommubench.spec.config import max_workers
 
     opts: dict[str, int] = {}
-    for _, name, _ in dmabench.OPTIONS:
+    for _, name, _ in dma_map_benchmark.OPTIONS:
         text = getattr(args, name)
         try:
             opts[name] = int(text)
         except ValueError:
             raise UsageError(f"dma-map-benchmark: {name}: {text!r} is not an integer") from None
     try:
-        dmabench.check_options(opts, max_workers())
-    except dmabench.BenchmarkInputError as exc:  # upstream exits 1 on these
+        dma_map_benchmark.check_options(opts, max_workers())
+    except dma_map_benchmark.BenchmarkInputError as exc:  # upstream exits 1 on these
         return _fail(f"dma-map-benchmark: {exc}", EXIT_FAILED)
-    point = dmabench.benchmark_point(opts, args.invalidation, args.profile)
+    point = dma_map_benchmark.benchmark_point(opts, args.invalidation, args.profile)
     result = run_point(point, timeout_s=60.0 + 2 * opts["seconds"])
     if result.status != "ok":
         print(f"iommubench: dma-map-benchmark failed: {result.error}", file=sys.stderr)
         return EXIT_FAILED
-    for line in dmabench.lines(opts, result.workers, ns=args.ns):
+    for line in dma_map_benchmark.lines(opts, result.workers, ns=args.ns):
         print(line)
     if not result.measures.get("audit_ok"):
         print("iommubench: dma-map-benchmark: the audit failed", file=sys.stderr)
@@ -852,9 +500,10 @@ def cmd_dma_map_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from iommubench import reproduce
+    from iommubench.kernelparity import reproduce
+    from iommubench.run import session
 
-    return reproduce.command(args, _writable_dir)
+    return reproduce.command(args, session.writable_dir)
 
 
 def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -887,8 +536,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        from iommubench.config import ConfigError
-        from iommubench.native_core import NativeCoreError
+        from iommubench.core.binding import NativeCoreError
+        from iommubench.spec.config import ConfigError
 
         args, extra = _parser().parse_known_args(argv)
         if extra:  # name the command whose --help lists what it takes

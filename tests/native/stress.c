@@ -1,6 +1,6 @@
 /* stress: drives the native core with threads instead of processes, no Python involved, so
  * the same sources can run under ThreadSanitizer (tests/test_native_tsan.py builds it with
- * -fsanitize=thread together with every src/iommubench/native .c file).
+ * -fsanitize=thread together with every src/iommubench/core/native .c file).
  *
  *   stress DRIVER [WORKERS [REGION_MIB [CYCLES]]] [KEY=VALUE ...]
  *

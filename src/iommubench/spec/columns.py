@@ -1,0 +1,114 @@
+"""The columns of points.csv, in order: the public result schema (DESIGN §3).
+
+One row is one (point, repetition). Columns that a workload or an issue does not fill stay
+empty in the CSV (NaN in pandas); they are never dropped, so every run has the same header.
+"""
+
+from iommubench.spec import parameters
+from iommubench.spec.catalogue import LOCK_SUFFIXES, LOCKS
+
+# flags: the row flags (rowflags.py) joined by ";", empty when none; core_hash and version:
+# the build that measured the row (a resume may run on another build)
+IDENTITY = ["run_id", "point", "rep", "status", "error", "flags", "core_hash", "version"]
+
+# The machine that measured the row (a fleet run has several) and when: wall-clock seconds
+# since the epoch at the start and end of the point, to show no two points overlapped on a host.
+MACHINE = ["host", "cpu_model", "cpus_allowed", "started_at", "ended_at"]
+
+# Every parameter of a point (parameters.py, in its order), then the two timings every point
+# also carries from the top level of its config.
+TIMING = ["warmup_s", "duration_s_requested"]
+PARAMETERS = [*parameters.NAMES, *TIMING]
+
+# What points are matched and grouped by: the parameters, and the host that measured them (a
+# run on one host, or `compare --ignore host`, matches across hosts).
+MATCH_COLUMNS = [*PARAMETERS, "host"]
+
+PLACEMENT = ["cpus_available", "oversubscribed", "handoff_ns_before", "handoff_ns_after"]
+
+# Competing load (load.py): averaged over workers, and the allowed CPUs' steal.
+LOAD = ["runq_wait_share", "oncpu_share", "steal_share"]
+
+# The throughput series within the window (timeseries.py).
+SERIES = ["tick_ns", "series_ticks", "within_cv", "level_shift", "level_shift_ratio"]
+
+# Every lock's counters, one family per lock (registry.LOCKS).
+LOCK_COLUMNS = [prefix + suffix for prefix in LOCKS for suffix in LOCK_SUFFIXES]
+
+MEASURES = [
+    "duration_s",
+    "ops",
+    "ops_per_s",
+    "maps",
+    "unmaps",
+    "worker_ops_min",
+    "worker_ops_max",
+    "map_p50_ns",
+    "map_p90_ns",
+    "map_p99_ns",
+    "map_p999_ns",
+    "unmap_p50_ns",
+    "unmap_p90_ns",
+    "unmap_p99_ns",
+    "unmap_p999_ns",
+    "timer_ns",
+    "cs_map_busy_ns",
+    "cs_unmap_busy_ns",
+    "bare_map_ns",
+    "bare_unmap_ns",
+    "cas_attempts",
+    "cas_failures",
+    "tables_allocated",
+    "tables_freed",
+    "pages_mapped",
+    "rcache_hits",
+    "rcache_misses",
+    "rcache_hit_rate",
+    "depot_pushes",
+    "depot_pops",
+    "depot_trims",
+    "iova_fallbacks",
+    "iova_search_steps",
+    "invalidations",
+    "flushes",
+    "entries_per_flush",
+    "iova_alloc_failures",
+    "walker_passes",
+    "walker_reads",
+    "walker_uaf_reads",
+    "walker_pass_ns",
+    "walker_pass_ns_max",
+    "walker_uaf_tables",
+    "walker_uaf_per_million",
+    "walker_corrupt_reads",
+    "walker_wait_ns",
+    "limbo_pages_max",
+    "limbo_pages_end",
+    "grace_ns_mean",
+    "grace_ns_max",
+]
+
+AUDIT = [
+    "lost_mappings",
+    "wrong_translations",
+    "stray_mappings",
+    "leaked_tables",
+    "double_frees",
+    "iova_double_allocs",
+    "iova_leaks",
+    "fq_early_frees",
+    "audit_ok",
+]
+
+POINT_COLUMNS: list[str] = (
+    IDENTITY + MACHINE + PARAMETERS + PLACEMENT + LOAD + MEASURES + SERIES + LOCK_COLUMNS + AUDIT
+)
+
+# The type of each column, for the checks --resume makes on stored rows: parameters must equal
+# their point's values, these columns hold text or True/False, and every other column is empty
+# or a number >= 0 (nan allowed). A new text or boolean column must be listed here.
+TEXT_COLUMNS = {
+    "run_id", "status", "error", "flags", "core_hash", "version", "host", "cpu_model",
+    "cpus_allowed",
+}  # fmt: skip
+BOOLEAN_COLUMNS = {"oversubscribed", "audit_ok", "level_shift"}
