@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iommubench kernel-code object (libibk-*.so): the C API of the adapter around the kernel's own
+ * drivers/iommu/io-pgtable-arm.c, io-pgtable.c, iova.c and lib/rbtree.c, compiled unmodified
+ * against the project's shim. Built locally from a kernel source tree; never shipped.
+ *
+ * Meant to be dlopen()ed: every entry point is a plain C function, so a caller can hold them as
+ * function pointers (see struct ibk_api and ibk_get_api()).
+ *
+ * Sharing across forked workers: the env region, the page window, every table and iova domain
+ * are created before fork() in memory mapped MAP_SHARED at the same address in every worker.
+ * After creation the page-table object is never written, so its copy in each process agrees.
+ * Each worker thread calls ibk_set_cpu(worker index) first: that index is the kernel's CPU.
+ *
+ * This header is also read by cffi (lines starting with '#' other than '#define NAME number'
+ * are dropped before cdef), so it holds declarations only.
+ */
+#ifndef IBK_H
+#define IBK_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define IBK_API_VERSION 1
+#define IBK_PAGE_SIZE 4096
+
+/* IOMMU_* protection flags (the kernel's values) */
+#define IBK_PROT_READ 1
+#define IBK_PROT_WRITE 2
+#define IBK_PROT_CACHE 4
+#define IBK_PROT_NOEXEC 8
+
+struct ibk_env;
+struct ibk_pgtable;
+struct ibk_iovad;
+
+typedef void *(*ibk_page_alloc_cb)(void *cookie, size_t size);
+typedef void (*ibk_page_free_cb)(void *cookie, void *page, size_t size);
+
+/* ---- the env: shared region, page window, CPUs, counters --------------------------------- */
+/* Lay out an env at the start of region (>= ibk_env_min_bytes()); the rest is the heap. It
+ * becomes this process's current env. nr_cpus: the workers (1..64). */
+size_t ibk_env_min_bytes(void);
+struct ibk_env *ibk_env_create(void *region, size_t bytes, unsigned int nr_cpus);
+/* Make env current in this process (after fork it already is). */
+void ibk_env_use(struct ibk_env *env);
+/* Where table pages come from: [base, base+bytes), phys = address - base; the first page is
+ * never used (phys 0). alloc/free NULL: the shim's own allocator over the window. Otherwise
+ * alloc(cookie, size) returns zeroed, size-aligned memory inside the window. */
+int ibk_env_window(struct ibk_env *env, void *base, size_t bytes, ibk_page_alloc_cb alloc,
+		   ibk_page_free_cb free, void *cookie);
+void ibk_set_cpu(int cpu);
+int ibk_get_cpu(void);
+/* num_online_cpus() as the kernel code sees it (the iova depot keeps this many magazines). */
+void ibk_set_online_cpus(struct ibk_env *env, unsigned int n);
+/* Run every delayed work whose delay has passed (now_ns 0: now, CLOCK_MONOTONIC). Returns how
+ * many ran. The harness calls it from its own clock tick; see build.py's notes. */
+int ibk_tick(struct ibk_env *env, uint64_t now_ns);
+/* What the kernel does when a CPU goes offline: the cpuhp dead callbacks (iova.c returns that
+ * CPU's cached IOVAs to the tree). */
+int ibk_cpu_dead(struct ibk_env *env, unsigned int cpu);
+
+struct ibk_stats {
+	uint64_t warns;
+	uint64_t bugs;
+	uint64_t pages_allocated; /* table-page allocations (calls) */
+	uint64_t pages_freed;
+	uint64_t page_bytes_live;
+	uint64_t heap_bytes_live;
+	uint64_t works_run;
+	uint64_t lock_acquisitions; /* published by ibk_publish() */
+	uint64_t lock_contended;
+	uint64_t lock_wait_ns;
+	uint64_t lock_wait_max_ns;
+	uint64_t dma_syncs;
+};
+/* Copy this thread's private counters into its CPU's slot (call once at the end of a run). */
+void ibk_publish(struct ibk_env *env);
+void ibk_env_stats(struct ibk_env *env, struct ibk_stats *out);
+/* The first WARN/BUG as "file:line: WARN_ON(cond)", or "" */
+const char *ibk_first_warn(struct ibk_env *env);
+/* This process's printk log (latest 64 KiB); clear != 0 empties it. */
+size_t ibk_log_read(char *buf, size_t n, int clear);
+
+/* ---- ARM LPAE stage-1 page table (io-pgtable-arm.c) --------------------------------------- */
+struct ibk_tlb_hooks {
+	void (*flush_all)(void *cookie);
+	void (*flush_walk)(void *cookie, unsigned long iova, size_t size, size_t granule);
+	void (*add_page)(void *cookie, unsigned long iova, size_t granule);
+	/* after an unmap whose gather is not queued: invalidate [iova, iova+size) */
+	void (*sync)(void *cookie, unsigned long iova, size_t size);
+	void *cookie;
+};
+/* ARM_64_LPAE_S1, 4 KiB granule, pgsizes 4K|2M|1G, coherent walk, tables from env's window. */
+struct ibk_pgtable *ibk_pgtable_create(struct ibk_env *env, unsigned int ias, unsigned int oas,
+				       const struct ibk_tlb_hooks *hooks);
+/* map_pages until pgcount pages are mapped (as the IOMMU core loops); 0 or -errno. */
+int ibk_map(struct ibk_pgtable *t, unsigned long iova, uint64_t paddr, size_t pgsize,
+	    size_t pgcount, int prot, size_t *mapped);
+/* unmap_pages until pgcount pages are unmapped; returns bytes unmapped. queued: lazy
+ * invalidation (the flush queue), so no per-page add and no sync. */
+size_t ibk_unmap(struct ibk_pgtable *t, unsigned long iova, size_t pgsize, size_t pgcount,
+		 int queued);
+/* The IOMMU core's split of a range into the largest page sizes its alignment allows: a range
+ * unmap covering a whole 2 MiB span frees that leaf table, as io-pgtable-arm.c does. */
+int ibk_map_range(struct ibk_pgtable *t, unsigned long iova, uint64_t paddr, size_t size,
+		  int prot);
+size_t ibk_unmap_range(struct ibk_pgtable *t, unsigned long iova, size_t size, int queued);
+uint64_t ibk_iova_to_phys(struct ibk_pgtable *t, unsigned long iova);
+/* free_io_pgtable_ops; the page-table object itself goes back to the heap. */
+void ibk_pgtable_destroy(struct ibk_pgtable *t);
+/* The kernel's struct io_pgtable_ops *, for a caller timing the kernel functions directly. */
+void *ibk_pgtable_ops(struct ibk_pgtable *t);
+
+struct ibk_pgtable_info {
+	void *pgd;
+	uint64_t pgd_phys;
+	int levels;      /* 4 for ias 48 */
+	int start_level; /* the kernel's numbering: the root is start_level, leaves are level 3 */
+	uint64_t granule;
+	uint64_t pgsize_bitmap;
+	unsigned int ias;
+	unsigned int oas;
+};
+void ibk_pgtable_info(struct ibk_pgtable *t, struct ibk_pgtable_info *out);
+
+/* The audit's own walk of the LPAE format (not the kernel's code): table and page descriptors
+ * (type 3), blocks (type 1) at levels 1-2, output address bits 47:12, attribute and software
+ * bits ignored. Visits each table (pgd first), then each leaf. Returns the number of stray
+ * entries (non-zero, not a valid descriptor for its level, or a table outside the window). */
+typedef void (*ibk_table_cb)(void *ctx, int level, uint64_t iova, uint64_t phys);
+typedef void (*ibk_leaf_cb)(void *ctx, int level, uint64_t iova, uint64_t pa, uint64_t size);
+long ibk_walk(struct ibk_pgtable *t, ibk_table_cb on_table, ibk_leaf_cb on_leaf, void *ctx);
+
+struct ibk_audit {
+	uint64_t tables;        /* tables reachable from the pgd, the pgd included */
+	uint64_t table_bytes;   /* their bytes */
+	uint64_t leaves;        /* leaf entries */
+	uint64_t mapped_bytes;
+	uint64_t strays;        /* malformed entries */
+	uint64_t wrong;         /* expected pages whose walk or iova_to_phys disagreed */
+	uint64_t walk_missing;  /* expected pages the walk did not find */
+	uint64_t kernel_missing; /* expected pages iova_to_phys did not find */
+	uint64_t extra;         /* leaves outside the expected range */
+	uint64_t pool_bytes_live; /* env accounting: page bytes allocated - freed */
+	int64_t leaked_bytes;   /* pool_bytes_live - table_bytes (0 when nothing leaked) */
+};
+/* Check that [iova, iova + npages*4K) translates to [pa, ...) page by page, by the walk and by
+ * iova_to_phys, that nothing else is mapped, and that the reachable tables equal the pool. */
+int ibk_audit_range(struct ibk_pgtable *t, unsigned long iova, uint64_t pa, uint64_t npages,
+		    struct ibk_audit *out);
+
+/* ---- the kernel's IOVA allocator (iova.c) -------------------------------------------------- */
+struct ibk_iovad *ibk_iova_create(struct ibk_env *env, unsigned long granule,
+				  unsigned long start_pfn);
+/* alloc_iova_fast / free_iova_fast on the calling thread's CPU; 0 when no space. */
+unsigned long ibk_iova_alloc(struct ibk_iovad *d, unsigned long npages, unsigned long limit_pfn,
+			     int flush_rcache);
+void ibk_iova_free(struct ibk_iovad *d, unsigned long pfn, unsigned long npages);
+/* Every CPU's cached IOVAs back to the tree (cpuhp dead), then the depot trimmed to empty (the
+ * delayed work with no CPU online). Returns the delayed-work runs it took. */
+int ibk_iova_drain(struct ibk_iovad *d);
+/* Ranges held by the tree (allocated or cached), the anchor excluded; overlaps counted. */
+struct ibk_iova_census {
+	uint64_t ranges;
+	uint64_t pages;
+	uint64_t overlaps;
+	uint64_t iova_objects_live; /* struct iova objects in their kmem_cache */
+};
+void ibk_iova_census(struct ibk_iovad *d, struct ibk_iova_census *out);
+void ibk_iova_destroy(struct ibk_iovad *d);
+
+/* ---- the kernel file's own self-test (io-pgtable-arm.c's initcall) ------------------------- */
+/* Runs every initcall compiled in; returns the first non-zero result (0: all passed). */
+int ibk_run_initcalls(int *ran);
+
+/* ---- identity ------------------------------------------------------------------------------ */
+int ibk_api_version(void);
+/* "normal" or "racy-cmpxchg" */
+const char *ibk_variant(void);
+/* 1 when the tree has io_pgtable_cfg's alloc/free hooks (6.12) and they are in use */
+int ibk_has_cfg_alloc(void);
+
+/* Function pointers for a native caller (the harness) that dlopen()s the object. */
+struct ibk_api {
+	int version;
+	struct ibk_pgtable *(*pgtable_create)(struct ibk_env *, unsigned int, unsigned int,
+					      const struct ibk_tlb_hooks *);
+	int (*map)(struct ibk_pgtable *, unsigned long, uint64_t, size_t, size_t, int, size_t *);
+	size_t (*unmap)(struct ibk_pgtable *, unsigned long, size_t, size_t, int);
+	int (*map_range)(struct ibk_pgtable *, unsigned long, uint64_t, size_t, int);
+	size_t (*unmap_range)(struct ibk_pgtable *, unsigned long, size_t, int);
+	uint64_t (*iova_to_phys)(struct ibk_pgtable *, unsigned long);
+	void (*pgtable_destroy)(struct ibk_pgtable *);
+	long (*walk)(struct ibk_pgtable *, ibk_table_cb, ibk_leaf_cb, void *);
+	struct ibk_iovad *(*iova_create)(struct ibk_env *, unsigned long, unsigned long);
+	unsigned long (*iova_alloc)(struct ibk_iovad *, unsigned long, unsigned long, int);
+	void (*iova_free)(struct ibk_iovad *, unsigned long, unsigned long);
+	void (*iova_destroy)(struct ibk_iovad *);
+	void (*set_cpu)(int);
+	int (*tick)(struct ibk_env *, uint64_t);
+	void (*env_stats)(struct ibk_env *, struct ibk_stats *);
+};
+const struct ibk_api *ibk_get_api(void);
+
+#endif /* IBK_H */

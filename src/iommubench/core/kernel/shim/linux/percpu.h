@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: MIT */
+/* iommubench shim: <linux/percpu.h> is part of ibk_shim.h */
+#include <ibk_shim.h>
