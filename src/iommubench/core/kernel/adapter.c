@@ -95,6 +95,18 @@ void ibk_env_stats(struct ibk_env *env, struct ibk_stats *out)
 
 const char *ibk_first_warn(struct ibk_env *env) { return env->first_warn; }
 
+void *ibk_shared_alloc(struct ibk_env *env, size_t size)
+{
+	ibk_env_use(env);
+	return kzalloc(size, GFP_KERNEL);
+}
+
+void ibk_shared_free(struct ibk_env *env, void *p)
+{
+	ibk_env_use(env);
+	kfree(p);
+}
+
 /* ---- page table ------------------------------------------------------------------------------ */
 static void ibk_tlb_flush_all(void *cookie)
 {
@@ -181,6 +193,7 @@ struct ibk_pgtable *ibk_pgtable_create(struct ibk_env *env, unsigned int ias, un
 }
 
 void *ibk_pgtable_ops(struct ibk_pgtable *t) { return t->ops; }
+struct ibk_env *ibk_pgtable_env(struct ibk_pgtable *t) { return t->env; }
 
 void ibk_pgtable_info(struct ibk_pgtable *t, struct ibk_pgtable_info *out)
 {
@@ -198,13 +211,14 @@ int ibk_map(struct ibk_pgtable *t, unsigned long iova, uint64_t paddr, size_t pg
 	    size_t pgcount, int prot, size_t *mapped)
 {
 	size_t done = 0, total = pgsize * pgcount;
-	int ret = 0;
-	while (done < total) {
+	int ret = t->ops->map_pages(t->ops, iova, paddr, pgsize, pgcount, prot, GFP_ATOMIC, &done);
+	/* map_pages stops at a table boundary: go on from there, as the IOMMU core does */
+	while (unlikely(!ret && done && done < total)) {
 		size_t m = 0;
 		ret = t->ops->map_pages(t->ops, iova + done, paddr + done, pgsize,
 					(total - done) / pgsize, prot, GFP_ATOMIC, &m);
 		done += m;
-		if (ret || !m)
+		if (!m)
 			break;
 	}
 	if (mapped)
@@ -215,8 +229,9 @@ int ibk_map(struct ibk_pgtable *t, unsigned long iova, uint64_t paddr, size_t pg
 static size_t ibk_unmap_gathered(struct ibk_pgtable *t, unsigned long iova, size_t pgsize,
 				 size_t pgcount, struct iommu_iotlb_gather *g)
 {
-	size_t done = 0, total = pgsize * pgcount;
-	while (done < total) {
+	size_t total = pgsize * pgcount;
+	size_t done = t->ops->unmap_pages(t->ops, iova, pgsize, pgcount, g);
+	while (unlikely(done && done < total)) {
 		size_t u = t->ops->unmap_pages(t->ops, iova + done, pgsize, (total - done) / pgsize, g);
 		if (!u)
 			break;
@@ -227,8 +242,37 @@ static size_t ibk_unmap_gathered(struct ibk_pgtable *t, unsigned long iova, size
 
 static void ibk_sync(struct ibk_pgtable *t, struct iommu_iotlb_gather *g)
 {
-	if (!g->queued && g->end >= g->start && g->start != ULONG_MAX && t->hooks.sync)
+	if (t->hooks.sync && !g->queued && g->start <= g->end)
 		t->hooks.sync(t->hooks.cookie, g->start, g->end - g->start + 1);
+}
+
+static void ibk_gather_init(void *gather, int queued)
+{
+	struct iommu_iotlb_gather *g = gather;
+	iommu_iotlb_gather_init(g);
+	g->queued = queued != 0;
+}
+
+static int ibk_gather_range(void *gather, unsigned long *iova, size_t *size)
+{
+	struct iommu_iotlb_gather *g = gather;
+	if (g->queued || g->start > g->end)
+		return 0;
+	*iova = g->start;
+	*size = g->end - g->start + 1;
+	return 1;
+}
+
+void ibk_pgtable_direct(struct ibk_pgtable *t, struct ibk_direct *out)
+{
+	out->ops = t->ops;
+	out->map_pages = (ibk_kmap_fn)t->ops->map_pages;
+	out->unmap_pages = (ibk_kunmap_fn)t->ops->unmap_pages;
+	out->iova_to_phys = (ibk_kiova_to_phys_fn)t->ops->iova_to_phys;
+	out->gfp = GFP_ATOMIC;
+	out->gather_bytes = sizeof(struct iommu_iotlb_gather);
+	out->gather_init = ibk_gather_init;
+	out->gather_range = ibk_gather_range;
 }
 
 size_t ibk_unmap(struct ibk_pgtable *t, unsigned long iova, size_t pgsize, size_t pgcount,
@@ -493,6 +537,8 @@ void ibk_iova_census(struct ibk_iovad *d, struct ibk_iova_census *out)
 	spin_unlock_irqrestore(&d->iovad.iova_rbtree_lock, flags);
 	out->iova_objects_live = ibk_kmem_cache_live_named("iommu_iova");
 }
+
+struct ibk_env *ibk_iovad_env(struct ibk_iovad *d) { return d->env; }
 
 void ibk_iova_destroy(struct ibk_iovad *d)
 {

@@ -76,6 +76,9 @@ struct ibk_stats {
 /* Copy this thread's private counters into its CPU's slot (call once at the end of a run). */
 void ibk_publish(struct ibk_env *env);
 void ibk_env_stats(struct ibk_env *env, struct ibk_stats *out);
+/* Zeroed memory in env's shared heap (visible to every forked worker); NULL when full. */
+void *ibk_shared_alloc(struct ibk_env *env, size_t size);
+void ibk_shared_free(struct ibk_env *env, void *p);
 /* The first WARN/BUG as "file:line: WARN_ON(cond)", or "" */
 const char *ibk_first_warn(struct ibk_env *env);
 /* This process's printk log (latest 64 KiB); clear != 0 empties it. */
@@ -110,6 +113,30 @@ uint64_t ibk_iova_to_phys(struct ibk_pgtable *t, unsigned long iova);
 void ibk_pgtable_destroy(struct ibk_pgtable *t);
 /* The kernel's struct io_pgtable_ops *, for a caller timing the kernel functions directly. */
 void *ibk_pgtable_ops(struct ibk_pgtable *t);
+struct ibk_env *ibk_pgtable_env(struct ibk_pgtable *t);
+
+/* The kernel's own entry points, for a hot loop that should pay nothing for the adapter:
+ * map_pages(ops, iova, paddr, pgsize, pgcount, prot, gfp, &mapped) and
+ * unmap_pages(ops, iova, pgsize, pgcount, gather) exactly as io-pgtable-arm.c defines them
+ * (one call maps at most up to the next table boundary); gather is gather_bytes of caller
+ * memory initialised by gather_init (queued: lazy invalidation). */
+typedef int (*ibk_kmap_fn)(void *ops, unsigned long iova, uint64_t paddr, size_t pgsize,
+			   size_t pgcount, int prot, unsigned int gfp, size_t *mapped);
+typedef size_t (*ibk_kunmap_fn)(void *ops, unsigned long iova, size_t pgsize, size_t pgcount,
+				void *gather);
+typedef uint64_t (*ibk_kiova_to_phys_fn)(void *ops, unsigned long iova);
+struct ibk_direct {
+	void *ops;
+	ibk_kmap_fn map_pages;
+	ibk_kunmap_fn unmap_pages;
+	ibk_kiova_to_phys_fn iova_to_phys;
+	unsigned int gfp;
+	size_t gather_bytes;
+	void (*gather_init)(void *gather, int queued);
+	/* the gathered range after an unmap, for the caller's invalidation: 0 when empty */
+	int (*gather_range)(void *gather, unsigned long *iova, size_t *size);
+};
+void ibk_pgtable_direct(struct ibk_pgtable *t, struct ibk_direct *out);
 
 struct ibk_pgtable_info {
 	void *pgd;
@@ -168,6 +195,7 @@ struct ibk_iova_census {
 };
 void ibk_iova_census(struct ibk_iovad *d, struct ibk_iova_census *out);
 void ibk_iova_destroy(struct ibk_iovad *d);
+struct ibk_env *ibk_iovad_env(struct ibk_iovad *d);
 
 /* ---- the kernel file's own self-test (io-pgtable-arm.c's initcall) ------------------------- */
 /* Runs every initcall compiled in; returns the first non-zero result (0: all passed). */

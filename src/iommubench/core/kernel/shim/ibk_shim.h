@@ -488,7 +488,7 @@ static inline int cache_line_size(void) { return 64; }
 
 /* ---- CPUs: the worker index is the CPU ------------------------------------------------------ */
 #define NR_CPUS 64
-extern __thread int ibk_cpu;
+extern __thread int ibk_cpu __attribute__((tls_model("initial-exec")));
 unsigned int ibk_nr_cpus(void);
 unsigned int ibk_online_cpus(void);
 static inline int ibk_this_cpu(void) { return ibk_cpu < 0 ? 0 : ibk_cpu; }
@@ -549,7 +549,8 @@ typedef struct spinlock {
 typedef spinlock_t raw_spinlock_t;
 void ibk_spin_lock_slow(spinlock_t *l);
 static inline void spin_lock_init(spinlock_t *l) { __atomic_store_n(&l->raw.locked, 0, __ATOMIC_RELAXED); }
-extern __thread unsigned long ibk_lock_acq; /* per-thread acquisition count, published by the caller */
+/* per-thread acquisition count, published by ibk_publish() */
+extern __thread unsigned long ibk_lock_acq __attribute__((tls_model("initial-exec")));
 static inline void spin_lock(spinlock_t *l)
 {
 	ibk_lock_acq++;

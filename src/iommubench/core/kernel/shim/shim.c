@@ -15,8 +15,8 @@
 
 struct ibk_env *ibk_env_cur;
 char *ibk_window_base;
-__thread int ibk_cpu = -1;
-__thread unsigned long ibk_lock_acq;
+__thread int ibk_cpu __attribute__((tls_model("initial-exec"))) = -1;
+__thread unsigned long ibk_lock_acq __attribute__((tls_model("initial-exec")));
 unsigned long ibk_dma_syncs;
 
 /* A lock for the shim's own structures; not counted with the kernel's spinlocks. */
