@@ -88,3 +88,21 @@ def test_linux_6_1_when_cached() -> None:
     assert not res.audit_failed and res.race["caught_round"] == 0 and res.pool_bytes_after_free == 0
     io = checks.iova_race(obj, workers=2, ops=20_000)
     assert io.overlaps == 0 and io.failures == 0
+
+
+def test_walkers_count_reads_of_tables_the_kernel_freed(kernel_object: kbuild.KernelObject) -> None:
+    """The debugfs race on the kernel's own walk: iova_to_phys passes while range unmaps free
+    leaf tables; reads of freed table pages are counted, faults caught, nothing crashes."""
+    freed = 0
+    for _ in range(10):  # the walker must overlap the unmaps; a loaded machine may not let it
+        res = checks.walk_race(kernel_object, workers=2, walkers=1, rounds=300)
+        assert res.exit_codes == [0, 0, 0]
+        assert res.map_errors == 0
+        assert res.walk["passes"] > 0 and res.walk["corrupt"] == 0
+        assert res.stats["warns"] == 0, res.first_warn
+        assert res.stats["pages_allocated"] - res.stats["pages_freed"] == 3  # pgd + 2 levels
+        assert res.pool_bytes_after_free == 0
+        freed += res.walk["freed_reads"]
+        if freed:
+            break
+    assert freed > 0, "no walker pass overlapped a table-freeing unmap"

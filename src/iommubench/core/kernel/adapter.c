@@ -205,7 +205,12 @@ void ibk_pgtable_info(struct ibk_pgtable *t, struct ibk_pgtable_info *out)
 	out->pgsize_bitmap = t->cfg.pgsize_bitmap;
 	out->ias = t->cfg.ias;
 	out->oas = t->cfg.oas;
+	out->window = t->env->win_base;
+	out->window_bytes = t->env->win_size;
+	out->page_gen = t->env->page_gen;
 }
+
+void ibk_env_page_gen(struct ibk_env *env, uint32_t *gen) { env->page_gen = gen; }
 
 int ibk_map(struct ibk_pgtable *t, unsigned long iova, uint64_t paddr, size_t pgsize,
 	    size_t pgcount, int prot, size_t *mapped)

@@ -48,7 +48,7 @@ KERNEL_UNITS: tuple[str, ...] = (
     "drivers/iommu/iova.c",
     "lib/rbtree.c",
 )
-OWN_UNITS: tuple[str, ...] = ("shim/shim.c", "adapter.c", "drive.c")
+OWN_UNITS: tuple[str, ...] = ("shim/shim.c", "adapter.c", "walk.c", "drive.c")
 
 # The kernel's own codegen flags matter: without them UBSan flags a shift in io-pgtable-arm.c.
 CFLAGS: tuple[str, ...] = (

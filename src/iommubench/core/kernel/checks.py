@@ -238,3 +238,64 @@ def iova_race(
         return res
     finally:
         env.close()
+
+
+@dataclass
+class WalkResult:
+    """Walkers making iova_to_phys passes while unmaps free tables (see ibk_drive.h)."""
+
+    exit_codes: list[int]
+    map_errors: int
+    walk: dict[str, int]
+    stats: dict[str, int]
+    pool_bytes_after_free: int
+    first_warn: str
+
+
+_WALK_FIELDS = (
+    "passes",
+    "lookups",
+    "translated",
+    "tables_read",
+    "freed_reads",
+    "faults",
+    "corrupt",
+)
+
+
+def walk_race(
+    obj: KernelObject,
+    workers: int = 2,
+    walkers: int = 1,
+    rounds: int = 200,
+    npages: int = 4096,
+    iova0: int = 1 << 30,
+    pa0: int = 1 << 36,
+) -> WalkResult:
+    """Mappers map and range-unmap 2 MiB chunks (freeing leaf tables) under walkers."""
+    kl = load(obj)
+    ffi, lib = kl.ffi, kl.lib
+    env = make_env(kl, nr_cpus=workers + walkers, window_bytes=64 << 20)
+    try:
+        t = lib.ibk_pgtable_create(env.env, 48, 48, ffi.NULL)
+        if t == ffi.NULL:
+            raise RuntimeError("ibk_pgtable_create failed")
+        r = env.new("struct ibk_walk_race")
+        lib.ibk_barrier_init(ffi.addressof(r.bar), workers + walkers)
+        r.iova0, r.pa0, r.npages = iova0, pa0, npages
+        r.nworkers, r.nwalkers, r.rounds = workers, walkers, rounds
+        codes = fork_workers(workers + walkers, lambda i: lib.ibk_drive_walk(t, r, i))
+        walk = {f: sum(int(getattr(r.walk[i], f)) for i in range(walkers)) for f in _WALK_FIELDS}
+        res = WalkResult(
+            exit_codes=codes,
+            map_errors=sum(int(r.map_errors[w]) for w in range(workers)),
+            walk=walk,
+            stats=env.stats(),
+            pool_bytes_after_free=-1,
+            first_warn=env.first_warn(),
+        )
+        lib.ibk_pgtable_destroy(t)
+        res.pool_bytes_after_free = env.stats()["page_bytes_live"]
+        return res
+    finally:
+        env.close()

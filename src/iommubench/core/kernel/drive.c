@@ -104,6 +104,36 @@ int ibk_drive_race(struct ibk_pgtable *t, struct ibk_race *r, int worker)
 	return 0;
 }
 
+/* ---- walkers against table-freeing unmaps ---------------------------------------------------- */
+int ibk_drive_walk(struct ibk_pgtable *t, struct ibk_walk_race *r, int index)
+{
+	struct ibk_env *env = ibk_pgtable_env(t);
+	const uint64_t chunk = 512 * PAGE_SIZE, nchunks = r->npages / 512;
+	ibk_env_use(env);
+	ibk_set_cpu(index);
+	ibk_barrier_wait(&r->bar);
+	if ((uint32_t)index >= r->nworkers) {
+		struct ibk_walk_counts *c = &r->walk[index - r->nworkers];
+		/* acquire: pairs with the last mapper's release; the loop ends after its unmaps */
+		while (__atomic_load_n(&r->done, __ATOMIC_ACQUIRE) < r->nworkers)
+			ibk_walker_pass(t, r->iova0, r->npages * PAGE_SIZE, PAGE_SIZE, c);
+		return 0;
+	}
+	for (uint32_t round = 0; round < r->rounds; round++) {
+		for (uint64_t k = (uint64_t)index; k < nchunks; k += r->nworkers)
+			if (ibk_map(t, r->iova0 + k * chunk, r->pa0 + k * chunk, PAGE_SIZE, 512,
+				    IOMMU_READ | IOMMU_WRITE, NULL))
+				r->map_errors[index]++;
+		for (uint64_t k = (uint64_t)index; k < nchunks; k += r->nworkers)
+			if (ibk_unmap_range(t, r->iova0 + k * chunk, chunk, 0) != chunk)
+				r->map_errors[index]++;
+	}
+	/* settles: the walkers stop once every mapper has counted itself done (release) */
+	__atomic_fetch_add(&r->done, 1, __ATOMIC_RELEASE);
+	ibk_publish(env);
+	return 0;
+}
+
 /* ---- timing loops ---------------------------------------------------------------------------- */
 static inline uint64_t now_ns(void) { return ibk_now_ns(); }
 

@@ -48,6 +48,9 @@ void ibk_env_use(struct ibk_env *env);
  * alloc(cookie, size) returns zeroed, size-aligned memory inside the window. */
 int ibk_env_window(struct ibk_env *env, void *base, size_t bytes, ibk_page_alloc_cb alloc,
 		   ibk_page_free_cb free, void *cookie);
+/* With a caller's pool: its generation array (per window page, odd while free, moved on every
+ * free and reuse), for the walkers' freed-table checks. The shim's own allocator keeps one. */
+void ibk_env_page_gen(struct ibk_env *env, uint32_t *gen);
 void ibk_set_cpu(int cpu);
 int ibk_get_cpu(void);
 /* num_online_cpus() as the kernel code sees it (the iova depot keeps this many magazines). */
@@ -147,6 +150,9 @@ struct ibk_pgtable_info {
 	uint64_t pgsize_bitmap;
 	unsigned int ias;
 	unsigned int oas;
+	char *window;        /* the page window: phys = address - window */
+	uint64_t window_bytes;
+	uint32_t *page_gen;  /* per window page, odd while free; NULL if nobody keeps them */
 };
 void ibk_pgtable_info(struct ibk_pgtable *t, struct ibk_pgtable_info *out);
 
@@ -175,6 +181,24 @@ struct ibk_audit {
  * iova_to_phys, that nothing else is mapped, and that the reachable tables equal the pool. */
 int ibk_audit_range(struct ibk_pgtable *t, unsigned long iova, uint64_t pa, uint64_t npages,
 		    struct ibk_audit *out);
+
+/* A debugfs-style walker pass with the kernel's own walk: iova_to_phys for every `step` bytes
+ * of [iova, iova+size). Each lookup's path is read first by the audit's walk and the page
+ * generations noted; after the kernel's walk a moved or odd generation on the path counts a
+ * read of a freed (or freed and reused) table page -- a lower bound, as for the model's
+ * walkers. A kernel walk that follows a reused page out of the window faults: the fault is
+ * caught (SIGSEGV, this thread, this call only) and counted, never fatal. */
+struct ibk_walk_counts {
+	uint64_t passes;
+	uint64_t lookups;
+	uint64_t translated;
+	uint64_t tables_read;
+	uint64_t freed_reads;
+	uint64_t faults;
+	uint64_t corrupt; /* a path entry pointing outside the window */
+};
+void ibk_walker_pass(struct ibk_pgtable *t, unsigned long iova, size_t size, size_t step,
+		     struct ibk_walk_counts *c);
 
 /* ---- the kernel's IOVA allocator (iova.c) -------------------------------------------------- */
 struct ibk_iovad *ibk_iova_create(struct ibk_env *env, unsigned long granule,

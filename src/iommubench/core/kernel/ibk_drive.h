@@ -61,6 +61,24 @@ struct ibk_bench {
 };
 int ibk_drive_bench(struct ibk_pgtable *t, struct ibk_bench *b, int worker);
 
+/* Walkers against unmaps that free tables: mappers map their 2 MiB chunks of the range (one
+ * map call per chunk) and unmap each with a range unmap, which frees its leaf table at once;
+ * walkers make ibk_walker_pass passes over the whole range until the mappers are done.
+ * index < nworkers: a mapper; else walker index - nworkers. */
+struct ibk_walk_race {
+	struct ibk_barrier bar; /* nworkers + nwalkers */
+	uint64_t iova0;
+	uint64_t pa0;
+	uint64_t npages;        /* a multiple of 512 */
+	uint32_t nworkers;
+	uint32_t nwalkers;
+	uint32_t rounds;
+	uint32_t done;          /* mappers finished */
+	uint64_t map_errors[IBK_DRIVE_MAX_WORKERS];
+	struct ibk_walk_counts walk[16];
+};
+int ibk_drive_walk(struct ibk_pgtable *t, struct ibk_walk_race *r, int index);
+
 /* iova.c under racing workers: each keeps up to `depth` live ranges (1..32 pages, and one in 16
  * larger so the tree serves it), marks its pages in a shared bitmap (a page already marked is
  * an overlap), frees the oldest first (or, with burst, all at once when it holds `depth`), and at

@@ -16,6 +16,7 @@
 #define IBK_MAX_CPUHP 16
 #define IBK_NCLASS 28       /* kmalloc size classes 2^4 .. 2^31 */
 #define IBK_MAX_ORDER 12    /* page blocks up to 16 MiB */
+#define IBK_NO_PAGE 0xffffffffu
 
 typedef void *(*ibk_page_alloc_fn)(void *cookie, size_t size);
 typedef void (*ibk_page_free_fn)(void *cookie, void *page, size_t size);
@@ -58,9 +59,15 @@ struct ibk_env {
 	ibk_page_alloc_fn page_alloc; /* NULL: the internal allocator below */
 	ibk_page_free_fn page_free;
 	void *page_cookie;
+	/* per window page: odd while free, moves on every free and every reuse (walkers read it
+	 * like a seqlock); maintained by the internal allocator, or by the caller's pool */
+	u32 *page_gen;
 	spinlock_t page_lock;
 	u64 page_next; /* internal allocator: next uncarved offset in the window */
-	void *page_free_lists[IBK_MAX_ORDER + 1];
+	/* internal allocator's free lists: page indices, linked through page_link (never through
+	 * the pages, so a walker reading a freed table finds no pointer to follow out of it) */
+	u32 page_free_heads[IBK_MAX_ORDER + 1];
+	u32 *page_link;
 
 	/* delayed work, run by ibk_tick() */
 	spinlock_t work_lock;

@@ -194,7 +194,24 @@ int ibk_env_set_window(struct ibk_env *env, void *base, size_t bytes, ibk_page_a
 	env->page_free = free_fn;
 	env->page_cookie = cookie;
 	env->page_next = PAGE_SIZE; /* phys 0 is never handed out: a zero entry means "none" */
-	memset(env->page_free_lists, 0, sizeof(env->page_free_lists));
+	for (int i = 0; i <= IBK_MAX_ORDER; i++)
+		env->page_free_heads[i] = IBK_NO_PAGE;
+	env->page_gen = NULL;
+	env->page_link = NULL;
+	if (!alloc) {
+		struct ibk_env *prev = ibk_env_cur;
+		u64 n = bytes >> PAGE_SHIFT;
+		ibk_env_cur = env;
+		env->page_gen = ibk_kmalloc(n * sizeof(u32), 0);
+		env->page_link = ibk_kmalloc(n * sizeof(u32), 0);
+		ibk_env_cur = prev;
+		if (!env->page_gen || !env->page_link)
+			return -ENOMEM;
+		for (u64 i = 0; i < n; i++) {
+			env->page_gen[i] = 1; /* free */
+			env->page_link[i] = IBK_NO_PAGE;
+		}
+	}
 	if (env == ibk_env_cur)
 		ibk_window_base = base;
 	return 0;
@@ -431,9 +448,10 @@ static void *internal_pages_alloc(struct ibk_env *env, size_t size)
 	if (order > IBK_MAX_ORDER)
 		return NULL;
 	ibk_raw_lock(&env->page_lock);
-	p = env->page_free_lists[order];
-	if (p) {
-		env->page_free_lists[order] = *(void **)p;
+	u32 head = env->page_free_heads[order];
+	if (head != IBK_NO_PAGE) {
+		env->page_free_heads[order] = env->page_link[head];
+		p = env->win_base + ((u64)head << PAGE_SHIFT);
 	} else {
 		/* naturally aligned in phys, as a buddy allocator's blocks are */
 		u64 off = (env->page_next + bytes - 1) & ~(u64)(bytes - 1);
@@ -443,17 +461,34 @@ static void *internal_pages_alloc(struct ibk_env *env, size_t size)
 		}
 	}
 	ibk_raw_unlock(&env->page_lock);
-	if (p)
-		memset(p, 0, bytes);
+	if (!p)
+		return NULL;
+	{
+		u32 *g = &env->page_gen[((char *)p - env->win_base) >> PAGE_SHIFT];
+		for (u64 i = 0; i < (bytes >> PAGE_SHIFT); i++)
+			/* settles: a walker reading this page as the table it was sees the reuse
+			 * (seqlock writer: the generation moves before the page is rewritten) */
+			__atomic_store_n(&g[i], g[i] + 1, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+	}
+	memset(p, 0, bytes);
 	return p;
 }
 
 static void internal_pages_free(struct ibk_env *env, void *p, size_t size)
 {
 	int order = get_order(size);
+	{
+		u32 *g = &env->page_gen[((char *)p - env->win_base) >> PAGE_SHIFT];
+		for (u64 i = 0; i < ((PAGE_SIZE << order) >> PAGE_SHIFT); i++)
+			/* settles: a walker still reading the page sees it freed (release: the page
+			 * was unlinked from the table before its generation says free) */
+			__atomic_store_n(&g[i], g[i] + 1, __ATOMIC_RELEASE);
+	}
+	u32 index = (u32)(((char *)p - env->win_base) >> PAGE_SHIFT);
 	ibk_raw_lock(&env->page_lock);
-	*(void **)p = env->page_free_lists[order];
-	env->page_free_lists[order] = p;
+	env->page_link[index] = env->page_free_heads[order];
+	env->page_free_heads[order] = index;
 	ibk_raw_unlock(&env->page_lock);
 }
 
