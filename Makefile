@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NATIVE := $(shell find src/iommubench/core/native -name '*.c' -o -name '*.h' -o -name '*.def' -o -name '*.py')
 CONFIG ?= bench/default.yaml
 
-.PHONY: install test bench lint ceiling peer docs clean
+.PHONY: install test check bench lint ceiling peer docs clean
 
 install: $(STAMP)
 
@@ -16,8 +16,14 @@ $(STAMP): pyproject.toml $(NATIVE)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The full suite (CI).
 test: install
 	$(PY) -m pytest -q
+
+# The quick loop: every test not marked slow (no worker processes beyond one short point, no
+# compiles), in parallel-free order; under a minute.
+check: install
+	$(PY) -m pytest -q -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
@@ -26,9 +32,9 @@ lint: install
 bench: install
 	$(VENV)/bin/iommubench run $(CONFIG) --report
 
-# The README's parameter table, regenerated from src/iommubench/parameters.py.
+# The parameter table of docs/configuration.md, regenerated from src/iommubench/spec/parameters.py.
 docs: install
-	$(PY) -c 'from iommubench import parameters; parameters.update_readme("README.md")'
+	$(PY) -c 'from iommubench.spec import parameters; parameters.update_readme(parameters.DOCS_TABLE)'
 
 # The single-worker ceiling: the harness beside a minimal hand-written C loop.
 ceiling: install

@@ -180,6 +180,9 @@ def test_json_format(tmp_path):
     text, code = compare.compare(a, b, fmt="json")
     data = json.loads(text)
     assert code == 1 and len(data) == 4
+    assert all(type(d["params"]["workers"]) is int for d in data)
+    assert all(isinstance(d["params"]["driver"], str) for d in data)
+    assert all(d["ratio"] is None or isinstance(d["ratio"], float) for d in data)
     keys = {
         "params",
         "ratio",

@@ -43,7 +43,7 @@ def test_parameters_match_the_points_csv_columns() -> None:
 
 
 def test_choice_defaults_are_registered_names() -> None:
-    for param, names in catalogue.CATALOGUE.items():
+    for param, names in catalogue.choices().items():
         assert config.PARAMETER_DEFAULTS[param] in names
 
 

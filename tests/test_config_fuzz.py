@@ -29,7 +29,7 @@ except AttributeError:  # pragma: no cover - not Linux
     CPUS = os.cpu_count() or 1
 MEMORY_MIB = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
 
-CHOICES: dict[str, dict[str, str]] = catalogue.CATALOGUE
+CHOICES: dict[str, dict[str, str]] = catalogue.choices()
 INT_RANGES: dict[str, tuple[int, float]] = {
     "workers": (1, 64 * CPUS),
     "walkers": (0, 64),
@@ -91,7 +91,7 @@ def check_sweep(sweep: Sweep) -> None:
         # the driver is recorded without alias; the lock is one of the algorithms exactly
         # when the driver takes locks, none otherwise
         takes_lock = point["driver"] in catalogue.LOCK_TAKING_DRIVERS
-        assert (point["lock"] in catalogue.LOCK_ALGORITHMS) == takes_lock, point["lock"]
+        assert (point["lock"] in catalogue.names("lock")) == takes_lock, point["lock"]
         assert takes_lock or point["lock"] == catalogue.NO_LOCK
         for key, (lo, hi) in INT_RANGES.items():
             assert _is_int(point[key]) and lo <= point[key] <= hi, (key, point[key])

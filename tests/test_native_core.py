@@ -11,16 +11,37 @@ from iommubench.core.native import build_core
 from iommubench.spec import catalogue
 
 
-def test_native_registries_match_the_python_catalogue() -> None:
+def test_the_catalogue_is_the_native_registries() -> None:
+    """Every registry the core binds is in the catalogue, described, nothing else."""
     from iommubench.core.binding import walker_safety_names as safety_names
 
-    assert set(binding.driver_names()) == set(catalogue.DRIVERS)
-    assert set(binding.workload_names()) == set(catalogue.WORKLOADS)
-    assert set(binding.allocator_names()) == set(catalogue.ALLOCATORS)
-    assert set(binding.invalidation_names()) == set(catalogue.INVALIDATIONS)
-    assert set(safety_names()) == set(catalogue.WALKER_SAFETY)
-    # the lock files land one by one: every one built is catalogued
-    assert set(binding.lock_names()) <= set(catalogue.LOCK_ALGORITHMS)
+    registries = {
+        "workload": binding.workload_names(),
+        "driver": binding.driver_names(),
+        "lock": binding.lock_names(),
+        "allocator": binding.allocator_names(),
+        "invalidation": binding.invalidation_names(),
+        "walker_safety": safety_names(),
+    }
+    assert {axis: catalogue.names(axis) for axis in catalogue.AXES} == registries
+    for entry in catalogue.entries():
+        assert entry.description, entry
+        assert entry.axis != "workload" or entry.unit, entry
+
+
+def test_what_an_entry_reads_is_a_parameter() -> None:
+    from iommubench.spec import parameters
+
+    for entry in catalogue.entries():
+        assert set(entry.reads) <= set(parameters.NAMES), entry
+
+
+def test_the_negative_control_and_the_lock_takers_come_from_the_core() -> None:
+    lib = binding.lib()
+    drivers = binding.driver_names()
+    takers = {d for i, d in enumerate(drivers) if lib.ib_driver_takes_lock(i)}
+    assert catalogue.lock_taking_drivers() == takers
+    assert catalogue.negative_controls() == {"naive"}
 
 
 def test_a_core_built_from_other_sources_is_refused(monkeypatch) -> None:

@@ -14,14 +14,16 @@ from iommubench.spec import catalogue, columns, config, parameters
 from iommubench.spec.parameters import native_params
 from iommubench.spec.validators import Bad
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = Path(__file__).resolve().parents[1] / parameters.DOCS_TABLE
 
 
-def test_readme_parameter_list_is_the_generated_one() -> None:
-    text = README.read_text()
+def test_the_documented_parameter_table_is_the_generated_one() -> None:
+    text = DOCS.read_text()
     assert text.count(parameters.README_BEGIN) == 1 and text.count(parameters.README_END) == 1
     shown = text.split(parameters.README_BEGIN, 1)[1].split(parameters.README_END, 1)[0]
-    assert shown == parameters.markdown(), "the README's parameter table is stale: make docs"
+    assert shown == parameters.markdown(), (
+        f"the parameter table in {parameters.DOCS_TABLE} is stale: make docs"
+    )
     assert parameters.with_table(text) == text
     stale = text.replace("| `seed` | `1` |", "| `seed` | `2` |")
     assert stale != text and parameters.with_table(stale) == text
@@ -94,6 +96,15 @@ def test_a_parameter_applies_to_the_workloads_that_read_it() -> None:
         "completion", "dma"
     )
     assert parameters.applies("workers", "dma") and parameters.applies("chunk_pages", None)
+    # an axis's own parameters reach only where the axis itself does
+    assert parameters.applies("depot", {"workload": "dma", "allocator": "rcache"})
+    assert not parameters.applies("depot", {"workload": "dma", "allocator": "global"})
+    assert not parameters.applies("depot", {"workload": "prefault", "allocator": "rcache"})
+    assert parameters.applies("lock", {"driver": "table-lock"})
+    assert not parameters.applies("lock", {"driver": "lockfree"})
+    assert not parameters.applies("unmap_pages", "dma") and not parameters.applies(
+        "map_mode", "prefault"
+    )
     row = {"workload": "dma", "chunk_pages": 1, "completion": "remote", "workers": 2}
     assert (
         run_reader.label(row, ["workload", "chunk_pages", "completion", "workers"])

@@ -156,6 +156,9 @@ def test_a_small_case_runs_end_to_end(tmp_path, capsys):
     measured, skipped = rows
     assert {r["verdict"] for r in rows} <= set(reproduce.VERDICTS)
     assert measured["measured"] > 0 and measured["verdict"] == "misses"
+    assert isinstance(measured["measured"], (int, float)) and not isinstance(
+        measured["measured"], bool
+    )
     assert measured["run"] and Path(measured["run"]).is_dir()
     assert skipped["measured"] is None
     assert skipped["note"] == f"needs 4096 CPUs, this machine has {cpus_available()}"

@@ -274,21 +274,25 @@ def test_summary_json_fields(written):
     p = next(
         x
         for x in s["points"]
-        if x["params"]["driver"] == "lockfree" and x["params"]["workers"] == "4"
+        if x["params"]["driver"] == "lockfree" and x["params"]["workers"] == 4
     )
     for key in ("params", "estimate", "lo", "hi", "interval", "method", "n", "flags"):
         assert key in p
     assert p["interval"] == "range" and p["method"] == "range (n=3)" and p["n"] == 3
     assert p["lo"] <= p["estimate"] <= p["hi"]
-    over = next(x for x in s["points"] if x["params"]["workers"] == "8")
+    over = next(x for x in s["points"] if x["params"]["workers"] == 8)
     assert "oversubscribed" in over["flags"]
-    assert {w["workers"] for w in s["winners"]} == {"1", "2", "4"}
+    assert {w["workers"] for w in s["winners"]} == {1, 2, 4}
     assert all({"verdict", "ratio", "lo", "hi", "tied", "winner"} <= set(w) for w in s["winners"])
     assert {r["group"]: r["peak_workers"] for r in s["scaling"]} == {
-        "domain-lock/ttas": "1",  # serial-spin's strategy
-        "lockfree": "4",
+        "domain-lock/ttas": 1,  # serial-spin's strategy
+        "lockfree": 4,
     }
     assert any(r["name"] == "IOVA tree" for r in s["locks"])
+    # typed: numbers as numbers, booleans as booleans, names as text
+    assert all(type(x["params"]["workers"]) is int for x in s["points"])
+    assert all(isinstance(x["params"]["driver"], str) for x in s["points"])
+    assert all(type(x["n"]) is int for x in s["points"])
     assert s["warnings"] and s["overview"]["set_aside"] == {"failed": 1, "audit failed": 9}
 
 

@@ -13,6 +13,7 @@ from iommubench.analysis.decisions import with_scaling
 from iommubench.analysis.point_summary import summarize
 from iommubench.analysis.run_reader import load_run
 from iommubench.report import plots
+from iommubench.report import summary as report_summary
 
 try:
     from fixtures.synthetic_run import make_run
@@ -126,7 +127,7 @@ def test_two_cpus_give_a_reason_instead_of_a_fit(tmp_path):
 
 def test_summary_json_and_report_carry_the_table_or_the_reason(tmp_path):
     run, summary = _summary(tmp_path, cpus=8, noise=0.02)
-    s = summary.build(run, summary)
+    s = report_summary.build(run, summary)
     fits = s["usl"]["fits"]
     assert len(fits) == 2 and {"lambda", "sigma", "kappa"} <= set(fits[0])
     assert fits[0]["sigma"]["lo"] <= fits[0]["sigma"]["value"] <= fits[0]["sigma"]["hi"]
@@ -135,7 +136,7 @@ def test_summary_json_and_report_carry_the_table_or_the_reason(tmp_path):
     text = str(blocks(s))
     assert "Scaling model (USL)" in text and "σ contention" in text
     run2, summary2 = _summary(tmp_path / "two", cpus=2, workers=(1, 2, 4))
-    s2 = summary.build(run2, summary2)
+    s2 = report_summary.build(run2, summary2)
     assert s2["usl"]["fits"] == [] and "this machine has 2 CPUs" in str(blocks(s2))
 
 

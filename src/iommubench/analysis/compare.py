@@ -43,7 +43,7 @@ from iommubench.analysis.run_reader import (
     varying_params,
 )
 from iommubench.spec.catalogue import NEGATIVE_CONTROLS
-from iommubench.spec.columns import MATCH_COLUMNS
+from iommubench.spec.columns import MATCH_COLUMNS, typed_json
 from iommubench.spec.parameters import FOLLOWERS
 
 P99_COLUMNS = ("map_p99_ns", "unmap_p99_ns")
@@ -320,7 +320,7 @@ def format_json(c: Comparison) -> str:
         d = {k: _clean(v) for k, v in asdict(r).items()}
         d["notes"] = "; ".join(r.notes)
         out.append(d)
-    return json.dumps(out, indent=1, allow_nan=False)
+    return json.dumps(typed_json(out), indent=1, allow_nan=False)
 
 
 def compare(

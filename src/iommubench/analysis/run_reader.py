@@ -40,7 +40,7 @@ STRING_COLUMNS = [
     *TEXT_PARAMETERS,
 ]
 BOOL_COLUMNS = ["audit_ok", "oversubscribed", "level_shift"]
-# The locking strategy (registry.strategy) is derived from two parameters, the driver and its
+# The locking strategy (catalogue.strategy) is derived from two parameters, the driver and its
 # lock. Wherever points are grouped, matched, labelled or drawn it stands in for them, so a
 # run's `serial-spin` and another's `domain-lock` + `ttas` are one strategy; ignoring either
 # part (compare --ignore lock) falls back to the other part.

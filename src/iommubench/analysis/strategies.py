@@ -3,7 +3,7 @@ strategy and the worker count) and worker count where two or more strategies ran
 strategy's throughput, its share of the best one's, its fairness and its own lock's
 contention.
 
-A strategy is the driver with the algorithm of the lock it takes (registry.strategy:
+A strategy is the driver with the algorithm of the lock it takes (catalogue.strategy:
 `domain-lock/ticket`, `table-lock/mcs`, `lockfree`). Fairness is Jain's index of the
 per-worker operation counts (1 = every worker did the same work, 1/n = one did it all) and
 the spread between the busiest and the least busy worker; a FIFO lock (ticket, MCS,

@@ -37,6 +37,7 @@ from iommubench.analysis.point_summary import summarize
 from iommubench.analysis.run_reader import Run, load_run, norm_value
 from iommubench.kernelparity.cases import TOOL_OPTIONS, Case, Measure, load_cases
 from iommubench.run import dma_measures
+from iommubench.spec.columns import typed_json
 from iommubench.spec.config import cpus_available
 
 TOLERANCE = 1.5  # a prediction within this factor of the published number is "within"
@@ -437,7 +438,7 @@ def write_report(rows: Sequence[Row], meta: dict[str, Any], out: Path) -> list[P
     md.write_text(markdown(rows, meta))
     js = out / "reproduce.json"
     payload = {**meta, "rows": [_json_row(r) for r in rows]}
-    js.write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n")
+    js.write_text(json.dumps(typed_json(payload), indent=1, allow_nan=False) + "\n")
     return [md, js]
 
 

@@ -28,6 +28,7 @@ from iommubench.analysis.run_reader import (
 from iommubench.report import sections
 from iommubench.run import machine
 from iommubench.spec.catalogue import NEGATIVE_CONTROLS, unit_for
+from iommubench.spec.columns import typed_json
 
 SCHEMA = 1
 POINT_MEASURES = [
@@ -236,5 +237,5 @@ def build(
 
 def write(summary: dict[str, Any], path: Path) -> Path:
     """Write summary.json (strict JSON: no NaN)."""
-    path.write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
+    path.write_text(json.dumps(typed_json(summary), indent=1, allow_nan=False) + "\n")
     return path

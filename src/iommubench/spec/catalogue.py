@@ -1,128 +1,54 @@
-"""The names a config may use for each strategy, and what each one models.
+"""The catalogue of strategies, read from the native registrations.
 
-The native core is the source of truth for what it implements; `tests/test_registry.py`
-checks that these names and the native registration tables agree.
+Every registry entry of the native core (a workload, driver, lock, IOVA allocator,
+invalidation mode or walker-safety mode) declares its name, a one-line description, the
+parameters only it reads on its axis, whether it takes a lock of the `lock` axis, whether it
+is a negative control and, for a workload, its throughput unit (core/native/catalogue.h).
+This module reads that one list; names, descriptions, parameter scopes, units and the
+negative controls everywhere else derive from it, so a new strategy is one native file and
+one registration line with no Python edit.
+
+What is kept here by hand is only what is not a registry entry: the two old driver names that
+stand for a (driver, lock) pair, the value lists of three parameters the core encodes by
+index (completion, depot, map_mode), and the lock counters points.csv carries.
 """
 
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from iommubench.core import binding
 from iommubench.spec import profiles
 
-WORKLOADS: dict[str, str] = {
-    "prefault": "VFIO/iommufd VM start: map a region in chunks dealt to the workers, then unmap it",
-    "dma": "streaming DMA: per I/O allocate an IOVA, map, hold dma_ns, unmap, invalidate, free",
-}
-
-DRIVERS: dict[str, str] = {
-    "domain-lock": "one per-domain lock around every map and unmap (rockchip, exynos, tegra)",
-    "table-lock": "split locks: one per table page, taken to install into or clear it",
-    "lockfree": "compare-and-swap install of missing tables (io-pgtable-arm since v4.13, VT-d)",
-    "naive": "plain stores, no lock: the negative control the audit must catch",
-}
+# The axes whose choices are native registry entries, as their YAML parameter names.
+AXES: tuple[str, ...] = ("workload", "driver", "lock", "allocator", "invalidation", "walker_safety")
 
 # What a driver that takes no lock records as its lock.
 NO_LOCK = "none"
 
-# The lock algorithms of the `lock` axis (every lock a locking driver takes).
-LOCK_ALGORITHMS: dict[str, str] = {
-    "tas": "test-and-set: every waiter retries the exchange",
-    "ttas": "test-and-test-and-set with a pause loop",
-    "ticket": "ticket lock: FIFO, every waiter spins on the one line (Linux before 4.2)",
-    "mcs": "MCS queue lock: FIFO, each waiter spins on its own node",
-    "qspinlock": "Linux spinlock_t: locked byte, pending bit, MCS tail",
-    "pthread-mutex": "process-shared robust pthread mutex (sleeps)",
-    "adaptive-mutex": "Linux struct mutex: spin while the holder runs, then sleep on a futex",
-}
-
-
-def resolve_driver(driver: str, lock: str | None) -> tuple[str, str]:
-    """(driver, lock) as recorded: an alias fixes both; a lock-free driver records NO_LOCK;
-    a locking driver with no lock given takes ttas."""
-    if driver in DRIVER_ALIASES:
-        return DRIVER_ALIASES[driver]
-    if driver not in LOCK_TAKING_DRIVERS:
-        return driver, NO_LOCK
-    return driver, lock if lock and lock != NO_LOCK else "ttas"
-
-
-ALLOCATORS: dict[str, str] = {
-    "global": "one ordered tree of allocated ranges under one spinlock (iova_rbtree_lock)",
-    "rcache": "per-CPU magazines of 127 IOVAs per size class in front of global",
-}
-
-INVALIDATIONS: dict[str, str] = {
-    "strict": "invalidate on every unmap, inv_ns under one invalidation-queue lock",
-    "lazy": "per-CPU flush queues of 256 entries, 10 ms timeout",
-}
-
-WALKER_SAFETY: dict[str, str] = {
-    "unsafe": "no protection; reads of freed tables are counted",
-    "exclusive": "reader/writer lock: map/unmap shared, walkers exclusive",
-    "deferred-free": "epoch-based reclamation of freed table pages",
-    "group-mutex": "the merged VT-d behaviour: protects nothing against unmap",
-}
-
-COMPLETIONS: dict[str, str] = {
-    "local": "the CPU that submitted an I/O completes it",
-    "remote": "another CPU completes it, as with fewer device queues than CPUs",
-}
-
-DEPOTS: dict[str, str] = {
-    "bounded": "32 full magazines per size class (before v6.7)",
-    "list": "unbounded list trimmed while it holds more magazines than CPUs (v6.7)",
-}
-
-MAP_MODES: dict[str, str] = {
-    "sg": "one map call per page entry of an I/O, as dma_map_sg",
-    "single": "one map call for the whole I/O, as dma_map_page",
-}
-
-CATALOGUE: dict[str, dict[str, str]] = {
-    "workload": WORKLOADS,
-    "driver": DRIVERS,
-    "lock": LOCK_ALGORITHMS,
-    "allocator": ALLOCATORS,
-    "invalidation": INVALIDATIONS,
-    "walker_safety": WALKER_SAFETY,
-    "completion": COMPLETIONS,
-    "depot": DEPOTS,
-    "map_mode": MAP_MODES,
-    "profile": profiles.DESCRIPTIONS,
-}
-
-# The drivers that take a lock: the `lock` parameter picks its algorithm. The two older driver
-# names are one (driver, lock) pair each, so their results compare with the pair's.
-LOCK_TAKING_DRIVERS: frozenset[str] = frozenset({"domain-lock", "table-lock"})
+# The two older driver names: one (driver, lock) pair each, so their results compare with the
+# pair's.
 DRIVER_ALIASES: dict[str, tuple[str, str]] = {
     "serial-spin": ("domain-lock", "ttas"),
     "serial-mutex": ("domain-lock", "pthread-mutex"),
 }
 
-
-def strategy(driver: object, lock: object = None) -> str:
-    """The locking strategy a point measured, the axis the report compares: `driver/lock`
-    for a driver that takes a lock (`domain-lock/ticket`), the driver alone for one that
-    takes none (`lockfree`), an old driver name as its pair (`serial-spin` is
-    `domain-lock/ttas`); '' without a driver."""
-    name = "" if driver is None else str(driver)
-    if name in DRIVER_ALIASES:
-        return "/".join(DRIVER_ALIASES[name])
-    lock_name = "" if lock is None else str(lock)
-    if name in LOCK_TAKING_DRIVERS and lock_name and lock_name not in ("-", NO_LOCK, "nan"):
-        return f"{name}/{lock_name}"
-    return name
-
-
-# Drivers expected to fail their audit: a caught failure is the control working, never a
-# regression, and a control is never a candidate for "winner".
-NEGATIVE_CONTROLS: frozenset[str] = frozenset({"naive"})
-
-# What one counted operation is, per workload: an I/O for dma, a map or unmap for prefault.
-UNITS: dict[str, str] = {"dma": "I/O/s", "prefault": "ops/s"}
-
-
-def unit_for(workload: object) -> str:
-    """The throughput unit of a workload ("ops/s" for an unknown or mixed one)."""
-    return UNITS.get(str(workload), "ops/s")
-
+# Choices of parameters that are not strategies: the core reads them as an index.
+COMPLETIONS: dict[str, str] = {
+    "local": "the CPU that submitted an I/O completes it",
+    "remote": "another CPU completes it, as with fewer device queues than CPUs",
+}
+DEPOTS: dict[str, str] = {
+    "bounded": "32 full magazines per size class (before v6.7)",
+    "list": "unbounded list trimmed while it holds more magazines than CPUs (v6.7)",
+}
+MAP_MODES: dict[str, str] = {
+    "sg": "one map call per page entry of an I/O, as dma_map_sg",
+    "single": "one map call for the whole I/O, as dma_map_page",
+}
 
 # The locks whose counters points.csv carries, as column prefix -> human name; each has the
 # columns <prefix>_acquisitions, _contended, _wait_ns and _max_wait_ns.
@@ -134,5 +60,151 @@ LOCKS: dict[str, str] = {
     "guard": "walk guard",
     "pool_lock": "page pool",
 }
-
 LOCK_SUFFIXES: tuple[str, ...] = ("_acquisitions", "_contended", "_wait_ns", "_max_wait_ns")
+
+DEFAULT_UNIT = "ops/s"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One native registry entry, as it describes itself."""
+
+    axis: str
+    name: str
+    description: str
+    reads: tuple[str, ...]  # parameters only this entry reads on its axis
+    unit: str  # a workload's throughput unit ("" elsewhere)
+    takes_lock: bool
+    negative_control: bool
+
+
+@functools.cache
+def entries() -> tuple[Entry, ...]:
+    """Every native registry entry, axis by axis in `iommubench list` order."""
+    ffi, lib = binding.load()
+    row = ffi.new("struct ib_catalogue_entry *")
+    out = []
+    for i in range(lib.ib_catalogue_size()):
+        lib.ib_catalogue_get(i, row)
+        reads = ffi.string(row.reads).decode()
+        out.append(
+            Entry(
+                ffi.string(row.axis).decode(),
+                ffi.string(row.name).decode(),
+                ffi.string(row.description).decode(),
+                tuple(r for r in reads.split(",") if r),
+                ffi.string(row.unit).decode(),
+                bool(row.takes_lock),
+                bool(row.negative_control),
+            )
+        )
+    return tuple(out)
+
+
+def axis(name: str) -> dict[str, Entry]:
+    """The entries of one axis by name, in registry order."""
+    return {e.name: e for e in entries() if e.axis == name}
+
+
+def names(axis_name: str) -> list[str]:
+    return list(axis(axis_name))
+
+
+def descriptions(axis_name: str) -> dict[str, str]:
+    """name -> description, for an axis or one of the index-encoded parameters."""
+    fixed = {
+        "completion": COMPLETIONS,
+        "depot": DEPOTS,
+        "map_mode": MAP_MODES,
+        "profile": profiles.DESCRIPTIONS,
+    }
+    if axis_name in fixed:
+        return dict(fixed[axis_name])
+    return {name: e.description for name, e in axis(axis_name).items()}
+
+
+def lock_taking_drivers() -> frozenset[str]:
+    return frozenset(name for name, e in axis("driver").items() if e.takes_lock)
+
+
+def negative_controls() -> frozenset[str]:
+    """Drivers expected to fail their audit: a caught failure is the control working, never
+    a regression, and a control is never a candidate for "winner"."""
+    return frozenset(name for name, e in axis("driver").items() if e.negative_control)
+
+
+def __getattr__(name: str) -> Any:
+    """NEGATIVE_CONTROLS and LOCK_TAKING_DRIVERS, read from the native core when first used
+    (importing this module never loads the core)."""
+    if name == "NEGATIVE_CONTROLS":
+        return negative_controls()
+    if name == "LOCK_TAKING_DRIVERS":
+        return lock_taking_drivers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def unit_for(workload: object) -> str:
+    """The throughput unit of a workload ("ops/s" for an unknown or mixed one)."""
+    entry = axis("workload").get(str(workload))
+    return entry.unit if entry is not None and entry.unit else DEFAULT_UNIT
+
+
+def resolve_driver(driver: str, lock: str | None) -> tuple[str, str]:
+    """(driver, lock) as recorded: an alias fixes both; a lock-free driver records NO_LOCK;
+    a locking driver with no lock given takes ttas."""
+    if driver in DRIVER_ALIASES:
+        return DRIVER_ALIASES[driver]
+    if driver not in lock_taking_drivers():
+        return driver, NO_LOCK
+    return driver, lock if lock and lock != NO_LOCK else "ttas"
+
+
+def strategy(driver: object, lock: object = None) -> str:
+    """The locking strategy a point measured, the axis the report compares: `driver/lock`
+    for a driver that takes a lock (`domain-lock/ticket`), the driver alone for one that
+    takes none (`lockfree`), an old driver name as its pair (`serial-spin` is
+    `domain-lock/ttas`); '' without a driver."""
+    name = "" if driver is None else str(driver)
+    if name in DRIVER_ALIASES:
+        return "/".join(DRIVER_ALIASES[name])
+    lock_name = "" if lock is None else str(lock)
+    if name in lock_taking_drivers() and lock_name and lock_name not in ("-", NO_LOCK, "nan"):
+        return f"{name}/{lock_name}"
+    return name
+
+
+def _entry_of(axis_name: str, point: Mapping[str, Any]) -> Entry | None:
+    value = point.get(axis_name)
+    if axis_name == "driver" and value in DRIVER_ALIASES:
+        value = DRIVER_ALIASES[str(value)][0]
+    return axis(axis_name).get(str(value)) if value is not None else None
+
+
+@functools.cache
+def readers(parameter: str) -> tuple[str, ...]:
+    """The axes some of whose entries list `parameter` as their own."""
+    return tuple(dict.fromkeys(e.axis for e in entries() if parameter in e.reads))
+
+
+def applies(parameter: str, point: Mapping[str, Any] | object) -> bool:
+    """Whether `parameter` means anything for `point` (a point's parameters, or a workload
+    name): on every axis that has entries reading it as their own, the point's entry must be
+    one of them, and that axis must itself apply (depot: the allocator must be rcache and
+    the workload dma, which reads `allocator`). An unknown or missing entry applies."""
+    values = point if isinstance(point, Mapping) else {"workload": point}
+    for axis_name in readers(parameter):
+        entry = _entry_of(axis_name, values)
+        if entry is None:
+            continue
+        if parameter not in entry.reads:
+            return False
+        if axis_name != parameter and not applies(axis_name, values):
+            return False
+    return True
+
+
+def choices() -> dict[str, dict[str, str]]:
+    """Every parameter whose value is a name: name -> description, per parameter."""
+    return {
+        name: descriptions(name) for name in (*AXES, "completion", "depot", "map_mode", "profile")
+    }

@@ -4,6 +4,9 @@ One row is one (point, repetition). Columns that a workload or an issue does not
 empty in the CSV (NaN in pandas); they are never dropped, so every run has the same header.
 """
 
+import math
+from typing import Any
+
 from iommubench.spec import parameters
 from iommubench.spec.catalogue import LOCK_SUFFIXES, LOCKS
 
@@ -32,7 +35,7 @@ LOAD = ["runq_wait_share", "oncpu_share", "steal_share"]
 # The throughput series within the window (timeseries.py).
 SERIES = ["tick_ns", "series_ticks", "within_cv", "level_shift", "level_shift_ratio"]
 
-# Every lock's counters, one family per lock (registry.LOCKS).
+# Every lock's counters, one family per lock (catalogue.LOCKS).
 LOCK_COLUMNS = [prefix + suffix for prefix in LOCKS for suffix in LOCK_SUFFIXES]
 
 MEASURES = [
@@ -112,3 +115,38 @@ TEXT_COLUMNS = {
     "cpus_allowed",
 }  # fmt: skip
 BOOLEAN_COLUMNS = {"oversubscribed", "audit_ok", "level_shift"}
+
+# Keys of the JSON outputs that are not points.csv columns but always hold numbers.
+NUMERIC_KEYS = {"peak_workers", "max_workers", "min_workers", "repetitions", "reps", "n"}
+
+
+def typed(key: str, value: Any) -> Any:
+    """`value` of column or key `key` with its type back: points.csv and the run reader keep
+    parameters as text (so "1" and 1 match), but JSON consumers get numbers as numbers and
+    booleans as booleans. Text columns, text parameters and values that are not numbers
+    stay as they are."""
+    if not isinstance(value, str) or key in TEXT_COLUMNS or key in parameters.TEXT_PARAMETERS:
+        return value
+    if key in BOOLEAN_COLUMNS and value in ("True", "False", "true", "false"):
+        return value in ("True", "true")
+    if key not in _NUMERIC_COLUMNS:
+        return value
+    for kind in (int, float):
+        try:
+            number = kind(value)
+        except ValueError:
+            continue
+        return number if kind is int or math.isfinite(number) else None
+    return value
+
+
+def typed_json(obj: Any) -> Any:
+    """`obj` (dicts, lists, scalars) with every known column's value typed (`typed`)."""
+    if isinstance(obj, dict):
+        return {k: typed(k, typed_json(v)) if isinstance(k, str) else v for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [typed_json(v) for v in obj]
+    return obj
+
+
+_NUMERIC_COLUMNS = (set(POINT_COLUMNS) - TEXT_COLUMNS - BOOLEAN_COLUMNS) | NUMERIC_KEYS

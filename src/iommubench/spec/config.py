@@ -736,12 +736,12 @@ def _check_point(
 
     region = point["region_mib"]
     assert isinstance(region, int)
-    # region_mib, chunk_pages, unmap_pages and cycles are prefault-only: dma ignores them.
     # A chunk or an unmap call larger than the region would make no sense (and an unmap
-    # stride near 2^64 would wrap the native page loop), so both must fit in the region.
-    if point["workload"] != "prefault":
-        return
+    # stride near 2^64 would wrap the native page loop), so both must fit in the region
+    # wherever the point's workload reads them (the catalogue says which does).
     for key in ("chunk_pages", "unmap_pages"):
+        if not (catalogue.applies(key, point) and catalogue.applies("region_mib", point)):
+            continue
         pages = point[key]
         assert isinstance(pages, int)
         if pages <= region * PAGES_PER_MIB:
@@ -784,7 +784,7 @@ def _check_arena(
         return  # a point the native core refuses fails on its own, with its reason
     if mib <= memory:
         return
-    key = "region_mib" if point["workload"] == "prefault" else "workers"
+    key = "region_mib" if catalogue.applies("region_mib", point) else "workers"
     at, set_by_config = _origin(key, where, given, labels)
     at = at if set_by_config else key
     raise Bad(

@@ -6,9 +6,10 @@ doc. Validation (config.py), the parameter columns of points.csv (columns.py), `
 list`, the runner's native encoding and the README's parameter list (`iommubench list
 --markdown`) all derive from `PARAMETERS`; adding a parameter is one entry here.
 
-Names that the native core registers (workloads, drivers, allocators, invalidation and walker
-modes) are read from its registries when a value is checked, so a config can only name what
-the build implements; catalogue.py holds their one-line descriptions.
+Names that the native core registers (workloads, drivers, locks, allocators, invalidation and
+walker modes) come from its catalogue (catalogue.py) when a value is checked, so a config can
+only name what the build implements; so do their descriptions and which parameters each one
+reads (a parameter a point's strategies do not read is neither encoded nor shown).
 
 Every integer's upper bound fits its field of `struct ib_params` after the conversion its
 `Native` applies (walker_gap_us x 1000, region_mib x 256) and makes sense for the parameter.
@@ -58,21 +59,21 @@ MAX_GRANULE_PAGES = 1024
 
 @dataclass(frozen=True)
 class Native:
-    """How a value reaches `struct ib_params`: `field = convert(value)`, written only for the
-    `workloads` that read it (every workload when None; the field stays 0 for the others).
-    A `count` field takes a list value: `count = len(list)`, `field[i] = list[i]`."""
+    """How a value reaches `struct ib_params`: `field = convert(value)`, written only where
+    the point's strategies read the parameter (catalogue.applies; `scope` names another
+    parameter whose reach governs the write, e.g. a profile's invalidation cost goes where
+    inv_ns does); the field stays 0 elsewhere. A `count` field takes a list value:
+    `count = len(list)`, `field[i] = list[i]`."""
 
     field: str
     convert: Callable[[Any], Any] = int
-    workloads: tuple[str, ...] | None = None
+    scope: str = ""
     count: str = ""
     words: str = ""  # how the conversion reads in the docs, e.g. "x 1000" ("" = as given)
     also: tuple[str, ...] = ()  # more fields that take the same value
 
     def write(self, p: Any, point: dict[str, Any], value: object) -> None:
         if value is None:  # a parameter left unset leaves its fields as others wrote them
-            return
-        if self.workloads is not None and point.get("workload") not in self.workloads:
             return
         converted = self.convert(value)
         if self.count:
@@ -84,12 +85,15 @@ class Native:
             for name in (self.field, *self.also):
                 setattr(p, name, converted)
 
-    def describe(self) -> str:
+    def describe(self, name: str) -> str:
         fields = (self.field, *self.also, *((self.count,) if self.count else ()))
         text = ", ".join(f"`{f}`" for f in fields)
         text += f" {self.words}" if self.words else ""
-        if self.workloads is not None:
-            text += f" ({', '.join(self.workloads)} only)"
+        readers = [
+            w for w in catalogue.names("workload") if catalogue.applies(self.scope or name, w)
+        ]
+        if len(readers) < len(catalogue.names("workload")):
+            text += f" ({', '.join(readers)} only)"
         return text
 
 
@@ -137,13 +141,11 @@ def _choice(
     native: Native | None = None,
     before: object = None,
 ) -> Parameter:
-    """A name from a registry: `names()` lists the implemented ones, catalogue.CATALOGUE
+    """A name from the catalogue: `names()` lists the implemented ones, the catalogue
     describes them."""
 
     def described() -> dict[str, str]:
-        docs = catalogue.CATALOGUE.get(name, {})
-        if name == "lock":  # a lock's own file describes it: adding one needs no Python edit
-            docs = {**docs, **binding.lock_descriptions()}
+        docs = catalogue.descriptions(name)
         return {n: docs.get(n) or _ALSO.get(n, "") for n in names()}
 
     return Parameter(
@@ -271,9 +273,6 @@ def _per_call_cost(direction: str) -> Parameter:
     )
 
 
-DMA = ("dma",)
-PREFAULT = ("prefault",)
-
 PARAMETERS: tuple[Parameter, ...] = (
     _choice(
         "workload",
@@ -303,14 +302,14 @@ PARAMETERS: tuple[Parameter, ...] = (
         "rcache",
         "the IOVA allocator (dma)",
         binding.allocator_names,
-        Native("allocator", _index(binding.allocator_names), DMA, words="registry index"),
+        Native("allocator", _index(binding.allocator_names), words="registry index"),
     ),
     _choice(
         "invalidation",
         "lazy",
         "IOTLB invalidation after unmap (dma)",
         binding.invalidation_names,
-        Native("invalidation", _index(binding.invalidation_names), DMA, words="registry index"),
+        Native("invalidation", _index(binding.invalidation_names), words="registry index"),
     ),
     _choice(
         "walker_safety",
@@ -350,7 +349,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "device queues each worker owns (dma)",
         1,
         64,
-        native=Native("queues_per_worker", workloads=DMA),
+        native=Native("queues_per_worker"),
     ),
     _int(
         "queue_depth",
@@ -358,7 +357,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "I/Os in flight per queue (dma)",
         1,
         4096,
-        native=Native("queue_depth", workloads=DMA),
+        native=Native("queue_depth"),
     ),
     Parameter(
         "granule_pages",
@@ -366,7 +365,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         _granule,
         lambda: f"1..{MAX_GRANULE_PAGES}, or a list of up to {MAX_GRANULE_MIX} (a mix)",
         "pages per I/O; a list is a mix drawn uniformly with the seeded RNG (dma)",
-        Native("granules", _granules, DMA, count="n_granules"),
+        Native("granules", _granules, count="n_granules"),
         text=True,
     ),
     _int(
@@ -376,7 +375,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         0,
         MAX_DMA_NS,
         " ns",
-        Native("dma_ns", workloads=DMA),
+        Native("dma_ns"),
     ),
     _choice(
         "profile",
@@ -386,7 +385,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "the published figure (cs_* add to it); a profile's invalidation cost sets inv_ns "
         "unless the point does (`iommubench list` names each source)",
         lambda: list(profiles.PROFILES),
-        Native("inv_ns", profiles.inv_ns_for, DMA, words="its invalidation cost"),
+        Native("inv_ns", profiles.inv_ns_for, scope="inv_ns", words="its invalidation cost"),
         before=profiles.NONE,
     ),
     _int(
@@ -396,7 +395,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         0,
         MAX_DMA_NS,
         " ns",
-        Native("inv_ns", workloads=DMA),
+        Native("inv_ns"),
         check=_optional(int_field(0, MAX_DMA_NS, " ns")),
         allowed=f"0..{MAX_DMA_NS} ns; unset: the profile's, else {profiles.DEFAULT_INV_NS} ns",
         follows=("profile", _profile_inv_ns),
@@ -406,7 +405,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "local",
         "which CPU completes an I/O (dma)",
         lambda: list(catalogue.COMPLETIONS),
-        Native("completion", _index(lambda: list(catalogue.COMPLETIONS)), DMA, words="index"),
+        Native("completion", _index(lambda: list(catalogue.COMPLETIONS)), words="index"),
     ),
     _int(
         "cs_ns",
@@ -425,7 +424,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         1,
         MAX_REGION_MIB,
         " MiB",
-        Native("region_pages", lambda mib: mib * PAGES_PER_MIB, PREFAULT, words="x 256"),
+        Native("region_pages", lambda mib: mib * PAGES_PER_MIB, words="x 256"),
         allowed=f"1..{MAX_REGION_MIB} MiB; only its page tables are allocated (the arena must "
         "fit in physical memory)",
     ),
@@ -437,7 +436,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         1,
         MAX_REGION_PAGES,
         " pages",
-        Native("chunk_pages", workloads=PREFAULT),
+        Native("chunk_pages"),
         allowed="1..the region's pages",
     ),
     _int(
@@ -454,7 +453,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "list",
         "the rcache depot of full magazines (dma)",
         lambda: list(catalogue.DEPOTS),
-        Native("depot", _index(lambda: list(catalogue.DEPOTS)), DMA, words="index"),
+        Native("depot", _index(lambda: list(catalogue.DEPOTS)), words="index"),
     ),
     _int(
         "dma_bits",
@@ -463,14 +462,14 @@ PARAMETERS: tuple[Parameter, ...] = (
         20,
         64,
         " bits",
-        Native("dma_bits", workloads=DMA),
+        Native("dma_bits"),
     ),
     _choice(
         "map_mode",
         "sg",
         "how an I/O of several pages is mapped (dma)",
         lambda: list(catalogue.MAP_MODES),
-        Native("map_mode", _index(lambda: list(catalogue.MAP_MODES)), DMA, words="index"),
+        Native("map_mode", _index(lambda: list(catalogue.MAP_MODES)), words="index"),
         before="sg",  # every page had its own map call
     ),
     _int(
@@ -479,7 +478,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "0: run for duration_s; K: exactly K map/unmap cycles of the region (prefault)",
         0,
         MAX_CYCLES,
-        native=Native("cycles", workloads=PREFAULT),
+        native=Native("cycles"),
     ),
     _int(
         "sample_every",
@@ -506,21 +505,20 @@ TEXT_PARAMETERS: tuple[str, ...] = tuple(p.name for p in PARAMETERS if p.text)
 # --------------------------------------------------------------------------- uses
 
 
-def applies(name: str, workload: object) -> bool:
-    """Whether parameter `name` means anything for a point of `workload` (a parameter the
-    core reads for other workloads only, e.g. chunk_pages for dma, does not). Unknown names
-    and workloads apply."""
-    param = BY_NAME.get(name)
-    scope = param.native.workloads if param is not None and param.native is not None else None
-    return scope is None or str(workload) not in catalogue.WORKLOADS or str(workload) in scope
+def applies(name: str, point: Any) -> bool:
+    """Whether parameter `name` means anything for `point` (its parameters, or a workload
+    name): catalogue.applies. A parameter the core reads for other strategies only, e.g.
+    chunk_pages for dma, does not; unknown names and strategies apply."""
+    return catalogue.applies(name, point)
 
 
 def encode(p: Any, point: dict[str, Any]) -> None:
     """Write every parameter of `point` into the native struct ib_params `p` (a parameter
     the point does not give takes its default)."""
     for param in PARAMETERS:
-        if param.native is not None:
-            param.native.write(p, point, point.get(param.name, param.default))
+        native = param.native
+        if native is not None and catalogue.applies(native.scope or param.name, point):
+            native.write(p, point, point.get(param.name, param.default))
 
 
 def native_params(point: dict[str, Any]) -> Any:
@@ -561,30 +559,36 @@ def list_lines() -> list[str]:
 
 
 def markdown() -> str:
-    """The README's parameter table (`iommubench list --markdown`)."""
+    """The parameter table of docs/configuration.md (`iommubench list --markdown`). The names
+    of the catalogue's axes are left to `iommubench list`, so a new strategy leaves the table
+    as it is."""
     rows = [
         "| parameter | default | allowed | native field | what it sets |",
         "|---|---|---|---|---|",
     ]
     for p in PARAMETERS:
-        native = p.native.describe() if p.native else "–"
+        native = p.native.describe(p.name) if p.native else "–"
         allowed = p.allowed().replace("|", "\\|")
+        if p.name in catalogue.AXES:
+            allowed = f"one of the `{p.name}` names `iommubench list` shows"
         rows.append(f"| `{p.name}` | `{_shown(p.default)}` | {allowed} | {native} | {p.doc} |")
     return "\n".join(rows) + "\n"
 
 
+DOCS_TABLE = "docs/configuration.md"  # where `make docs` writes the table
 README_BEGIN = "<!-- parameters: generated by `iommubench list --markdown` -->\n"
 README_END = "<!-- parameters: end -->"
 
 
 def with_table(text: str) -> str:
-    """`text` (the README) with the table between its parameter markers regenerated."""
+    """`text` (docs/configuration.md) with the table between its parameter markers
+    regenerated."""
     head, rest = text.split(README_BEGIN, 1)
     return head + README_BEGIN + markdown() + README_END + rest.split(README_END, 1)[1]
 
 
 def update_readme(path: str) -> None:
-    """Regenerate the README's parameter table in place (`make docs`)."""
+    """Regenerate the parameter table of `path` in place (`make docs`)."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
     with open(path, "w", encoding="utf-8") as f:

@@ -119,6 +119,21 @@ struct ib_layout {
     struct ib_region regions[6];  /* IB_AXES: each axis's chosen strategy's own state */
 };
 
+/* The catalogue: every registry entry of every axis, in `iommubench list` order. `axis` is
+ * the YAML parameter that picks it; `reads`, the parameters only it reads on that axis
+ * (comma-separated); `unit`, a workload's throughput unit ("" elsewhere). */
+struct ib_catalogue_entry {
+    const char *axis;
+    const char *name;
+    const char *description;
+    const char *reads;
+    const char *unit;
+    uint32_t takes_lock;
+    uint32_t negative_control;
+};
+uint32_t ib_catalogue_size(void);
+int ib_catalogue_get(uint32_t i, struct ib_catalogue_entry *out);
+
 /* Registries: names are the YAML spellings. */
 uint32_t ib_driver_count(void);
 const char *ib_driver_name(uint32_t i);

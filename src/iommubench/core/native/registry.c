@@ -16,6 +16,10 @@ static const struct ib_driver *const drivers[] = {
 
 #define IB_WL_NAME(wl, arg) #wl,
 static const char *const workload_names[] = {IB_WORKLOADS(IB_WL_NAME, 0)};
+#define IB_WL_EXTERN(wl, arg) extern const struct ib_workload_entry ib_workload_##wl##_entry;
+IB_WORKLOADS(IB_WL_EXTERN, 0)
+#define IB_WL_ENTRY(wl, arg) &ib_workload_##wl##_entry,
+static const struct ib_workload_entry *const workloads[] = {IB_WORKLOADS(IB_WL_ENTRY, 0)};
 
 uint32_t ib_driver_count(void) { return sizeof(drivers) / sizeof(drivers[0]); }
 
@@ -23,10 +27,13 @@ const char *ib_driver_name(uint32_t i) { return i < ib_driver_count() ? drivers[
 
 const char *ib_driver_description(uint32_t i)
 {
-    return i < ib_driver_count() ? drivers[i]->description : 0;
+    return i < ib_driver_count() ? drivers[i]->about.description : 0;
 }
 
-int ib_driver_takes_lock(uint32_t i) { return i < ib_driver_count() && drivers[i]->locked >= 0; }
+int ib_driver_takes_lock(uint32_t i)
+{
+    return i < ib_driver_count() && (drivers[i]->about.flags & IB_TAKES_LOCK);
+}
 
 const struct ib_driver *ib_driver_get(uint32_t i)
 {
@@ -100,7 +107,6 @@ static void no_size(const struct ib_params *p, struct ib_region_size *out)
 static const struct ib_strategy stateless = {no_size, 0, 0, 0};
 
 extern const struct ib_strategy ib_walker_strategy;
-extern const struct ib_strategy ib_prefault_state;
 const struct ib_invalidation *ib_invalidation_get(uint32_t i);
 const struct ib_allocator *ib_allocator_get(uint32_t i);
 
@@ -109,7 +115,7 @@ const struct ib_strategy *ib_strategy_of(const struct ib_params *p, int axis)
     if (axis == IB_AXIS_LOCK)
         return &lock_strategy;
     if (axis == IB_AXIS_WORKLOAD)
-        return p->workload == IB_WL_dma ? &ib_dma_state : &ib_prefault_state;
+        return workloads[p->workload < IB_WORKLOAD_COUNT ? p->workload : 0]->state;
     if (axis == IB_AXIS_ALLOCATOR)
         return ib_allocator_get(p->allocator)->state;
     if (axis == IB_AXIS_INVALIDATION) {
@@ -168,4 +174,62 @@ const char *ib_invalidation_name(uint32_t i)
 const struct ib_invalidation *ib_invalidation_get(uint32_t i)
 {
     return invalidations[i < ib_invalidation_count() ? i : 0];
+}
+
+/* The walker-safety modes' lines (walker.c names them). */
+const char *ib_walker_safety_description(uint32_t i);
+
+/* The catalogue, axis by axis in `iommubench list` order. */
+static void fill(struct ib_catalogue_entry *out, const char *axis, const char *name,
+                 const struct ib_about *about)
+{
+    out->axis = axis;
+    out->name = name;
+    out->description = about->description ? about->description : "";
+    out->reads = about->reads ? about->reads : "";
+    out->unit = about->unit ? about->unit : "";
+    out->takes_lock = (about->flags & IB_TAKES_LOCK) != 0;
+    out->negative_control = (about->flags & IB_NEGATIVE_CONTROL) != 0;
+}
+
+uint32_t ib_catalogue_size(void)
+{
+    return IB_WORKLOAD_COUNT + ib_driver_count() + ib_lock_count() + ib_allocator_count() +
+           ib_invalidation_count() + ib_walker_safety_count();
+}
+
+int ib_catalogue_get(uint32_t i, struct ib_catalogue_entry *out)
+{
+    if (i < IB_WORKLOAD_COUNT) {
+        fill(out, "workload", workload_names[i], &workloads[i]->about);
+        return 0;
+    }
+    i -= IB_WORKLOAD_COUNT;
+    if (i < ib_driver_count()) {
+        fill(out, "driver", drivers[i]->name, &drivers[i]->about);
+        return 0;
+    }
+    i -= ib_driver_count();
+    if (i < ib_lock_count()) {
+        struct ib_about about = {locks[i]->description, "", "", 0};
+        fill(out, "lock", locks[i]->name, &about);
+        return 0;
+    }
+    i -= ib_lock_count();
+    if (i < ib_allocator_count()) {
+        fill(out, "allocator", allocators[i]->name, &allocators[i]->about);
+        return 0;
+    }
+    i -= ib_allocator_count();
+    if (i < ib_invalidation_count()) {
+        fill(out, "invalidation", invalidations[i]->name, &invalidations[i]->about);
+        return 0;
+    }
+    i -= ib_invalidation_count();
+    if (i < ib_walker_safety_count()) {
+        struct ib_about about = {ib_walker_safety_description(i), "", "", 0};
+        fill(out, "walker_safety", ib_walker_safety_name(i), &about);
+        return 0;
+    }
+    return -1;
 }

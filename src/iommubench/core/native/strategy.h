@@ -5,6 +5,7 @@
 #ifndef IB_STRATEGY_H
 #define IB_STRATEGY_H
 
+#include "catalogue.h"
 #include "core.h"
 
 struct ib_region_size {
@@ -38,6 +39,13 @@ void ib_audit_held_pages(struct ib_audit *a, uint32_t head, uint64_t *count);
 struct ib_audit_result *ib_audit_result_of(struct ib_audit *a);
 /* A hook that could not run (no memory): the audit returns IB_ERR_AUDIT. */
 void ib_audit_failed(struct ib_audit *a);
+
+/* A workload's registry entry (one per IB_WORKLOADS line, defined in its state file as
+ * ib_workload_NAME_entry): its state and what it tells the catalogue. */
+struct ib_workload_entry {
+    const struct ib_strategy *state;
+    struct ib_about about;
+};
 
 /* The strategy the point picked on `axis` (never null: an entry without state has an empty
  * one). */

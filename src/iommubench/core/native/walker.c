@@ -45,7 +45,19 @@ static const char *const safety_names[IB_WS_COUNT] = {
     [IB_WS_GROUP_MUTEX] = "group-mutex",
 };
 
+static const char *const safety_descriptions[IB_WS_COUNT] = {
+    [IB_WS_UNSAFE] = "no protection; reads of freed tables are counted",
+    [IB_WS_EXCLUSIVE] = "reader/writer lock: map/unmap shared, walkers exclusive",
+    [IB_WS_DEFERRED_FREE] = "epoch-based reclamation of freed table pages",
+    [IB_WS_GROUP_MUTEX] = "the merged VT-d behaviour: protects nothing against unmap",
+};
+
 uint32_t ib_walker_safety_count(void) { return IB_WS_COUNT; }
+
+const char *ib_walker_safety_description(uint32_t i)
+{
+    return i < IB_WS_COUNT ? safety_descriptions[i] : 0;
+}
 
 static void walk_state_size(const struct ib_params *p, struct ib_region_size *out)
 {

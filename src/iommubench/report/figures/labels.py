@@ -8,28 +8,9 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from iommubench.analysis.run_reader import norm_value, param_columns
-from iommubench.spec.catalogue import unit_for
+from iommubench.spec.catalogue import DEFAULT_UNIT, applies, unit_for
 
-DEFAULT_UNIT = unit_for(None)
 TITLE_WIDTH = 110
-# parameters a workload ignores, left out of its titles (a dma point never reads region_mib)
-NOT_READ_BY: dict[str, frozenset[str]] = {
-    "dma": frozenset({"region_mib", "chunk_pages", "unmap_pages", "cycles"}),
-    "prefault": frozenset(
-        {
-            "allocator",
-            "depot",
-            "invalidation",
-            "completion",
-            "queues_per_worker",
-            "queue_depth",
-            "granule_pages",
-            "dma_ns",
-            "inv_ns",
-            "dma_bits",
-        }
-    ),
-}
 WALKER_PARAMS = frozenset({"walker_safety", "walker_gap_us"})
 # harness settings, not the modelled system: the window is stated apart, the rest left out
 HARNESS_PARAMS = frozenset({"seed", "sample_every", "warmup_s", "duration_s_requested"})
@@ -62,12 +43,16 @@ def fixed_params(summary: pd.DataFrame, exclude: Sequence[str] = ()) -> list[tup
 
 
 def _not_shown(summary: pd.DataFrame, workloads: Sequence[str]) -> set[str]:
-    """Parameters that say nothing in a title: harness settings, those no workload of the run
-    reads, and the walker settings of a run without walkers."""
+    """Parameters that say nothing in a title: harness settings, those no point of the run
+    reads (the catalogue says which strategies read which), and the walker settings of a run
+    without walkers."""
     out = set(HARNESS_PARAMS)
-    ignored = [NOT_READ_BY.get(w, frozenset()) for w in workloads]
-    if ignored:
-        out |= set.intersection(*(set(i) for i in ignored))
+    points = [
+        {c: norm_value(v) for c, v in row.items()}
+        for row in summary[param_columns(summary)].to_dict("records")
+    ]
+    if workloads and points:
+        out |= {c for c in param_columns(summary) if not any(applies(c, p) for p in points)}
     walkers = {norm_value(v) for v in summary.get("walkers", [])}
     if walkers <= {"", "0"}:
         out |= WALKER_PARAMS | {"walkers"}

@@ -11,6 +11,7 @@
 #ifndef IB_DRIVER_H
 #define IB_DRIVER_H
 
+#include "../catalogue.h"
 #include "../guard.h"
 #include "../pgtable.h"
 #include "../workloads/workloads.h"
@@ -29,7 +30,7 @@ enum ib_lock_scope { IB_SCOPE_NONE = 0, IB_SCOPE_DOMAIN = 1, IB_SCOPE_TABLE = 2 
 
 struct ib_driver {
     const char *name;
-    const char *description;
+    struct ib_about about;
     uint32_t scope;                     /* enum ib_lock_scope */
     int32_t locked;                     /* index in IB_LOCKED_DRIVERS, or -1 */
     const struct ib_driver_impl *impl;  /* lock-free drivers; locked ones: the lock's */
@@ -88,8 +89,9 @@ struct ib_driver {
     static const struct ib_driver_impl id##_impl = {                                       \
         {IB_WORKLOADS(IB_WORKLOAD_SLOT, id)}, id##_map_call, id##_unmap_call};
 
-/* A lock-free driver: the file defines drv##_install; the walk needs no lock. */
-#define IB_DEFINE_DRIVER(yaml_name, drv, desc)                                             \
+/* A lock-free driver: the file defines drv##_install; the walk needs no lock. `flags`:
+ * IB_NEGATIVE_CONTROL for a driver the audit must catch, else 0. */
+#define IB_DEFINE_DRIVER(yaml_name, drv, desc, flags)                                      \
     static inline __attribute__((always_inline)) int drv##_map(struct ib_ctx *x,           \
                                                               uint64_t pfn, uint64_t fr)   \
     {                                                                                      \
@@ -115,10 +117,13 @@ struct ib_driver {
         return ib_pt_unmap_range(x, pfn, pages);                                           \
     }                                                                                      \
     IB_DRIVER_IMPL(drv)                                                                    \
-    const struct ib_driver ib_driver_##drv = {yaml_name, desc, IB_SCOPE_NONE, -1, &drv##_impl};
+    const struct ib_driver ib_driver_##drv = {                                             \
+        yaml_name, {desc, "", "", flags}, IB_SCOPE_NONE, -1, &drv##_impl};
 
-/* A lock-taking driver's registration (its templates live in drivers/NAME.h). */
+/* A lock-taking driver's registration (its templates live in drivers/NAME.h): it reads the
+ * `lock` parameter. */
 #define IB_DEFINE_LOCKED_DRIVER(yaml_name, drv, desc, scope)                               \
-    const struct ib_driver ib_driver_##drv = {yaml_name, desc, scope, IB_LOCKED_##drv, 0};
+    const struct ib_driver ib_driver_##drv = {                                             \
+        yaml_name, {desc, "lock", "", IB_TAKES_LOCK}, scope, IB_LOCKED_##drv, 0};
 
 #endif

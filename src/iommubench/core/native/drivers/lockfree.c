@@ -26,4 +26,4 @@ static inline __attribute__((always_inline)) uint64_t lockfree_install(struct ib
 }
 
 IB_DEFINE_DRIVER("lockfree", lockfree,
-                 "compare-and-swap install of missing tables (io-pgtable-arm since v4.13, VT-d)")
+                 "compare-and-swap install of missing tables (io-pgtable-arm since v4.13, VT-d)", 0)

@@ -6,4 +6,5 @@
 /* The locked drivers' check-then-store install, without the lock that makes it safe. */
 #define naive_install ib_serial_install
 
-IB_DEFINE_DRIVER("naive", naive, "plain stores, no lock: the negative control the audit must catch")
+IB_DEFINE_DRIVER("naive", naive, "plain stores, no lock: the negative control the audit must catch",
+                 IB_NEGATIVE_CONTROL)

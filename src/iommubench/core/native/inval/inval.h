@@ -10,6 +10,7 @@
 #ifndef IB_INVAL_H
 #define IB_INVAL_H
 
+#include "../catalogue.h"
 #include "../ctx.h"
 #include "../reclaim.h"
 
@@ -20,6 +21,7 @@ struct ib_strategy;
 
 struct ib_invalidation {
     const char *name;
+    struct ib_about about;
     const struct ib_strategy *state; /* its arena state (strategy.h); 0 for none */
     void (*unmapped)(struct ib_ctx *x, uint64_t pfn, uint32_t pages, uint32_t freelist);
     /* Timeouts, from the worker's own loop (there are no timer threads). */

@@ -179,5 +179,11 @@ static void lazy_audit(void *base, struct ib_audit *a)
 
 static const struct ib_strategy lazy_state = {lazy_size, 0, 0, lazy_audit};
 
-const struct ib_invalidation ib_invalidation_lazy = {"lazy", &lazy_state, lazy_unmapped,
-                                                     lazy_poll, lazy_drain};
+const struct ib_invalidation ib_invalidation_lazy = {
+    "lazy",
+    {"per-CPU flush queues of 256 entries, 10 ms timeout", "", "", 0},
+    &lazy_state,
+    lazy_unmapped,
+    lazy_poll,
+    lazy_drain,
+};

@@ -25,5 +25,11 @@ static void strict_unmapped(struct ib_ctx *x, uint64_t pfn, uint32_t pages, uint
 static void strict_poll(struct ib_ctx *x, uint64_t now_ns) { (void)x, (void)now_ns; }
 static void strict_drain(struct ib_ctx *x) { (void)x; }
 
-const struct ib_invalidation ib_invalidation_strict = {"strict", 0, strict_unmapped,
-                                                       strict_poll, strict_drain};
+const struct ib_invalidation ib_invalidation_strict = {
+    "strict",
+    {"invalidate on every unmap, inv_ns under one invalidation-queue lock", "", "", 0},
+    0,
+    strict_unmapped,
+    strict_poll,
+    strict_drain,
+};

@@ -246,5 +246,10 @@ static void global_free(struct ib_ctx *x, uint64_t pfn, uint32_t pages)
     ib_iova_tree_free(x, pfn);
 }
 
-const struct ib_allocator ib_allocator_global = {"global", &ib_iova_strategy, global_alloc,
-                                                 global_free};
+const struct ib_allocator ib_allocator_global = {
+    "global",
+    {"one ordered tree of allocated ranges under one spinlock (iova_rbtree_lock)", "", "", 0},
+    &ib_iova_strategy,
+    global_alloc,
+    global_free,
+};

@@ -7,6 +7,8 @@
 #ifndef IB_IOVA_H
 #define IB_IOVA_H
 
+#include "../catalogue.h"
+
 #include "../ctx.h"
 
 #define IB_IOVA_START_PFN 1ull
@@ -98,6 +100,7 @@ struct ib_strategy;
 
 struct ib_allocator {
     const char *name;
+    struct ib_about about;
     const struct ib_strategy *state; /* its arena state (strategy.h) */
     uint64_t (*alloc)(struct ib_ctx *x, uint32_t pages);
     void (*free)(struct ib_ctx *x, uint64_t pfn, uint32_t pages);

@@ -181,5 +181,10 @@ void ib_rcache_init(void *base)
     }
 }
 
-const struct ib_allocator ib_allocator_rcache = {"rcache", &ib_iova_strategy, rcache_alloc,
-                                                 rcache_free};
+const struct ib_allocator ib_allocator_rcache = {
+    "rcache",
+    {"per-CPU magazines of 127 IOVAs per size class in front of global", "depot", "", 0},
+    &ib_iova_strategy,
+    rcache_alloc,
+    rcache_free,
+};

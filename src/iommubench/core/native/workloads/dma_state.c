@@ -91,3 +91,11 @@ const struct ib_strategy ib_dma_state = {
     .audit = dma_audit,
     .pool_pages = dma_pool_pages,
 };
+
+const struct ib_workload_entry ib_workload_dma_entry = {
+    &ib_dma_state,
+    {"streaming DMA: per I/O allocate an IOVA, map, hold dma_ns, unmap, invalidate, free",
+     "allocator,invalidation,completion,queues_per_worker,queue_depth,granule_pages,dma_ns,"
+     "inv_ns,dma_bits,map_mode",
+     "I/O/s", 0},
+};

@@ -20,3 +20,9 @@ const struct ib_strategy ib_prefault_state = {
     .check = prefault_check,
     .pool_pages = prefault_pool_pages,
 };
+
+const struct ib_workload_entry ib_workload_prefault_entry = {
+    &ib_prefault_state,
+    {"VFIO/iommufd VM start: map a region in chunks dealt to the workers, then unmap it",
+     "region_mib,chunk_pages,unmap_pages,cycles", "ops/s", 0},
+};

@@ -1,0 +1,128 @@
+"""A new lock, or a new lock-free driver, is one native file and one registration line.
+
+Each test copies the project into a scratch directory, copies an existing strategy's file
+under a new name (its identifiers renamed), appends its one line to the axis's `.def` file,
+builds the core from that tree and runs the tests the new strategy affects there: the
+catalogue and parameter tests, `iommubench list`, and the concurrency tests that iterate the
+catalogue (two racing workers, audited). No other file of the copy is edited — CONTRIBUTING.md
+gives these steps, and this test keeps them true.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NATIVE = Path("src") / "iommubench" / "core" / "native"
+
+pytestmark = pytest.mark.slow
+
+
+def _scratch_copy(dest: Path) -> Path:
+    """The project's sources and tests, without builds, runs or the virtual environment."""
+    skip = shutil.ignore_patterns(
+        "_core*.so", "_core.c", "__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis"
+    )
+    for name in ("src", "tests", "docs", "bench"):
+        shutil.copytree(ROOT / name, dest / name, ignore=skip)
+    for name in ("pyproject.toml", "setup.py", "Makefile", "README.md", "CONTRIBUTING.md"):
+        shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
+def _add_strategy(tree: Path, axis_dir: str, source: str, old: str, new: str, line: str) -> None:
+    """Copy `source` (a file of `axis_dir`) as NEW.c with its C prefix and YAML name renamed,
+    and append the registration `line` to the axis's .def file."""
+    folder = tree / NATIVE / axis_dir
+    text = (folder / source).read_text()
+    text = re.sub(rf"\b{old}_", f"{new}_", text)
+    text = text.replace(f'"{old}"', f'"{new}"')
+    text = re.sub(rf"(IB_DEFINE_\w+\(\"{new}\",\s*){old}\b", rf"\g<1>{new}", text)
+    (folder / f"{new}.c").write_text(text)
+    (def_file,) = [p for p in folder.glob("*.def") if "ENTRY" in p.read_text()]
+    with def_file.open("a") as f:
+        f.write(line + "\n")
+
+
+def _build_core(tree: Path) -> None:
+    """The core compiled in place, as `make install` does (cffi's own compile reads any
+    pyproject.toml in its directory with the environment's setuptools, so it is set aside
+    while the builder runs)."""
+    project = tree / "pyproject.toml"
+    project.rename(tree / "pyproject.toml.aside")
+    try:
+        build = subprocess.run(
+            [sys.executable, str(tree / NATIVE / "build_core.py")],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        (tree / "pyproject.toml.aside").rename(project)
+    assert build.returncode == 0, build.stderr[-3000:]
+    (built,) = (tree / "iommubench").glob("_core*.so")
+    shutil.move(built, tree / "src" / "iommubench" / built.name)
+
+
+def _run(tree: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+    return subprocess.run(
+        [sys.executable, *args], cwd=tree, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _check_in_scratch(tree: Path, axis: str, name: str, tests: list[str]) -> None:
+    _build_core(tree)
+    listed = _run(tree, "-m", "iommubench.cli", "list")
+    assert listed.returncode == 0, listed.stderr
+    section = listed.stdout.split(f"{axis}:\n", 1)[1].split(":\n", 1)[0]
+    assert re.search(rf"^  {re.escape(name)}\s+\S", section, re.M), section
+    run = _run(tree, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert name in _run(tree, "-m", "pytest", "-q", "--collect-only", *tests).stdout
+
+
+def test_a_lock_is_one_file_and_one_line(tmp_path: Path) -> None:
+    tree = _scratch_copy(tmp_path / "tree")
+    _add_strategy(tree, "locks", "ticket.c", "ticket", "myticket", "IB_LOCK_ENTRY(myticket)")
+    _check_in_scratch(
+        tree,
+        "lock",
+        "myticket",
+        [
+            "tests/test_native_core.py",
+            "tests/test_parameters.py",
+            "tests/test_lock_order.py",
+            "tests/test_native_tsan.py",
+            "-k",
+            "myticket or catalogue or parameter or negative_control or lock_takers",
+        ],
+    )
+
+
+def test_a_lock_free_driver_is_one_file_and_one_line(tmp_path: Path) -> None:
+    tree = _scratch_copy(tmp_path / "tree")
+    _add_strategy(
+        tree, "drivers", "lockfree.c", "lockfree", "mylockfree", "IB_DRIVER_ENTRY(mylockfree)"
+    )
+    _check_in_scratch(
+        tree,
+        "driver",
+        "mylockfree",
+        [
+            "tests/test_native_core.py",
+            "tests/test_parameters.py",
+            "tests/test_concurrency.py",
+            "tests/test_native_tsan.py",
+            "-k",
+            "mylockfree or catalogue or parameter or negative_control or lock_takers",
+        ],
+    )
