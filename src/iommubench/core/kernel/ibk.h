@@ -207,8 +207,9 @@ struct ibk_iovad *ibk_iova_create(struct ibk_env *env, unsigned long granule,
 unsigned long ibk_iova_alloc(struct ibk_iovad *d, unsigned long npages, unsigned long limit_pfn,
 			     int flush_rcache);
 void ibk_iova_free(struct ibk_iovad *d, unsigned long pfn, unsigned long npages);
-/* Every CPU's cached IOVAs back to the tree (cpuhp dead), then the depot trimmed to empty (the
- * delayed work with no CPU online). Returns the delayed-work runs it took. */
+/* Every CPU's cached IOVAs back to the tree (cpuhp dead), the depot trimmed to empty (the
+ * delayed work with no CPU online), then an allocation that cannot succeed (the kernel then
+ * flushes every cache and the depot: 6.1 has no trim work). Returns the delayed-work runs. */
 int ibk_iova_drain(struct ibk_iovad *d);
 /* Ranges held by the tree (allocated or cached), the anchor excluded; overlaps counted. */
 struct ibk_iova_census {
