@@ -12,6 +12,8 @@ import yaml
 
 from iommubench.spec.columns import POINT_COLUMNS
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 SMALL = {
     "name": "small",
     "repetitions": 2,

@@ -14,6 +14,8 @@ from conftest import prefault_point
 from iommubench.run.point import run_point
 from iommubench.spec import catalogue
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 
 def _correct_strategies() -> list[tuple[str, str | None]]:
     """Every (driver, lock) the catalogue holds that must pass its audit: each lock-free

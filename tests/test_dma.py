@@ -16,6 +16,8 @@ from iommubench.core import hist
 from iommubench.run import dma_measures
 from iommubench.run.point import run_point
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 CORRECT_DRIVERS = ["serial-spin", "serial-mutex", "table-lock", "lockfree"]
 RETRIES = 6
 

@@ -12,6 +12,8 @@ from iommubench.cli import main
 from iommubench.kernelparity import dma_map_benchmark
 from iommubench.run.point import run_point
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 DEFAULTS = {name: default for _, name, default in dma_map_benchmark.OPTIONS}
 
 

@@ -26,6 +26,8 @@ TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 from test_faults import config_file, run_dir_in, wait_for, workers_of  # noqa: E402
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 QUICK = ("--set", "duration_s=0.02")
 
 

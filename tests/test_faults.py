@@ -17,6 +17,8 @@ import yaml
 
 from iommubench.core.arena import SEGMENT_PREFIX, our_segments
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 LONG = 8.0  # seconds a point would run if nobody intervened
 
 

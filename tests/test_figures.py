@@ -19,6 +19,8 @@ from iommubench.report import plots
 from iommubench.report.figures import data, locks, survival, timeline
 from iommubench.report.figures.labels import rate_unit, title
 
+pytestmark = pytest.mark.slow  # renders every figure (matplotlib)
+
 try:
     from fixtures.figure_run import LOCK_SHARES, TICK_NS, add_lock_columns, add_series
     from fixtures.synthetic_run import make_run

@@ -27,6 +27,8 @@ from iommubench.run import fleet, machine
 from iommubench.run.sweep import Task
 from iommubench.spec import config
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 ENV = {
     **os.environ,
     "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s",

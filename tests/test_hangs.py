@@ -12,6 +12,8 @@ import pytest
 from conftest import prefault_point
 from iommubench.run.point import run_point
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 TIMEOUT_S = 30.0  # warm-up + window are well under a second in every point here
 
 

@@ -11,6 +11,8 @@ from iommubench.run.runner import lock_columns
 from iommubench.spec.catalogue import LOCK_SUFFIXES, LOCKS
 from iommubench.spec.columns import POINT_COLUMNS
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 RETRIES = 4
 
 

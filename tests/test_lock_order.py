@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 ROOT = Path(__file__).resolve().parents[1]
 NATIVE = ROOT / "src" / "iommubench" / "core" / "native"
 PROGRAM = Path(__file__).resolve().parent / "native" / "lock_order.c"

@@ -32,6 +32,8 @@ import pytest
 from iommubench.core import binding
 from iommubench.spec import catalogue
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 ROOT = Path(__file__).resolve().parents[1]
 NATIVE = ROOT / "src" / "iommubench" / "core" / "native"
 STRESS = Path(__file__).resolve().parent / "native" / "stress.c"

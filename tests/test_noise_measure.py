@@ -21,6 +21,8 @@ from conftest import prefault_point
 from iommubench.run import competing_load, row_flags, walker_measures
 from iommubench.run.point import run_point
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 STAT_BEFORE = """cpu  100 0 100 800 0 0 0 0 0 0
 cpu0 50 0 50 400 0 0 0 0 0 0
 cpu1 50 0 50 400 0 0 0 0 0 0

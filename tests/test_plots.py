@@ -9,6 +9,8 @@ from iommubench.analysis.point_summary import summarize
 from iommubench.analysis.run_reader import load_run
 from iommubench.report import plots
 
+pytestmark = pytest.mark.slow  # renders every figure (matplotlib)
+
 try:
     from fixtures.synthetic_run import make_run
 except ImportError:  # tests imported as a package

@@ -15,6 +15,8 @@ from iommubench.kernelparity import reproduce
 from iommubench.kernelparity.cases import Case, Measure, load_case, load_cases
 from iommubench.spec.config import ConfigError, cpus_available
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 try:
     from fixtures.synthetic_run import make_run
 except ImportError:  # tests imported as a package

@@ -12,6 +12,8 @@ from iommubench.run.point import run_point
 from iommubench.run.store import RunStore
 from iommubench.spec import parameters
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 TICK = 10_000_000  # 10 ms
 
 

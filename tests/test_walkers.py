@@ -8,6 +8,8 @@ import pytest
 from conftest import prefault_point
 from iommubench.run.point import run_point
 
+pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
+
 RETRIES = 6
 
 
