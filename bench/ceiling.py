@@ -24,7 +24,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from iommubench.run.runner import run_point
+from iommubench.run.point import run_point
 
 HERE = Path(__file__).resolve().parent
 REGION_MIB = 1024

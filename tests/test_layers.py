@@ -98,3 +98,18 @@ def test_the_public_face_resolves() -> None:
 
     for name in iommubench.__all__:
         assert callable(getattr(iommubench, name)) or name == "__version__", name
+
+
+def test_the_benchmarks_import_what_exists() -> None:
+    """bench/*.py import names from the package that exist (they run outside the tests)."""
+    import importlib
+
+    bench = PACKAGE.parents[1] / "bench"
+    for path in bench.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("iommubench"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name) or importlib.util.find_spec(
+                        f"{node.module}.{alias.name}"
+                    ), f"{path.name}: {node.module}.{alias.name}"

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from iommubench.run.runner import run_point
+from iommubench.run.point import run_point
 
 HERE = Path(__file__).resolve().parent
 BINARY = HERE.parent / "bin" / "peer"
