@@ -22,6 +22,7 @@ def test_the_catalogue_is_the_native_registries() -> None:
         "allocator": binding.allocator_names(),
         "invalidation": binding.invalidation_names(),
         "walker_safety": safety_names(),
+        "pgtable": binding.pgtable_names(),
     }
     assert {axis: catalogue.names(axis) for axis in catalogue.AXES} == registries
     for entry in catalogue.entries():

@@ -123,6 +123,14 @@ def _parser() -> argparse.ArgumentParser:
         "run here, no scheduler)",
     )
     run.add_argument(
+        "--kernel-src",
+        type=Path,
+        metavar="PATH",
+        help="a kernel source tree (e.g. your patched checkout) for points on the kernel's "
+        "own page table (pgtable: kernel-arm); recorded in meta.json and every row (default: "
+        "Debian's linux-source-6.12, fetched once into the cache)",
+    )
+    run.add_argument(
         "--report",
         action="store_true",
         help="write the figures and the report after the run (default: off)",
@@ -448,6 +456,12 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             for path in write_report(run_dir, args.reports_dir / run_id):
                 print(path)
 
+    if args.kernel_src is not None:
+        from iommubench.run import kernel_code
+
+        if not args.kernel_src.is_dir():
+            raise UsageError(f"--kernel-src {args.kernel_src}: not a directory")
+        os.environ[kernel_code.SOURCE_ENV] = str(args.kernel_src.resolve())
     fl = session.Fleet(args.cluster)
     fl.connect()
     try:

@@ -104,3 +104,14 @@ def walker_safety_names() -> list[str]:
         f.string(core.ib_walker_safety_name(i)).decode()
         for i in range(core.ib_walker_safety_count())
     ]
+
+
+def pgtable_names() -> list[str]:
+    f, core = load()
+    return [f.string(core.ib_pgtable_name(i)).decode() for i in range(core.ib_pgtable_count())]
+
+
+def pgtable_object_variant(name: str) -> int:
+    """0 for a page table built into the core; else which kernel-code object it loads (1
+    normal, 2 racy-cmpxchg)."""
+    return int(load()[1].ib_pgtable_object_variant(pgtable_names().index(name)))

@@ -28,6 +28,7 @@ from iommubench.run import (
     competing_load,
     dma_measures,
     interrupt,
+    kernel_code,
     row_flags,
     timeseries,
     walker_measures,
@@ -264,11 +265,14 @@ def _measures(
     # the window from the first worker's start to the last one's end: conservative when
     # workers start or stop unevenly, exact when they run together
     duration_s = max(end - start, 1) / 1e9
-    lost = audit["lost_mappings"] + total["unmap_missing"]
+    lost = audit["lost_mappings"] + total["unmap_missing"] + audit["kernel_missing"]
     walker_cols = walker_measures.measures(point, walker_rows, workers)
     audit_ok = (
         lost == 0
         and audit["wrong_translations"] == 0
+        and audit["kernel_wrong"] == 0
+        and audit["kernel_warns"] == 0
+        and audit["kernel_pool_after_free"] == 0
         and audit["stray_mappings"] == 0
         and audit["leaked_tables"] == 0
         and audit["double_frees"] == 0
@@ -297,10 +301,19 @@ def _measures(
         "tables_allocated": total["tables_allocated"],
         "tables_freed": total["tables_freed"],
         "lost_mappings": lost,
-        "wrong_translations": audit["wrong_translations"],
+        "wrong_translations": audit["wrong_translations"] + audit["kernel_wrong"],
         "stray_mappings": audit["stray_mappings"],
         "leaked_tables": audit["leaked_tables"],
         "double_frees": audit["double_frees"] + audit["multiply_linked"],
+        **kernel_code.row_columns(point),
+        **(
+            {
+                "kernel_warns": audit["kernel_warns"],
+                "kernel_tlb_flush_walks": total["kernel_tlb_flush_walks"],
+            }
+            if kernel_code.variant_of(point)
+            else {}
+        ),
         "audit_ok": audit_ok,
         **cost_columns(busy),
     }
@@ -355,7 +368,14 @@ def measure_point(point: dict[str, Any], busy: Busy, timeout_s: float = 120.0) -
         "handoff_ns_before": handoff_probe(cpus),
     }
     lib = binding.lib()
+    kernel_obj = kernel_code.object_for(point)
     with Arena(params) as arena:
+        # a page table loaded from the kernel's code is created before any worker forks
+        obj_path = str(kernel_obj.path).encode() if kernel_obj else binding.ffi().NULL
+        if lib.ib_pgtable_attach(arena.base, obj_path) != 0:
+            return PointResult(
+                "failed", f"cannot create the {point['pgtable']} page table", measures=placement
+            )
         workers = _Workers(arena, cpus, count, n_walkers)
         try:
             workers.start()

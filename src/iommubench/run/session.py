@@ -75,11 +75,13 @@ def _create_store(
     build: dict[str, Any],
     hosts: dict[str, Any],
 ):
-    from iommubench.run import machine
+    from iommubench.run import kernel_code, machine
     from iommubench.run.runlock import RunDirLock
     from iommubench.run.store import RunStore, new_run_id
 
     out = writable_dir(args.out, "--out")
+    # the kernel's code, built before the first point (a missing tree is one line, exit 2)
+    kernel = kernel_code.prepare(sweep.points)
     run_id = new_run_id(sweep.name)
     meta = {
         **machine.collect(),
@@ -91,6 +93,7 @@ def _create_store(
         "build": build,
         "hosts": hosts,
         "sessions": [_session(command, build, False)],
+        **({"kernel_code": kernel} if kernel else {}),
     }
     locks: list[RunDirLock] = []
 

@@ -18,7 +18,7 @@ from iommubench.run import interrupt
 from iommubench.run.point import PointResult, run_point
 from iommubench.run.progress import Reporter
 from iommubench.run.store import RunStore
-from iommubench.spec.catalogue import NEGATIVE_CONTROLS, unit_for
+from iommubench.spec.catalogue import is_negative_control, unit_for
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 
@@ -104,7 +104,7 @@ def counts_as_failure(row: dict[str, Any]) -> bool:
     """A failed point, or a failed audit by anything but a negative control."""
     if row["status"] != "ok":
         return True
-    return not row["audit_ok"] and row["driver"] not in NEGATIVE_CONTROLS
+    return not row["audit_ok"] and not is_negative_control(row)
 
 
 def summary_text(row: dict[str, Any]) -> str:

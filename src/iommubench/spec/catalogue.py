@@ -24,7 +24,15 @@ from iommubench.core import binding
 from iommubench.spec import profiles
 
 # The axes whose choices are native registry entries, as their YAML parameter names.
-AXES: tuple[str, ...] = ("workload", "driver", "lock", "allocator", "invalidation", "walker_safety")
+AXES: tuple[str, ...] = (
+    "workload",
+    "driver",
+    "lock",
+    "allocator",
+    "invalidation",
+    "walker_safety",
+    "pgtable",
+)
 
 # What a driver that takes no lock records as its lock.
 NO_LOCK = "none"
@@ -131,6 +139,15 @@ def negative_controls() -> frozenset[str]:
     """Drivers expected to fail their audit: a caught failure is the control working, never
     a regression, and a control is never a candidate for "winner"."""
     return frozenset(name for name, e in axis("driver").items() if e.negative_control)
+
+
+def is_negative_control(row: Mapping[str, Any]) -> bool:
+    """A point of a negative control: its driver's, or its page table's (a racy build of the
+    kernel's code)."""
+    if row.get("driver") in negative_controls():
+        return True
+    entry = axis("pgtable").get(str(row.get("pgtable")))
+    return bool(entry and entry.negative_control)
 
 
 def __getattr__(name: str) -> Any:

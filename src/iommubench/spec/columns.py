@@ -91,6 +91,16 @@ MEASURES = [
     "grace_ns_max",
 ]
 
+# The kernel's own code (pgtable kernel-*): which tree each row came from, and what the
+# kernel's code itself reported; empty for the model.
+KERNEL = [
+    "kernel_source",
+    "kernel_files_sha256",
+    "kernel_variant",
+    "kernel_warns",
+    "kernel_tlb_flush_walks",
+]
+
 AUDIT = [
     "lost_mappings",
     "wrong_translations",
@@ -104,7 +114,16 @@ AUDIT = [
 ]
 
 POINT_COLUMNS: list[str] = (
-    IDENTITY + MACHINE + PARAMETERS + PLACEMENT + LOAD + MEASURES + SERIES + LOCK_COLUMNS + AUDIT
+    IDENTITY
+    + MACHINE
+    + PARAMETERS
+    + PLACEMENT
+    + LOAD
+    + MEASURES
+    + SERIES
+    + LOCK_COLUMNS
+    + KERNEL
+    + AUDIT
 )
 
 # The type of each column, for the checks --resume makes on stored rows: parameters must equal
@@ -112,7 +131,7 @@ POINT_COLUMNS: list[str] = (
 # or a number >= 0 (nan allowed). A new text or boolean column must be listed here.
 TEXT_COLUMNS = {
     "run_id", "status", "error", "flags", "core_hash", "version", "host", "cpu_model",
-    "cpus_allowed",
+    "cpus_allowed", "kernel_source", "kernel_files_sha256", "kernel_variant",
 }  # fmt: skip
 BOOLEAN_COLUMNS = {"oversubscribed", "audit_ok", "level_shift"}
 

@@ -734,6 +734,7 @@ def _check_point(
     def origin(key: str) -> tuple[str, bool]:
         return _origin(key, where, given, labels)
 
+    _check_pgtable(point, origin, index)
     region = point["region_mib"]
     assert isinstance(region, int)
     # A chunk or an unmap call larger than the region would make no sense (and an unmap
@@ -755,6 +756,35 @@ def _check_point(
             f"region_mib {region} ({region_at}); {key} must be <= region_mib x "
             f"{PAGES_PER_MIB} (point {index})",
         )
+
+
+def _check_pgtable(point: dict[str, object], origin: Any, index: int) -> None:
+    """A page table that brings its own driver code (the kernel's) crosses only with the
+    drivers its native registration accepts."""
+    from iommubench.core import binding
+
+    lib = binding.lib()
+    if lib.ib_pgtable_accepts(parameters.native_params(point)):
+        return
+
+    def accepts(**change: object) -> bool:
+        return bool(lib.ib_pgtable_accepts(parameters.native_params({**point, **change})))
+
+    drivers = [d for d in binding.driver_names() if accepts(driver=d, walkers=0)]
+    if (
+        point["driver"] not in drivers
+        and catalogue.resolve_driver(str(point["driver"]), None)[0] not in drivers
+    ):
+        key, what = "driver", f"under driver {' or '.join(drivers)}"
+    else:
+        safe = [s for s in binding.walker_safety_names() if accepts(walker_safety=s)]
+        key, what = "walker_safety", f"with walkers under walker_safety {' or '.join(safe)}"
+    at, given = origin(key)
+    raise Bad(
+        at if given else origin("pgtable")[0],
+        f"{key} {point[key]} ({at}) does not apply to pgtable {point['pgtable']}: it runs "
+        f"{what} (point {index})",
+    )
 
 
 def arena_mib(point: dict[str, object]) -> float:

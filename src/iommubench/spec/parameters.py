@@ -290,6 +290,14 @@ PARAMETERS: tuple[Parameter, ...] = (
         Native("driver", _index(binding.driver_names), words="registry index"),
     ),
     _choice(
+        "pgtable",
+        "model",
+        "which page table: the model, or the kernel's own io-pgtable-arm.c built from a kernel "
+        "tree (lockfree and domain-lock only; see docs/kernel-code.md)",
+        binding.pgtable_names,
+        Native("pgtable", _index(binding.pgtable_names), words="registry index"),
+    ),
+    _choice(
         "lock",
         "ttas",
         "the lock algorithm a locking driver takes (domain-lock, table-lock); a lock-free "

@@ -2,10 +2,11 @@
 
 The kernel's ``io-pgtable-arm.c``, ``io-pgtable.c``, ``iova.c`` and ``lib/rbtree.c`` (staged by
 ``sources``) are compiled with the shim's headers (``shim/``), the shim's run time
-(``shim/shim.c``), the adapter (``adapter.c``, the C API of ``ibk.h``) and the test and timing
-drivers (``drive.c``) into one shared object in the cache, keyed by the sources' hash, the
-shim's hash, the variant and the compiler. It is never written into the package tree and never
-shipped: it is a local build of GPL-2.0 files.
+(``shim/shim.c``), the adapter (``adapter.c``, the C API of ``core/native/pgtables/ibk.h``),
+the walkers' pass (``walk.c``) and the test and timing drivers (``drive.c``) into one shared
+object in the cache, keyed by the sources' hash, the shim's hash, the variant and the
+compiler. It is never written into the package tree and never shipped: it is a local build of
+GPL-2.0 files.
 
 Variants: ``normal``, and ``racy-cmpxchg`` (the negative control: the shim's
 ``cmpxchg64_relaxed`` becomes a plain read, compare and write).
@@ -14,9 +15,9 @@ A tree whose API the shim does not cover fails with one line naming the missing 
 kernel file (from gcc's diagnostics).
 
 The delayed work of ``iova.c`` (the depot trim, 100 ms) runs when the caller calls
-``ibk_tick(env, now)``: the harness owns that timer (the tests call it from worker 0 every few
-hundred operations; a run calls it on its own clock tick), so the trim happens in the calling
-worker, as CPU ``ibk_set_cpu``'s index, within one tick of when the kernel's workqueue would run it.
+``ibk_tick(env, now)``: the harness owns that timer (the checks call it from worker 0 every few
+hundred operations), so the trim happens in the calling worker, as its CPU (``ibk_set_cpu``),
+within one tick of when the kernel's workqueue would run it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from . import sources as ksources
 
 HERE = Path(__file__).resolve().parent
 SHIM = HERE / "shim"
+# The adapter's C API lives beside its consumer in the native core (core/native/pgtables), so
+# the core builds from its own folder; the object is built against the same header.
+API = HERE.parent / "native" / "pgtables"
 
 VARIANTS: tuple[str, ...] = ("normal", "racy-cmpxchg")
 # Pauses between the racy read and its write: widens the window a real race needs, so racing
@@ -127,8 +131,8 @@ def shim_digest() -> str:
     """One hash over the shim, the adapter, the drivers and the flags."""
     h = hashlib.sha256()
     files = sorted(p for p in HERE.rglob("*") if p.suffix in (".c", ".h") and p.is_file())
-    for f in files:
-        h.update(f.relative_to(HERE).as_posix().encode() + b"\0")
+    for f in [*files, API / "ibk.h"]:
+        h.update(f.relative_to(HERE.parent).as_posix().encode() + b"\0")
         h.update(f.read_bytes())
     h.update("\0".join((*CFLAGS, *DEFINES, EXPORTS, str(RACY_WINDOW))).encode())
     return h.hexdigest()
@@ -269,7 +273,7 @@ def build(
     env_flags = [*CFLAGS, *DEFINES, *extra]
     if cfg_alloc:
         env_flags.append("-DIBK_HAVE_CFG_ALLOC")
-    includes = [f"-I{SHIM}", f"-I{HERE}", f"-I{src.root / 'include'}"]
+    includes = [f"-I{SHIM}", f"-I{HERE}", f"-I{API}", f"-I{src.root / 'include'}"]
     units: list[tuple[str, Path]] = [(u, src.path(u)) for u in KERNEL_UNITS]
     units += [(f"iommubench/{u}", HERE / u) for u in OWN_UNITS]
     with tempfile.TemporaryDirectory(prefix=".build-", dir=dest_dir) as tmp_s:

@@ -114,9 +114,11 @@ int ibk_drive_walk(struct ibk_pgtable *t, struct ibk_walk_race *r, int index)
 	ibk_barrier_wait(&r->bar);
 	if ((uint32_t)index >= r->nworkers) {
 		struct ibk_walk_counts *c = &r->walk[index - r->nworkers];
-		/* acquire: pairs with the last mapper's release; the loop ends after its unmaps */
-		while (__atomic_load_n(&r->done, __ATOMIC_ACQUIRE) < r->nworkers)
+		/* acquire: pairs with the last mapper's release; the loop ends after its unmaps
+		 * (one pass at least, however fast the mappers were) */
+		do
 			ibk_walker_pass(t, r->iova0, r->npages * PAGE_SIZE, PAGE_SIZE, c);
+		while (__atomic_load_n(&r->done, __ATOMIC_ACQUIRE) < r->nworkers);
 		return 0;
 	}
 	for (uint32_t round = 0; round < r->rounds; round++) {

@@ -1,7 +1,8 @@
 """Load the kernel-code object with cffi, lay out shared regions, and fork workers around it.
 
-The C API is ``ibk.h`` (the adapter) and ``ibk_drive.h`` (the drivers of the object's own
-tests and measurements); both headers are read here as the cdef, so Python and C cannot drift.
+The C API is ``core/native/pgtables/ibk.h`` (the adapter) and ``ibk_drive.h`` (the drivers of
+the object's own tests and measurements); both headers are read here as the cdef, so Python
+and C cannot drift.
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ from typing import Any
 
 from cffi import FFI
 
-from .build import HERE, KernelObject
+from .build import API, HERE, KernelObject
 
-_HEADERS = ("ibk.h", "ibk_drive.h")
+_HEADERS = (API / "ibk.h", HERE / "ibk_drive.h")
 
 
 def cdef_text() -> str:
     """The headers without preprocessor lines, except integer #defines."""
     out = []
-    for name in _HEADERS:
-        for line in (HERE / name).read_text().splitlines():
+    for path in _HEADERS:
+        for line in path.read_text().splitlines():
             if line.startswith("#"):
                 if re.match(r"#define\s+\w+\s+\d+\s*$", line):
                     out.append(line)

@@ -151,6 +151,16 @@ uint32_t ib_invalidation_count(void);
 const char *ib_invalidation_name(uint32_t i);
 uint32_t ib_walker_safety_count(void);
 const char *ib_walker_safety_name(uint32_t i);
+uint32_t ib_pgtable_count(void);
+const char *ib_pgtable_name(uint32_t i);
+/* 0: a page table built into the core; else the variant of the object it is loaded from
+ * (1 normal, 2 racy-cmpxchg), built on this machine from a kernel tree (core/kernel). */
+uint32_t ib_pgtable_object_variant(uint32_t i);
+/* Parent, after ib_arena_init and before any worker forks: load the point's page table from
+ * its object and create the table in the arena (nothing for a built-in one). */
+int ib_pgtable_attach(void *base, const char *object_path);
+/* 1 when the point's driver (and lock) apply to its page table. */
+int ib_pgtable_accepts(const struct ib_params *p);
 
 /* The arena's shape (sizes of the shared structs, registry sizes), derived at build time. */
 uint32_t ib_core_version(void);

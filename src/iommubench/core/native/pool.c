@@ -1,4 +1,5 @@
 #include "pool.h"
+#include "strategy.h"
 
 #include "clock.h"
 #include "lockcore.h"
@@ -124,4 +125,19 @@ void ib_pool_free(struct ib_ctx *x, uint32_t page)
     s->free_count++;
     if (s->free_count >= 2 * IB_POOL_BATCH)
         pool_spill(x);
+}
+
+uint64_t ib_pool_pages_out(void *base)
+{
+    struct ib_header *h = ib_hdr(base);
+    uint32_t *meta = ib_meta(base);
+    uint64_t free_pages = 0, n = h->params.pool_pages;
+    /* bounded: a page freed twice can make a list cyclic */
+    for (uint32_t p = h->pool.head; p != IB_NIL && free_pages <= n; p = meta[p])
+        free_pages++;
+    for (uint32_t w = 0; w < h->params.workers; w++)
+        for (uint32_t p = ib_slot_of(base, w)->free_head; p != IB_NIL && free_pages <= n;
+             p = meta[p])
+            free_pages++;
+    return free_pages >= n - 1 ? 0 : n - 1 - free_pages;
 }

@@ -2,6 +2,7 @@
 #include "inval/inval.h"
 #include "iova/iova.h"
 #include "lockcore.h"
+#include "pgtables/pgtable_kind.h"
 #include "strategy.h"
 
 #define IB_DRIVER_ENTRY(drv) extern const struct ib_driver ib_driver_##drv;
@@ -59,6 +60,45 @@ const char *ib_lock_description(uint32_t i)
     return i < ib_lock_count() ? locks[i]->description : 0;
 }
 
+const struct ib_lock *ib_lock_get(uint32_t i) { return locks[i < ib_lock_count() ? i : 0]; }
+
+#define IB_PGTABLE_ENTRY(id) extern const struct ib_pgtable_kind ib_pgtable_##id;
+#include "pgtables/pgtables.def"
+#undef IB_PGTABLE_ENTRY
+
+#define IB_PGTABLE_ENTRY(id) &ib_pgtable_##id,
+static const struct ib_pgtable_kind *const pgtables[] = {
+#include "pgtables/pgtables.def"
+};
+#undef IB_PGTABLE_ENTRY
+
+uint32_t ib_pgtable_count(void) { return sizeof(pgtables) / sizeof(pgtables[0]); }
+
+const char *ib_pgtable_name(uint32_t i) { return i < ib_pgtable_count() ? pgtables[i]->name : 0; }
+
+uint32_t ib_pgtable_object_variant(uint32_t i)
+{
+    return i < ib_pgtable_count() ? pgtables[i]->object_variant : 0;
+}
+
+static const struct ib_pgtable_kind *pgtable_of(const struct ib_params *p)
+{
+    return pgtables[p->pgtable < ib_pgtable_count() ? p->pgtable : 0];
+}
+
+const struct ib_strategy *ib_table_format(const struct ib_params *p)
+{
+    return pgtable_of(p)->state;
+}
+
+int ib_pgtable_attach(void *base, const char *object_path)
+{
+    const struct ib_pgtable_kind *k = pgtable_of(&ib_hdr(base)->params);
+    if (!k->attach)
+        return IB_OK; /* built in: nothing to load */
+    return object_path ? k->attach(base, object_path) : IB_ERR_PARAMS;
+}
+
 /* The code of a (driver, lock) pair: a lock-free driver's own, or the lock's instance of a
  * lock-taking driver. */
 const struct ib_driver_impl *ib_driver_impl(uint32_t driver, uint32_t lock)
@@ -67,6 +107,19 @@ const struct ib_driver_impl *ib_driver_impl(uint32_t driver, uint32_t lock)
     if (d->locked < 0)
         return d->impl;
     return locks[lock < ib_lock_count() ? lock : 0]->impl[d->locked];
+}
+
+/* ... on the point's page table, which may bring its own (0: the pair does not apply) */
+const struct ib_driver_impl *ib_driver_impl_for(const struct ib_params *p)
+{
+    const struct ib_pgtable_kind *k = pgtable_of(p);
+    return k->impl ? k->impl(p) : ib_driver_impl(p->driver, p->lock);
+}
+
+int ib_pgtable_accepts(const struct ib_params *p)
+{
+    const struct ib_pgtable_kind *k = pgtable_of(p);
+    return !k->impl || k->impl(p) != 0;
 }
 
 /* The lock axis's state: the instances the driver takes (one per domain, or one per table
@@ -122,6 +175,8 @@ const struct ib_strategy *ib_strategy_of(const struct ib_params *p, int axis)
         const struct ib_strategy *s = ib_invalidation_get(p->invalidation)->state;
         return s ? s : &stateless;
     }
+    if (axis == IB_AXIS_DRIVER && pgtable_of(p)->state)
+        return pgtable_of(p)->state; /* a page table of its own keeps its state there */
     return axis == IB_AXIS_WALKER ? &ib_walker_strategy : &stateless;
 }
 
@@ -195,7 +250,7 @@ static void fill(struct ib_catalogue_entry *out, const char *axis, const char *n
 uint32_t ib_catalogue_size(void)
 {
     return IB_WORKLOAD_COUNT + ib_driver_count() + ib_lock_count() + ib_allocator_count() +
-           ib_invalidation_count() + ib_walker_safety_count();
+           ib_invalidation_count() + ib_walker_safety_count() + ib_pgtable_count();
 }
 
 int ib_catalogue_get(uint32_t i, struct ib_catalogue_entry *out)
@@ -229,6 +284,11 @@ int ib_catalogue_get(uint32_t i, struct ib_catalogue_entry *out)
     if (i < ib_walker_safety_count()) {
         struct ib_about about = {ib_walker_safety_description(i), "", "", 0};
         fill(out, "walker_safety", ib_walker_safety_name(i), &about);
+        return 0;
+    }
+    i -= ib_walker_safety_count();
+    if (i < ib_pgtable_count()) {
+        fill(out, "pgtable", pgtables[i]->name, &pgtables[i]->about);
         return 0;
     }
     return -1;

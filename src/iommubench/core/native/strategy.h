@@ -29,6 +29,11 @@ struct ib_strategy {
     /* table pages the strategy can hold out of a pool of `pages` (e.g. freed tables waiting
      * for a grace period); added on top of the sum (null: none) */
     uint64_t (*pool_held)(const struct ib_params *p, uint64_t pages);
+    /* A table in another format than pgtable.h's (the page-table axis): the audit's lookup
+     * of one page (1 and its frame when mapped), and one walker pass over the table. The
+     * audit hook then reports the tables and leaves (ib_audit_table_page, ib_audit_leaf). */
+    int (*translate)(void *base, uint64_t pfn, uint64_t *frame);
+    void (*walk_pass)(void *base, struct ib_walker_counters *c);
 };
 
 /* For an audit hook: a list of table pages, linked through the pool's links, that the
@@ -39,6 +44,16 @@ void ib_audit_held_pages(struct ib_audit *a, uint32_t head, uint64_t *count);
 struct ib_audit_result *ib_audit_result_of(struct ib_audit *a);
 /* A hook that could not run (no memory): the audit returns IB_ERR_AUDIT. */
 void ib_audit_failed(struct ib_audit *a);
+/* For a table in its own format: a table page reached from its root (counted reachable,
+ * multiply linked when reached twice), and a present leaf (checked against the ledgers). */
+void ib_audit_table_page(struct ib_audit *a, uint64_t page);
+void ib_audit_leaf(struct ib_audit *a, uint64_t pfn, uint64_t frame);
+/* The ledgers' expected mappings one by one: from *cursor (0 first), 0 when done. */
+int ib_audit_expected_next(struct ib_audit *a, uint64_t *cursor, uint64_t *pfn, uint64_t *frame);
+/* Table pages out of the pool: on no free list (the root excluded). */
+uint64_t ib_pool_pages_out(void *base);
+/* The page-table axis's strategy for the point (in the driver axis's region), or 0. */
+const struct ib_strategy *ib_table_format(const struct ib_params *p);
 
 /* A workload's registry entry (one per IB_WORKLOADS line, defined in its state file as
  * ib_workload_NAME_entry): its state and what it tells the catalogue. */

@@ -156,7 +156,11 @@ static void pass_leave(void *v, uint32_t index, int level)
 
 static void read_table(struct pass *p)
 {
-    ib_pt_visit(p->pages, p, pass_enter, pass_entry, pass_leave);
+    const struct ib_strategy *format = ib_table_format(&ib_hdr(p->base)->params);
+    if (format && format->walk_pass)
+        format->walk_pass(p->base, p->c); /* a table in its own format walks itself */
+    else
+        ib_pt_visit(p->pages, p, pass_enter, pass_entry, pass_leave);
 }
 
 /* A result other than 0 or EOWNERDEAD (ENOTRECOVERABLE...) means we do not hold the mutex:

@@ -6,11 +6,11 @@
 #include "hist.h"
 #include "reclaim.h"
 
-const struct ib_driver_impl *ib_driver_impl(uint32_t driver, uint32_t lock);
+const struct ib_driver_impl *ib_driver_impl_for(const struct ib_params *p);
 
 static const struct ib_driver_impl *impl_of(void *base)
 {
-    return ib_driver_impl(ib_hdr(base)->params.driver, ib_hdr(base)->params.lock);
+    return ib_driver_impl_for(&ib_hdr(base)->params);
 }
 
 uint64_t ib_hist_index(uint64_t value) { return ib_hist_bucket(value); }
