@@ -205,8 +205,6 @@ static int kpt_attach(void *base, const char *object_path)
     s->destroy = api->pgtable_destroy;
     const char *inval = ib_invalidation_name(h->params.invalidation);
     s->queued = h->params.workload == IB_WL_dma && inval && !strcmp(inval, "lazy");
-    /* the workers' counters start from zero: the pgd is not theirs */
-    parent.slot->counters.tables_allocated = 0;
     s->attached = 1;
     return IB_OK;
 }
