@@ -13,7 +13,7 @@ import pandas as pd
 
 from iommubench.analysis.run_reader import Run, label, norm_value, varying_params
 from iommubench.run import machine
-from iommubench.spec.catalogue import NEGATIVE_CONTROLS
+from iommubench.spec.catalogue import is_negative_control
 
 CV_WARN = 0.10
 STARVATION_RATIO = 2.0
@@ -135,11 +135,11 @@ def _point_level(r: pd.Series, shown: list[str]) -> list[str]:
             + (f": {r['error']}" if r["error"] else "")
         )
     if (
-        r.get("driver") in NEGATIVE_CONTROLS
+        is_negative_control(r)
         and r["verdict"] != "caught"
         and (r.get("workers") or 0) > 1
     ):
-        out.append(f"{n}: the naive control passed its audit: the race was not exercised")
+        out.append(f"{n}: the negative control passed its audit: the race was not exercised")
     if r["valid"] and "noisy" in fl:
         out.append(f"{n}: noisy: {r['noisy_detail']}")
     if "starved" in fl:

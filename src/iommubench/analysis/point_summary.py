@@ -30,7 +30,7 @@ from iommubench.analysis.run_reader import (
     param_columns,
     valid_mask,
 )
-from iommubench.spec.catalogue import LOCKS, NEGATIVE_CONTROLS
+from iommubench.spec.catalogue import LOCKS, is_negative_control
 
 # measures summarised as the median over a point's repetitions
 MEDIAN_COLUMNS = [
@@ -69,11 +69,11 @@ def _first(series: pd.Series) -> Any:
     return s.iloc[0] if len(s) else None
 
 
-def _verdict(driver: Any, reps: int, ok: int, audit_failed: int) -> str:
+def _verdict(control: bool, reps: int, ok: int, audit_failed: int) -> str:
     if ok == 0:
         return "error"
     if audit_failed:
-        return "caught" if driver in NEGATIVE_CONTROLS else "audit-failed"
+        return "caught" if control else "audit-failed"
     if ok < reps:
         return "partial"
     return "ok"
@@ -193,7 +193,7 @@ def _status(g: pd.DataFrame, ok: pd.DataFrame, row: dict[str, Any]) -> None:
     """Repetition counts, the verdict and the first error text."""
     audit_failed = int((ok["audit_ok"].astype("boolean") == False).sum())  # noqa: E712
     row["reps"], row["reps_ok"], row["reps_valid"] = len(g), len(ok), int(valid_mask(g).sum())
-    row["verdict"] = _verdict(row.get("driver"), len(g), len(ok), audit_failed)
+    row["verdict"] = _verdict(is_negative_control(row), len(g), len(ok), audit_failed)
     errors = g["error"].dropna().astype(str) if "error" in g else pd.Series(dtype=str)
     row["error"] = errors.iloc[0] if len(errors) else None
 
