@@ -134,11 +134,7 @@ def _point_level(r: pd.Series, shown: list[str]) -> list[str]:
             f"{n}: {int(r['reps'] - r['reps_ok'])} of {int(r['reps'])} repetitions failed"
             + (f": {r['error']}" if r["error"] else "")
         )
-    if (
-        is_negative_control(r)
-        and r["verdict"] != "caught"
-        and (r.get("workers") or 0) > 1
-    ):
+    if is_negative_control(r) and r["verdict"] != "caught" and (r.get("workers") or 0) > 1:
         out.append(f"{n}: the negative control passed its audit: the race was not exercised")
     if r["valid"] and "noisy" in fl:
         out.append(f"{n}: noisy: {r['noisy_detail']}")
