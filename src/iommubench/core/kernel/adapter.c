@@ -34,6 +34,7 @@ struct ibk_pgtable {
 struct ibk_iovad {
 	struct iova_domain iovad;
 	struct ibk_env *env;
+	u64 mags_at_init; /* magazines the rcaches hold when empty (the CPUs' loaded and prev) */
 };
 
 /* ---- env ----------------------------------------------------------------------------------- */
@@ -48,6 +49,20 @@ int ibk_env_window(struct ibk_env *env, void *base, size_t bytes, ibk_page_alloc
 		   ibk_page_free_cb free_fn, void *cookie)
 {
 	return ibk_env_set_window(env, base, bytes, alloc, free_fn, cookie);
+}
+
+struct ibk_env **ibk_env_slot(void) { return &ibk_env_cur; }
+
+
+void ibk_cpu_lock_stats(struct ibk_env *env, int cpu, uint64_t out[4])
+{
+	if (cpu == ibk_cpu)
+		ibk_publish(env);
+	struct ibk_cpu_stats *s = &env->cpu[(cpu >= 0 && cpu < IBK_MAX_CPUS) ? cpu : IBK_MAX_CPUS];
+	out[0] = __atomic_load_n(&s->lock_acq, __ATOMIC_RELAXED);
+	out[1] = __atomic_load_n(&s->lock_contended, __ATOMIC_RELAXED);
+	out[2] = __atomic_load_n(&s->lock_wait_ns, __ATOMIC_RELAXED);
+	out[3] = __atomic_load_n(&s->lock_wait_max_ns, __ATOMIC_RELAXED);
 }
 
 void ibk_set_cpu(int cpu) { ibk_cpu = cpu; }
@@ -485,6 +500,7 @@ struct ibk_iovad *ibk_iova_create(struct ibk_env *env, unsigned long granule,
 		iova_cache_put();
 		return NULL;
 	}
+	d->mags_at_init = ibk_kmem_cache_live_named("iommu_iova_magazine");
 	return d;
 }
 
@@ -549,6 +565,101 @@ void ibk_iova_census(struct ibk_iovad *d, struct ibk_iova_census *out)
 }
 
 struct ibk_env *ibk_iovad_env(struct ibk_iovad *d) { return d->env; }
+
+/* One census after a drain step: what the step returned to the tree, checked against the
+ * struct iova objects alive in their kmem_cache. */
+static u64 iova_step(struct ibk_iovad *d, u64 *ranges, struct ibk_iova_audit *out)
+{
+	struct ibk_iova_census c;
+	ibk_iova_census(d, &c);
+	int grew = c.ranges > *ranges; /* a drain step never allocates */
+	u64 freed = grew ? 0 : *ranges - c.ranges;
+	if (grew || c.iova_objects_live != c.ranges)
+		out->objects_mismatch++;
+	*ranges = c.ranges;
+	return freed;
+}
+
+int ibk_iova_audit(struct ibk_iovad *d, struct ibk_iova_audit *out)
+{
+	struct ibk_env *env = d->env;
+	struct ibk_iova_census c;
+	ibk_env_use(env);
+	memset(out, 0, sizeof(*out));
+	/* IOVA_MAG_SIZE is iova.c's own: read it off the magazine cache's object (a size word, then
+	 * the pfns); 6.1 kmallocs its magazines, of the same 127 pfns */
+	size_t mag_bytes = ibk_kmem_cache_size_named(env, "iommu_iova_magazine");
+	u64 m = mag_bytes ? (mag_bytes - sizeof(unsigned long)) / sizeof(unsigned long) : 127;
+	u64 mags0 = ibk_kmem_cache_live_named("iommu_iova_magazine");
+	out->magazine_size = m;
+	ibk_iova_census(d, &c);
+	out->ranges = c.ranges;
+	out->overlaps = c.overlaps;
+	if (c.iova_objects_live != c.ranges)
+		out->objects_mismatch++;
+	u64 ranges = c.ranges;
+	/* each CPU's loaded and prev magazines back to the tree: the cpuhp dead callback */
+	for (unsigned int cpu = 0; cpu < env->nr_cpus; cpu++) {
+		ibk_cpu_dead(env, cpu);
+		u64 freed = iova_step(d, &ranges, out);
+		out->cpu_cached += freed;
+		if (freed > out->cpu_cached_max)
+			out->cpu_cached_max = freed;
+	}
+	/* the depot: its trimming work with no CPU online pops one full magazine per size class
+	 * per run until the depot is empty (6.12); each step returns whole magazines */
+	unsigned int online = env->online_cpus;
+	ibk_set_online_cpus(env, 0);
+	for (int i = 0; i < 1 << 20; i++) {
+		int n = ibk_tick(env, ~0ULL);
+		if (!n)
+			break;
+		out->depot_trim_runs += (u64)n;
+		u64 freed = iova_step(d, &ranges, out);
+		out->depot_cached += freed;
+		if (freed % m)
+			out->partial_magazines++;
+	}
+	ibk_set_online_cpus(env, online);
+	/* what the kernel does when an allocation finds no space: flush every CPU's cache and the
+	 * depot (the only way to empty 6.1's fixed-size depot, or a depot whose work is idle) */
+	if (d->iovad.start_pfn > 0 && alloc_iova_fast(&d->iovad, 1, d->iovad.start_pfn - 1, true))
+		out->objects_mismatch++; /* an allocation below the domain's start succeeded */
+	u64 freed = iova_step(d, &ranges, out);
+	out->depot_cached += freed;
+	if (freed % m)
+		out->partial_magazines++;
+	out->leaks = ranges;
+	if (mag_bytes) {
+		/* 6.12: every magazine is a CPU's loaded or prev, or in the depot */
+		u64 mags = ibk_kmem_cache_live_named("iommu_iova_magazine");
+		out->depot_magazines = mags0 > mags ? mags0 - mags : 0;
+		if (mags != d->mags_at_init || out->depot_magazines * m != out->depot_cached)
+			out->magazine_mismatch++;
+		u64 orders = env->nr_cpus ? d->mags_at_init / (2ULL * env->nr_cpus) : 0;
+		if (out->cpu_cached_max > 2 * orders * m)
+			out->magazine_mismatch++;
+	}
+	out->warns = __atomic_load_n(&env->warns, __ATOMIC_ACQUIRE) +
+		     __atomic_load_n(&env->bugs, __ATOMIC_ACQUIRE);
+	return (out->overlaps || out->leaks || out->objects_mismatch || out->partial_magazines ||
+		out->magazine_mismatch || out->warns)
+		       ? 1
+		       : 0;
+}
+
+void ibk_iova_abandon(struct ibk_iovad *d)
+{
+	/* A run that ended before its teardown (a worker killed, say) leaves iova.c's own state in
+	 * this process (its cache users and kmem_caches) pointing into a region about to go. Reset
+	 * that state without touching the region: no current env, so no lock in it is taken and
+	 * nothing is freed into it. */
+	struct ibk_env *prev = ibk_env_cur;
+	(void)d;
+	ibk_env_cur = NULL;
+	iova_cache_put();
+	ibk_env_cur = prev;
+}
 
 void ibk_iova_destroy(struct ibk_iovad *d)
 {

@@ -102,6 +102,8 @@ void *ibk_env_pages_alloc(struct ibk_env *env, size_t size);
 void ibk_env_pages_free(struct ibk_env *env, void *p, size_t size);
 u64 ibk_now_ns(void);
 u64 ibk_kmem_cache_live_named(const char *name);
+u64 *ibk_kmem_cache_cpu_count(struct ibk_env *env, const char *name, int cpu, int frees);
+size_t ibk_kmem_cache_size_named(struct ibk_env *env, const char *name);
 int ibk_tick(struct ibk_env *env, u64 now_ns);
 int ibk_cpu_dead(struct ibk_env *env, unsigned int cpu);
 

@@ -180,7 +180,10 @@ struct ibk_env *ibk_env_init(void *region, size_t bytes, unsigned int nr_cpus)
 void ibk_env_use(struct ibk_env *env)
 {
 	ibk_env_cur = env;
-	ibk_window_base = env ? env->win_base : NULL;
+	/* An env without a page window (the IOVA allocator's) leaves the window alone: a page
+	 * table in another env of this process keeps reading its tables through it. */
+	if (!env || env->win_base)
+		ibk_window_base = env ? env->win_base : NULL;
 }
 
 int ibk_env_set_window(struct ibk_env *env, void *base, size_t bytes, ibk_page_alloc_fn alloc,
@@ -324,6 +327,8 @@ void ibk_free_percpu(void *p)
 struct ibk_kc_cpu {
 	void *head;
 	u32 count;
+	u64 allocs; /* objects this CPU allocated and freed: written by this CPU only, so the */
+	u64 frees;  /* harness can tell a cache miss from a hit around one call (ibk.h) */
 } __aligned(64);
 struct kmem_cache {
 	const char *name;
@@ -376,6 +381,8 @@ void *ibk_kmem_cache_alloc(struct kmem_cache *c, gfp_t gfp)
 	int cpu = ibk_cpu;
 	void *p = NULL;
 	struct ibk_kc_cpu *pc = (cpu >= 0 && cpu < IBK_MAX_CPUS) ? &c->cpu[cpu] : NULL;
+	if (pc)
+		pc->allocs++;
 	if (pc && pc->head) {
 		p = pc->head;
 		pc->head = *(void **)p;
@@ -416,6 +423,8 @@ void ibk_kmem_cache_free(struct kmem_cache *c, void *p)
 	int cpu = ibk_cpu;
 	/* settles: the cache's live count, from every worker */
 	__atomic_fetch_sub(&c->live, 1, __ATOMIC_RELAXED);
+	if (cpu >= 0 && cpu < IBK_MAX_CPUS)
+		c->cpu[cpu].frees++;
 	if (cpu >= 0 && cpu < IBK_MAX_CPUS && c->cpu[cpu].count < IBK_KC_CPU_MAX) {
 		*(void **)p = c->cpu[cpu].head;
 		c->cpu[cpu].head = p;
@@ -426,6 +435,28 @@ void ibk_kmem_cache_free(struct kmem_cache *c, void *p)
 	*(void **)p = c->shared;
 	c->shared = p;
 	ibk_raw_unlock(&c->lock);
+}
+
+static struct kmem_cache *kmem_cache_named(struct ibk_env *env, const char *name)
+{
+	for (int i = 0; env && i < 16; i++)
+		if (env->caches[i] && !strcmp(env->caches[i]->name, name))
+			return env->caches[i];
+	return NULL;
+}
+
+u64 *ibk_kmem_cache_cpu_count(struct ibk_env *env, const char *name, int cpu, int frees)
+{
+	struct kmem_cache *c = kmem_cache_named(env, name);
+	if (!c || cpu < 0 || cpu >= IBK_MAX_CPUS)
+		return NULL;
+	return frees ? &c->cpu[cpu].frees : &c->cpu[cpu].allocs;
+}
+
+size_t ibk_kmem_cache_size_named(struct ibk_env *env, const char *name)
+{
+	struct kmem_cache *c = kmem_cache_named(env, name);
+	return c ? c->size : 0;
 }
 
 u64 ibk_kmem_cache_live_named(const char *name)

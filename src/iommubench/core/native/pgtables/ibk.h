@@ -53,6 +53,18 @@ int ibk_env_window(struct ibk_env *env, void *base, size_t bytes, ibk_page_alloc
 void ibk_env_page_gen(struct ibk_env *env, uint32_t *gen);
 void ibk_set_cpu(int cpu);
 int ibk_get_cpu(void);
+/* This process's current env, as a slot: a native caller with two envs in one loaded object
+ * (a kernel page table and the kernel's IOVA allocator) sets it around its calls. The page
+ * window the page-table code reads is apart from it, and an env without a window (the IOVA
+ * allocator's) never moves it, not even when made current by ibk_env_use. */
+struct ibk_env **ibk_env_slot(void);
+/* One CPU's object counts in a kmem_cache of env (frees != 0: frees, else allocations), written
+ * by that CPU only: a caller on that CPU reads it around one call to tell what the call did
+ * (an IOVA allocation that allocated a struct iova missed the rcache). NULL: no such cache. */
+uint64_t *ibk_kmem_cache_cpu_count(struct ibk_env *env, const char *name, int cpu, int frees);
+/* One CPU's spinlock counts (the calling thread's acquisitions published first when it is that
+ * CPU): acquisitions, contended acquisitions, ns waited, longest wait in ns. */
+void ibk_cpu_lock_stats(struct ibk_env *env, int cpu, uint64_t out[4]);
 /* num_online_cpus() as the kernel code sees it (the iova depot keeps this many magazines). */
 void ibk_set_online_cpus(struct ibk_env *env, unsigned int n);
 /* Run every delayed work whose delay has passed (now_ns 0: now, CLOCK_MONOTONIC). Returns how
@@ -219,6 +231,32 @@ struct ibk_iova_census {
 	uint64_t iova_objects_live; /* struct iova objects in their kmem_cache */
 };
 void ibk_iova_census(struct ibk_iovad *d, struct ibk_iova_census *out);
+/* The allocator's audit, after the run (every I/O complete, so the tree holds only cached
+ * IOVAs): the census, then every CPU's loaded and prev magazines returned (cpuhp dead, CPU by
+ * CPU), the depot trimmed by its own work with no CPU online, then the kernel's flush on a
+ * failed allocation; the tree must then be empty. Each step's returned ranges are counted
+ * against the struct iova objects alive; depot steps return whole magazines; on 6.12 the
+ * magazine cache ends with exactly the CPUs' loaded and prev, and the depot's magazines times
+ * IOVA_MAG_SIZE equal the ranges it returned. Returns 1 when any check failed. */
+struct ibk_iova_audit {
+	uint64_t ranges;            /* ranges in the tree after the run (allocated or cached) */
+	uint64_t overlaps;          /* neighbouring ranges that overlap: handed out twice */
+	uint64_t cpu_cached;        /* ranges the CPUs' magazines held */
+	uint64_t cpu_cached_max;    /* ... the most one CPU held */
+	uint64_t depot_cached;      /* ranges the depot held */
+	uint64_t depot_magazines;   /* magazines the depot held (6.12; 0 on 6.1) */
+	uint64_t depot_trim_runs;   /* runs of the depot's trimming work during the drain */
+	uint64_t partial_magazines; /* depot steps that returned a part of a magazine */
+	uint64_t magazine_mismatch; /* magazines unaccounted for, or a CPU over its two per class */
+	uint64_t objects_mismatch;  /* struct iova objects alive != ranges in the tree */
+	uint64_t leaks;             /* ranges left after every cache is empty: never freed */
+	uint64_t warns;             /* WARN_ON/BUG_ON in the env (a cached IOVA not in the tree) */
+	uint64_t magazine_size;     /* IOVA_MAG_SIZE */
+};
+int ibk_iova_audit(struct ibk_iovad *d, struct ibk_iova_audit *out);
+/* A run that ended before its teardown: reset this process's iova.c state (cache users,
+ * kmem_caches) without touching the region, which may hold a lock a killed worker took. */
+void ibk_iova_abandon(struct ibk_iovad *d);
 void ibk_iova_destroy(struct ibk_iovad *d);
 struct ibk_env *ibk_iovad_env(struct ibk_iovad *d);
 
