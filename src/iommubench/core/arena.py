@@ -68,6 +68,8 @@ class Arena:
 
     def __init__(self, params: Any) -> None:
         ffi, lib = binding.load()
+        self._pid = os.getpid()
+        self._initialised = False
         self.size = arena_bytes(params)
         name = f"{SEGMENT_PREFIX}{os.getpid()}-{next(_counter)}"
         try:
@@ -85,11 +87,16 @@ class Arena:
         if lib.ib_arena_init(self.base, self.size, params) != 0:
             self.close()
             raise ValueError("the native core rejected the point's parameters (init)")
+        self._initialised = True
 
     def close(self) -> None:
-        """Unmap and unlink; safe to call twice."""
+        """Unmap and unlink; safe to call twice. The creating process first lets whatever was
+        attached to the arena go (a kernel allocator's process state, ib_arena_detach)."""
         if self._shm is None:
             return
+        if self._initialised and os.getpid() == self._pid:
+            self._initialised = False
+            binding.lib().ib_arena_detach(self.base)
         self.base = None
         self._cbuf = None
         shm, self._shm = self._shm, None

@@ -115,3 +115,8 @@ def pgtable_object_variant(name: str) -> int:
     """0 for a page table built into the core; else which kernel-code object it loads (1
     normal, 2 racy-cmpxchg)."""
     return int(load()[1].ib_pgtable_object_variant(pgtable_names().index(name)))
+
+
+def allocator_object_variant(name: str) -> int:
+    """0 for an IOVA allocator built into the core; else which kernel-code object it loads."""
+    return int(load()[1].ib_allocator_object_variant(allocator_names().index(name)))

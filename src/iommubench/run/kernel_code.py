@@ -1,4 +1,5 @@
-"""The kernel's own code for points on a kernel page table (`pgtable: kernel-arm`, ...).
+"""The kernel's own code for points on a kernel page table (`pgtable: kernel-arm`, ...) or
+the kernel's IOVA allocator (`allocator: kernel-iova`).
 
 The object each such point loads is built here, once per variant and source tree, from the
 tree `--kernel-src` names (kept in $IOMMUBENCH_KERNEL_SRC so every process of the run sees it)
@@ -17,6 +18,7 @@ from iommubench.core import binding
 from iommubench.core.errors import UsageError
 from iommubench.core.kernel import build as kbuild
 from iommubench.core.kernel import sources as ksources
+from iommubench.spec import catalogue
 
 SOURCE_ENV = "IOMMUBENCH_KERNEL_SRC"
 VARIANTS = {1: "normal", 2: "racy-cmpxchg"}
@@ -25,12 +27,29 @@ VARIANTS = {1: "normal", 2: "racy-cmpxchg"}
 ROW_COLUMNS = ("kernel_source", "kernel_files_sha256", "kernel_variant")
 
 
-def variant_of(point: Mapping[str, Any]) -> str | None:
-    """The object variant a point's page table loads, or None for a built-in table."""
+def loaded_axes(point: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(axis, entry, object variant) for each of the point's choices loaded from the kernel's
+    code: its page table (`pgtable: kernel-arm`, ...) and, where the workload reads it, its
+    IOVA allocator (`allocator: kernel-iova`)."""
+    out = []
     name = point.get("pgtable")
-    if name is None:
-        return None
-    return VARIANTS.get(binding.pgtable_object_variant(str(name)))
+    if name is not None and (v := VARIANTS.get(binding.pgtable_object_variant(str(name)))):
+        out.append(("pgtable", str(name), v))
+    name = point.get("allocator")
+    if (
+        name is not None
+        and catalogue.applies("allocator", point)
+        and (v := VARIANTS.get(binding.allocator_object_variant(str(name))))
+    ):
+        out.append(("allocator", str(name), v))
+    return out
+
+
+def variant_of(point: Mapping[str, Any]) -> str | None:
+    """The object variant a point loads (its page table's, else its allocator's), or None when
+    it runs on the model only."""
+    axes = loaded_axes(point)
+    return axes[0][2] if axes else None
 
 
 def _say(msg: str) -> None:
@@ -38,28 +57,40 @@ def _say(msg: str) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def _object(tree: str | None, variant: str) -> kbuild.KernelObject:
+def _object(tree: str | None, variant: str, what: str) -> kbuild.KernelObject:
     try:
         src = ksources.find(tree, progress=_say)
         return kbuild.build(src, variant, progress=_say)
     except (ksources.KernelSourceUnavailable, kbuild.KernelBuildError) as exc:
-        raise UsageError(f"pgtable on the kernel's code: {exc}") from None
+        raise UsageError(f"{what} on the kernel's code: {exc}") from None
+
+
+def _object_for(point: Mapping[str, Any], axis: str) -> kbuild.KernelObject | None:
+    for a, name, variant in loaded_axes(point):
+        if a == axis:
+            return _object(os.environ.get(SOURCE_ENV) or None, variant, f"{a} {name}")
+    return None
 
 
 def object_for(point: Mapping[str, Any]) -> kbuild.KernelObject | None:
-    """The built object a point loads (built once per process and variant), or None."""
-    variant = variant_of(point)
-    if variant is None:
-        return None
-    return _object(os.environ.get(SOURCE_ENV) or None, variant)
+    """The built object a point's page table loads (built once per process and variant), or
+    None for the model."""
+    return _object_for(point, "pgtable")
+
+
+def allocator_object_for(point: Mapping[str, Any]) -> kbuild.KernelObject | None:
+    """The built object a point's IOVA allocator loads, or None for one built into the core."""
+    return _object_for(point, "allocator")
 
 
 def prepare(points: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Build every object the points need, before the first point runs (a missing source or a
     tree the shim does not cover is one line and exit 2); the provenance for meta.json."""
     tree = os.environ.get(SOURCE_ENV) or None
-    variants = sorted({v for p in points if (v := variant_of(p)) is not None})
-    objs = {v: _object(tree, v) for v in variants}
+    needed = {(v, f"{a} {n}") for p in points for a, n, v in loaded_axes(p)}
+    objs: dict[str, kbuild.KernelObject] = {}
+    for variant, what in sorted(needed):
+        objs.setdefault(variant, _object(tree, variant, what))
     if not objs:
         return {}
     first = next(iter(objs.values()))
@@ -71,7 +102,7 @@ def prepare(points: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def row_columns(point: Mapping[str, Any]) -> dict[str, Any]:
-    obj = object_for(point)
+    obj = object_for(point) or allocator_object_for(point)
     if obj is None:
         return {}
     prov = obj.provenance()

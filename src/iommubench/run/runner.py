@@ -376,6 +376,12 @@ def measure_point(point: dict[str, Any], busy: Busy, timeout_s: float = 120.0) -
             return PointResult(
                 "failed", f"cannot create the {point['pgtable']} page table", measures=placement
             )
+        alloc_obj = kernel_code.allocator_object_for(point)
+        alloc_path = str(alloc_obj.path).encode() if alloc_obj else binding.ffi().NULL
+        if lib.ib_allocator_attach(arena.base, alloc_path) != 0:
+            return PointResult(
+                "failed", f"cannot create the {point['allocator']} allocator", measures=placement
+            )
         workers = _Workers(arena, cpus, count, n_walkers)
         try:
             workers.start()

@@ -735,6 +735,7 @@ def _check_point(
         return _origin(key, where, given, labels)
 
     _check_pgtable(point, origin, index)
+    _check_kernel_allocator(point, origin, index)
     region = point["region_mib"]
     assert isinstance(region, int)
     # A chunk or an unmap call larger than the region would make no sense (and an unmap
@@ -756,6 +757,33 @@ def _check_point(
             f"region_mib {region} ({region_at}); {key} must be <= region_mib x "
             f"{PAGES_PER_MIB} (point {index})",
         )
+
+
+# The kernel-code shim's NR_CPUS: an IOVA allocator loaded from the kernel's code (iova.c's
+# per-CPU rcache) takes each worker as one of its CPUs.
+KERNEL_CPUS = 64
+
+
+def _check_kernel_allocator(point: dict[str, object], origin: Any, index: int) -> None:
+    """The kernel's iova.c keeps one rcache per CPU and the worker index is the CPU: at most
+    the shim's 64."""
+    from iommubench.core import binding
+
+    name = point.get("allocator")
+    if name is None or not catalogue.applies("allocator", point):
+        return
+    if not binding.allocator_object_variant(str(name)):
+        return
+    workers = point["workers"]
+    assert isinstance(workers, int)
+    if workers <= KERNEL_CPUS:
+        return
+    at, given = origin("workers")
+    raise Bad(
+        at if given else origin("allocator")[0],
+        f"workers {workers} ({at}) do not fit allocator {name}: each worker is one of the "
+        f"kernel-code shim's {KERNEL_CPUS} CPUs (point {index})",
+    )
 
 
 def _check_pgtable(point: dict[str, object], origin: Any, index: int) -> None:

@@ -161,6 +161,15 @@ uint32_t ib_pgtable_object_variant(uint32_t i);
 int ib_pgtable_attach(void *base, const char *object_path);
 /* 1 when the point's driver (and lock) apply to its page table. */
 int ib_pgtable_accepts(const struct ib_params *p);
+/* 0: an allocator built into the core; else the variant of the kernel-code object it is
+ * loaded from (1 normal), as for a page table. */
+uint32_t ib_allocator_object_variant(uint32_t i);
+/* Parent, after ib_pgtable_attach and before any worker forks: load the point's allocator from
+ * its object (nothing for a built-in one, or a workload that reads no allocator). */
+int ib_allocator_attach(void *base, const char *object_path);
+/* Parent, before the arena is unmapped, whether or not the point ran to its audit: what an
+ * attach took from this process is given back (a no-op when the audit already did). */
+void ib_arena_detach(void *base);
 
 /* The arena's shape (sizes of the shared structs, registry sizes), derived at build time. */
 uint32_t ib_core_version(void);

@@ -219,6 +219,25 @@ const struct ib_allocator *ib_allocator_get(uint32_t i)
     return allocators[i < ib_allocator_count() ? i : 0];
 }
 
+uint32_t ib_allocator_object_variant(uint32_t i)
+{
+    return i < ib_allocator_count() ? allocators[i]->object_variant : 0;
+}
+
+/* The allocator's own attach and detach decide whether the point's workload reads it. */
+int ib_allocator_attach(void *base, const char *object_path)
+{
+    const struct ib_allocator *a = ib_allocator_get(ib_hdr(base)->params.allocator);
+    return a->attach ? a->attach(base, object_path) : IB_OK; /* built in: nothing to load */
+}
+
+void ib_arena_detach(void *base)
+{
+    const struct ib_allocator *a = ib_allocator_get(ib_hdr(base)->params.allocator);
+    if (a->detach)
+        a->detach(base);
+}
+
 uint32_t ib_invalidation_count(void) { return sizeof(invalidations) / sizeof(invalidations[0]); }
 
 const char *ib_invalidation_name(uint32_t i)

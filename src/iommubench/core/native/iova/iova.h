@@ -1,5 +1,6 @@
 /* IOVA allocators. An allocator is one file here defining a `struct ib_allocator` named
- * ib_allocator_NAME, plus one line in allocators.def. Allocation is size-aligned (to the next
+ * ib_allocator_NAME, plus one line in allocators.def (kernel_iova.c: the kernel's own iova.c,
+ * loaded from the kernel-code object, with its own state). Allocation is size-aligned (to the next
  * power of two) and top-down below the DMA mask, as drivers/iommu/iova.c does; pfn 0 is never
  * handed out, so 0 means failure. Sizes of up to 32 pages are rounded up to a power of two
  * (alloc_iova_fast), larger ones are allocated exactly; free takes the same page count.
@@ -104,6 +105,16 @@ struct ib_allocator {
     const struct ib_strategy *state; /* its arena state (strategy.h) */
     uint64_t (*alloc)(struct ib_ctx *x, uint32_t pages);
     void (*free)(struct ib_ctx *x, uint64_t pfn, uint32_t pages);
+    /* Optional (0: none). Its timers, from the worker's own loop every few hundred I/Os, as an
+     * invalidation mode's poll: there are no timer threads. */
+    void (*poll)(struct ib_ctx *x, uint64_t now_ns);
+    /* Optional, for an allocator loaded at run time from the kernel-code object (core/kernel):
+     * which variant it loads (1 normal, 0 none), its attach (parent, after ib_arena_init and
+     * before any worker forks) and its detach (parent, before the arena goes, whether or not
+     * the point got as far as its audit). */
+    uint32_t object_variant;
+    int (*attach)(void *base, const char *object_path);
+    void (*detach)(void *base);
 };
 
 static inline uint32_t ib_iova_order(uint32_t pages)

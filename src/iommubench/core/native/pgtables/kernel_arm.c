@@ -253,7 +253,7 @@ static void kpt_audit(void *base, struct ib_audit *a)
             r->kernel_wrong++;
     }
     s->env_stats(s->env, &st);
-    r->kernel_warns = st.warns + st.bugs;
+    r->kernel_warns += st.warns + st.bugs;
     /* free_io_pgtable_ops: every table back to the pool */
     static struct ib_ctx parent;
     ib_ctx_init(&parent, base, 0);

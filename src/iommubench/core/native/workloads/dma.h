@@ -187,6 +187,8 @@ ib_workload_dma(struct ib_ctx *x, const struct ib_driver_ops *ops)
         if (since_check >= IB_DMA_ACCOUNT || (k == 0 && s == 0)) {
             ib_dma_account(x, &done, &submitted, &pages);
             since_check = 0;
+            if (x->alloc->poll) /* before the clock check, so the window's counts include it */
+                x->alloc->poll(x, ib_clock_ns());
             ib_clock_check(x);
             x->inval->poll(x, ib_clock_ns());
             if (k == 0 && s == 0)
