@@ -1,4 +1,5 @@
-"""A new lock, or a new lock-free driver, is one native file and one registration line.
+"""A new lock, lock-free driver, IOVA allocator or invalidation mode is one native file and one
+registration line.
 
 Each test copies the project into a scratch directory, copies an existing strategy's file
 under a new name (its identifiers renamed), appends its one line to the axis's `.def` file,
@@ -45,6 +46,7 @@ def _add_strategy(tree: Path, axis_dir: str, source: str, old: str, new: str, li
     text = re.sub(rf"\b{old}_", f"{new}_", text)
     text = text.replace(f'"{old}"', f'"{new}"')
     text = re.sub(rf"(IB_DEFINE_\w+\(\"{new}\",\s*){old}\b", rf"\g<1>{new}", text)
+    text = re.sub(rf"\b(ib_[a-z]+_){old}\b", rf"\g<1>{new}", text)  # ib_allocator_NAME
     (folder / f"{new}.c").write_text(text)
     (def_file,) = [p for p in folder.glob("*.def") if "ENTRY" in p.read_text()]
     with def_file.open("a") as f:
@@ -124,5 +126,43 @@ def test_a_lock_free_driver_is_one_file_and_one_line(tmp_path: Path) -> None:
             "tests/test_native_tsan.py",
             "-k",
             "mylockfree or catalogue or parameter or negative_control or lock_takers",
+        ],
+    )
+
+
+def test_an_allocator_is_one_file_and_one_line(tmp_path: Path) -> None:
+    tree = _scratch_copy(tmp_path / "tree")
+    _add_strategy(tree, "iova", "global.c", "global", "myglobal", "IB_ALLOCATOR_ENTRY(myglobal)")
+    _check_in_scratch(
+        tree,
+        "allocator",
+        "myglobal",
+        [
+            "tests/test_native_core.py",
+            "tests/test_parameters.py",
+            "tests/test_dma.py",
+            "tests/test_native_tsan.py",
+            "-k",
+            "myglobal or catalogue or parameter",
+        ],
+    )
+
+
+def test_an_invalidation_mode_is_one_file_and_one_line(tmp_path: Path) -> None:
+    tree = _scratch_copy(tmp_path / "tree")
+    _add_strategy(
+        tree, "inval", "strict.c", "strict", "mystrict", "IB_INVALIDATION_ENTRY(mystrict)"
+    )
+    _check_in_scratch(
+        tree,
+        "invalidation",
+        "mystrict",
+        [
+            "tests/test_native_core.py",
+            "tests/test_parameters.py",
+            "tests/test_dma.py",
+            "tests/test_native_tsan.py",
+            "-k",
+            "mystrict or catalogue or parameter",
         ],
     )

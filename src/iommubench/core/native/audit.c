@@ -18,18 +18,20 @@ struct ib_audit {
     uint64_t *dump_pfns, *dump_frames, dump_cap, dump_len;
 };
 
-/* The ledger: which worker owns pfn, and whether that worker left it mapped. */
+/* The workload's ledger: whether pfn must be mapped at the end, and to which frame. */
 static int expected_frame(const struct ib_header *h, uint64_t pfn, uint64_t *frame)
 {
-    const struct ib_params *p = &h->params;
-    if (pfn < IB_REGION_BASE_PFN || pfn >= IB_REGION_BASE_PFN + p->region_pages)
-        return 0;
-    uint64_t owner = ((pfn - IB_REGION_BASE_PFN) / p->chunk_pages) % p->workers;
-    const struct ib_slot *s = (const struct ib_slot *)((const char *)h + h->layout.slots_off);
-    if (s[owner].ledger != IB_LEDGER_ALL_CHUNKS)
-        return 0;
-    *frame = ib_frame_for(pfn);
-    return 1;
+    const struct ib_strategy *w = ib_strategy_of(&h->params, IB_AXIS_WORKLOAD);
+    return w->ledger && w->ledger(h, pfn, frame);
+}
+
+/* The pfns the workload's ledger can say yes to. */
+static void ledger_span(const struct ib_params *p, uint64_t *lo, uint64_t *hi)
+{
+    const struct ib_strategy *w = ib_strategy_of(p, IB_AXIS_WORKLOAD);
+    *lo = *hi = 0;
+    if (w->ledger_span)
+        w->ledger_span(p, lo, hi);
 }
 
 static void visit_leaf(struct ib_audit *a, uint64_t pfn, uint64_t e)
@@ -131,15 +133,16 @@ void ib_audit_leaf(struct ib_audit *a, uint64_t pfn, uint64_t frame)
 
 int ib_audit_expected_next(struct ib_audit *a, uint64_t *cursor, uint64_t *pfn, uint64_t *frame)
 {
-    const struct ib_params *p = &a->x.hdr->params;
-    for (uint64_t i = *cursor; i < p->region_pages; i++) {
-        if (expected_frame(a->x.hdr, IB_REGION_BASE_PFN + i, frame)) {
-            *pfn = IB_REGION_BASE_PFN + i;
+    uint64_t lo, hi;
+    ledger_span(&a->x.hdr->params, &lo, &hi);
+    for (uint64_t i = *cursor; lo + i < hi; i++) {
+        if (expected_frame(a->x.hdr, lo + i, frame)) {
+            *pfn = lo + i;
             *cursor = i + 1;
             return 1;
         }
     }
-    *cursor = p->region_pages;
+    *cursor = hi - lo;
     return 0;
 }
 
@@ -147,7 +150,9 @@ static void count_expected(struct ib_audit *a)
 {
     const struct ib_params *p = &a->x.hdr->params;
     const struct ib_strategy *format = ib_table_format(p);
-    for (uint64_t pfn = IB_REGION_BASE_PFN; pfn < IB_REGION_BASE_PFN + p->region_pages; pfn++) {
+    uint64_t lo, hi;
+    ledger_span(p, &lo, &hi);
+    for (uint64_t pfn = lo; pfn < hi; pfn++) {
         uint64_t want, got;
         if (!expected_frame(a->x.hdr, pfn, &want))
             continue;

@@ -1,3 +1,5 @@
+#include <string.h>
+
 #include "drivers/driver.h"
 #include "inval/inval.h"
 #include "iova/iova.h"
@@ -181,6 +183,16 @@ const struct ib_strategy *ib_strategy_of(const struct ib_params *p, int axis)
 }
 
 uint32_t ib_workload_count(void) { return IB_WORKLOAD_COUNT; }
+
+int ib_workload_reads(const struct ib_params *p, const char *name)
+{
+    const char *reads = workloads[p->workload < IB_WORKLOAD_COUNT ? p->workload : 0]->about.reads;
+    size_t n = strlen(name);
+    for (const char *at = strstr(reads, name); at; at = strstr(at + 1, name))
+        if ((at == reads || at[-1] == ',') && (at[n] == ',' || at[n] == 0))
+            return 1;
+    return 0;
+}
 
 const char *ib_workload_name(uint32_t i)
 {

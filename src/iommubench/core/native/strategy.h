@@ -34,6 +34,11 @@ struct ib_strategy {
      * audit hook then reports the tables and leaves (ib_audit_table_page, ib_audit_leaf). */
     int (*translate)(void *base, uint64_t pfn, uint64_t *frame);
     void (*walk_pass)(void *base, struct ib_walker_counters *c);
+    /* A workload's ledger, for the audit: the pfns [*lo, *hi) its workers can leave mapped,
+     * and whether `pfn` must be mapped at the end of the run, and to which frame (null:
+     * nothing stays mapped). */
+    void (*ledger_span)(const struct ib_params *p, uint64_t *lo, uint64_t *hi);
+    int (*ledger)(const struct ib_header *h, uint64_t pfn, uint64_t *frame);
 };
 
 /* For an audit hook: a list of table pages, linked through the pool's links, that the
@@ -61,6 +66,11 @@ struct ib_workload_entry {
     const struct ib_strategy *state;
     struct ib_about about;
 };
+
+/* Whether the point's workload reads parameter `name` (its catalogue entry lists it): how an
+ * axis's state knows it is needed (e.g. IOVA state only where a workload reads `allocator`)
+ * without naming a workload. Setup and audit only, never the hot loop. */
+int ib_workload_reads(const struct ib_params *p, const char *name);
 
 /* The strategy the point picked on `axis` (never null: an entry without state has an empty
  * one). */

@@ -160,10 +160,10 @@ static void lazy_drain(struct ib_ctx *x)
     }
 }
 
-/* dma only: the shared counters, and one flush queue per worker */
+/* Where the workload invalidates: the shared counters, and one flush queue per worker */
 static void lazy_size(const struct ib_params *p, struct ib_region_size *out)
 {
-    int dma = p->workload == IB_WL_dma;
+    int dma = ib_workload_reads(p, "invalidation");
     out->shared = dma ? sizeof(struct lazy_shared) : 0;
     out->per_worker = dma ? sizeof(struct ib_fq) : 0;
     out->per_page = 0;
@@ -173,7 +173,8 @@ static void lazy_size(const struct ib_params *p, struct ib_region_size *out)
 static void lazy_audit(void *base, struct ib_audit *a)
 {
     const struct ib_params *p = &ib_hdr(base)->params;
-    for (uint32_t w = 0; p->workload == IB_WL_dma && w < p->workers; w++)
+    int dma = ib_workload_reads(p, "invalidation");
+    for (uint32_t w = 0; dma && w < p->workers; w++)
         ib_audit_result_of(a)->inflight_left += fq_len(ib_fq_of(base, w));
 }
 

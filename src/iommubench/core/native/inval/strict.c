@@ -1,19 +1,7 @@
 /* strict: every unmap invalidates before its IOVA is freed (iommu.strict=1, the
- * IOMMU_DOMAIN_DMA default without a flush queue): one command, inv_ns, under the single
- * invalidation-queue lock, as the SMMUv3 command queue's spinlock was until 2019. */
-#include "../lockcore.h"
-#include "inval.h"
-#include "../workloads/dma_state.h"
+ * IOMMU_DOMAIN_DMA default without a flush queue): one command (command.c) per unmap. */
 #include "../iova/iova.h"
-
-void ib_invalidate(struct ib_ctx *x)
-{
-    struct ib_dma_shared *q = x->shared[IB_AXIS_WORKLOAD];
-    ib_lock_counted(x, &q->inv_lock.v, &x->c.inv_lock_acquisitions);
-    ib_busy(q->inv.loops);
-    ib_unlock(&q->inv_lock.v);
-    x->c.invalidations++;
-}
+#include "inval.h"
 
 static void strict_unmapped(struct ib_ctx *x, uint64_t pfn, uint32_t pages, uint32_t freelist)
 {

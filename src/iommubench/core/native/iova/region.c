@@ -5,7 +5,6 @@
 
 #include "../strategy.h"
 #include "../inval/inval.h"
-#include "../workloads/workloads.h"
 #include "iova.h"
 
 #define ALIGN_UP(v, a) (((v) + (a) - 1) / (a) * (a))
@@ -41,7 +40,7 @@ static uint64_t mags_off(const struct ib_params *p)
 
 static void iova_size(const struct ib_params *p, struct ib_region_size *out)
 {
-    int dma = p->workload == IB_WL_dma;
+    int dma = ib_workload_reads(p, "allocator");
     uint64_t mags = ib_iova_mags_per_order(p) * IB_RCACHE_ORDERS * sizeof(struct ib_mag);
     out->shared = dma ? mags_off(p) + mags : 0;
     out->per_worker = dma ? sizeof(struct ib_cpu_rcache) : 0;
@@ -51,7 +50,7 @@ static void iova_size(const struct ib_params *p, struct ib_region_size *out)
 /* Node and magazine indices are 32-bit, IB_NIL excluded. */
 static int iova_check(const struct ib_params *p)
 {
-    if (p->workload != IB_WL_dma)
+    if (!ib_workload_reads(p, "allocator"))
         return 0;
     return p->depot > 1 /* rcache: bounded or list */ || max_ranges(p) >= IB_NIL || ib_iova_mags_per_order(p) * IB_RCACHE_ORDERS >= IB_NIL;
 }
@@ -59,7 +58,7 @@ static int iova_check(const struct ib_params *p)
 static void iova_init(void *base)
 {
     const struct ib_params *p = &ib_hdr(base)->params;
-    if (p->workload != IB_WL_dma)
+    if (!ib_workload_reads(p, "allocator"))
         return;
     struct ib_iova_region *r = ib_iova_region(base);
     r->geo.nodes = max_ranges(p);
@@ -115,7 +114,7 @@ static void audit_cached(void *base, struct ib_audit_result *r, uint8_t *seen,
 static void iova_audit(void *base, struct ib_audit *a)
 {
     const struct ib_params *p = &ib_hdr(base)->params;
-    if (p->workload != IB_WL_dma)
+    if (!ib_workload_reads(p, "allocator"))
         return;
     struct ib_audit_result *r = ib_audit_result_of(a);
     const struct ib_iova_region *s = ib_iova_region(base);
