@@ -30,9 +30,9 @@
 #include <dlfcn.h>
 #include <string.h>
 
+#include "../inval/inval.h"
 #include "../pgtables/ibk.h"
 #include "../strategy.h"
-#include "../workloads/workloads.h"
 #include "iova.h"
 
 #define KIOVA_MAX_CPUS 64 /* the shim's NR_CPUS */
@@ -160,7 +160,7 @@ static uint64_t kiova_env_bytes(const struct ib_params *p)
 
 static void kiova_size(const struct ib_params *p, struct ib_region_size *out)
 {
-    int dma = p->workload == IB_WL_dma;
+    int dma = ib_workload_reads(p, "allocator");
     out->shared = dma ? 4096 + kiova_env_bytes(p) : 0; /* the state, then the env */
     out->per_worker = dma ? sizeof(struct kiova_cpu) : 0;
     out->per_page = 0;
@@ -169,7 +169,7 @@ static void kiova_size(const struct ib_params *p, struct ib_region_size *out)
 /* The shim's CPUs: the worker index is the CPU, below NR_CPUS. */
 static int kiova_check(const struct ib_params *p)
 {
-    return p->workload == IB_WL_dma && (p->workers < 1 || p->workers > KIOVA_MAX_CPUS);
+    return ib_workload_reads(p, "allocator") && (p->workers < 1 || p->workers > KIOVA_MAX_CPUS);
 }
 
 #define SYM(so, name) dlsym(so, name)
@@ -177,7 +177,7 @@ static int kiova_check(const struct ib_params *p)
 static int kiova_attach(void *base, const char *object_path)
 {
     const struct ib_params *p = &ib_hdr(base)->params;
-    if (p->workload != IB_WL_dma)
+    if (!ib_workload_reads(p, "allocator"))
         return IB_OK; /* a workload with no IOVA space: nothing to load */
     struct kiova_state *s = ib_region_shared(base, IB_AXIS_ALLOCATOR);
     void *so = object_path ? dlopen(object_path, RTLD_NOW | RTLD_LOCAL) : 0;
@@ -235,7 +235,7 @@ static int kiova_attach(void *base, const char *object_path)
 static void kiova_detach(void *base)
 {
     struct kiova_state *s = ib_region_shared(base, IB_AXIS_ALLOCATOR);
-    if (ib_hdr(base)->params.workload != IB_WL_dma || !s->attached)
+    if (!ib_workload_reads(&ib_hdr(base)->params, "allocator") || !s->attached)
         return;
     s->abandon(s->d);
     s->attached = 0;
@@ -245,7 +245,7 @@ static void kiova_audit(void *base, struct ib_audit *a)
 {
     struct kiova_state *s = ib_region_shared(base, IB_AXIS_ALLOCATOR);
     struct ib_audit_result *r = ib_audit_result_of(a);
-    if (ib_hdr(base)->params.workload != IB_WL_dma)
+    if (!ib_workload_reads(&ib_hdr(base)->params, "allocator"))
         return;
     if (!s->attached) {
         ib_audit_failed(a);

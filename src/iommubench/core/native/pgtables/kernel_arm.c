@@ -123,13 +123,6 @@ static void kpt_flush_walk(void *cookie, unsigned long iova, size_t size, size_t
         ib_invalidate(x);
 }
 
-static void kpt_add_page(void *cookie, unsigned long iova, size_t granule)
-{
-    (void)cookie, (void)iova, (void)granule;
-    if (ib_kpt_ctx)
-        ib_kpt_ctx->c.kernel_tlb_add_pages++;
-}
-
 /* ---- arena state ---------------------------------------------------------------------------- */
 static void kpt_size(const struct ib_params *p, struct ib_region_size *out)
 {
@@ -184,7 +177,9 @@ static int kpt_attach(void *base, const char *object_path)
                    kpt_page_free, 0))
         return IB_ERR_PARAMS;
     env_gen(s->env, ib_gen(base));
-    struct ibk_tlb_hooks hooks = {kpt_flush_all, kpt_flush_walk, kpt_add_page, 0, 0};
+    /* no add_page hook: the adapter still gathers each page as the kernel's callback would,
+     * and the harness invalidates per I/O (its invalidation mode), not per page */
+    struct ibk_tlb_hooks hooks = {kpt_flush_all, kpt_flush_walk, 0, 0, 0};
     /* the parent allocates the pgd as worker 0, before any worker runs */
     static struct ib_ctx parent;
     ib_ctx_init(&parent, base, 0);

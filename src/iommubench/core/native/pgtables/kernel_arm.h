@@ -53,6 +53,14 @@ static inline __attribute__((always_inline)) int ib_kpt_map(struct ib_ctx *x, ui
     int ret = 0;
     ib_kpt_ctx = x;
     ib_kpt_in_map = 1;
+    if (pages == 1) { /* one call, as the driver's one-page map: no loop to go round */
+        size_t m = 0;
+        ret = s->dk.map_pages(s->dk.ops, iova, pa, IB_PAGE_BYTES, 1, IB_KPT_PROT, s->dk.gfp, &m);
+        ib_kpt_in_map = 0;
+        if (__builtin_expect(ret == 0 && m == IB_PAGE_BYTES, 1))
+            return IB_OP_OK;
+        goto failed;
+    }
     while (done < total) {
         size_t m = 0;
         ret = s->dk.map_pages(s->dk.ops, iova + done, pa + done, IB_PAGE_BYTES,
@@ -64,6 +72,7 @@ static inline __attribute__((always_inline)) int ib_kpt_map(struct ib_ctx *x, ui
     ib_kpt_in_map = 0;
     if (__builtin_expect(ret == 0 && done == total, 1))
         return IB_OP_OK;
+failed:
     if (ret == -IB_KPT_EEXIST) {
         x->c.map_conflicts++;
         return IB_OP_CONFLICT;
