@@ -17,6 +17,9 @@
  *   completion=local|remote depot=bounded|list queue_depth=N dma_ns=N inv_ns=N dma_bits=N
  *   granules=A,B,...           dma: the granule mix (default 1)
  *   walkers=N walker_safety=NAME walker_gap_us=N   walker threads dumping the table meanwhile
+ *   pgtable=NAME kernel_object=PATH          a page table (or allocator) loaded from the
+ *                              kernel-code object (core/kernel); one worker: its per-process
+ *                              context is one thread's here
  *
  * Exit 0 when the audit is clean; the naive driver (the negative control) exits 0 either way
  * and only reports. Exit 1 for a dirty audit, 2 for bad arguments or a failed setup. Freed-table
@@ -97,6 +100,8 @@ static int word_index(const char *const *words, int n, const char *want)
 static const char *const completions[] = {"local", "remote"};
 static const char *const depots[] = {"bounded", "list"};
 
+static const char *kernel_object; /* kernel_object=PATH */
+
 /* Applies one KEY=VALUE option to p; returns 0, or -1 for a bad one. */
 static int apply_option(struct ib_params *p, const char *opt, long *duration_ms)
 {
@@ -115,6 +120,10 @@ static int apply_option(struct ib_params *p, const char *opt, long *duration_ms)
     else if (KEY("invalidation"))
         i = registry_index(ib_invalidation_count, ib_invalidation_name, v),
         p->invalidation = (uint32_t)i;
+    else if (KEY("pgtable"))
+        i = registry_index(ib_pgtable_count, ib_pgtable_name, v), p->pgtable = (uint32_t)i;
+    else if (KEY("kernel_object"))
+        i = *v ? 0 : -1, kernel_object = v;
     else if (KEY("walker_safety"))
         i = registry_index(ib_walker_safety_count, ib_walker_safety_name, v),
         p->walker_safety = (uint32_t)i;
@@ -246,6 +255,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "ib_arena_init failed\n");
         return 2;
     }
+    if (ib_pgtable_attach(base, kernel_object) != 0 ||
+        ib_allocator_attach(base, kernel_object) != 0) {
+        fprintf(stderr, "cannot load the kernel code (kernel_object=PATH)\n");
+        return 2;
+    }
 
     long threads_n = workers + walkers;
     pthread_t threads[MAX_THREADS];
@@ -342,6 +356,7 @@ int main(int argc, char **argv)
     if (walkers && (p.walker_safety == IB_WS_EXCLUSIVE || p.walker_safety == IB_WS_DEFERRED_FREE))
         clean = clean && wsum.uaf_reads == 0 && wsum.uaf_tables == 0;
     printf("audit_ok=%d\n", clean);
+    ib_arena_detach(base);
     free(base);
     if (strcmp(driver_name, "naive") == 0)
         return 0; /* the negative control: reported, never failed */
