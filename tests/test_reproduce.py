@@ -55,7 +55,8 @@ def test_every_shipped_case_is_valid_and_names_its_source():
     assert len(names) == len(set(names)) >= 6
     for c in cases:
         assert c.source and c.title
-        assert c.kind == "prediction" or c.calibration
+        assert c.kind in ("prediction", "kernel-code") or c.calibration
+        assert c.kind != "kernel-code" or c.leaves_out
         assert all(m.published is not None or m.note for m in c.measures)
 
 
@@ -243,3 +244,22 @@ measures:
     assert kernel["note"].startswith("untruncated mean ")
     log = (out / "runs" / "tool.txt").read_text()
     assert "--profile smmuv3-cmdq" in log and log.count("$ iommubench dma-map-benchmark") == 2
+
+
+def test_a_row_on_the_kernels_own_code_says_what_differs_and_never_fails(tmp_path, monkeypatch):
+    k = _case(kind="kernel-code", leaves_out="io-pgtable-arm here, generic_pt there")
+    m = k.measures[0]
+    near = reproduce._row(k, m, "m", 2.4, "")
+    assert near.verdict == "within 1.5x" and near.leaves_out  # always says what differs
+    far = reproduce._row(k, m, "m", 0.5, "")
+    assert far.verdict == "differs" and "what differs" in far.note and not far.failed
+    text = reproduce.markdown([near, far], reproduce.meta_for("x"))
+    assert "what differs from the published setup" in text
+    assert "## Where a prediction misses" not in text
+    with pytest.raises(ValueError, match="what differs"):
+        _case(kind="kernel-code", leaves_out="")
+    # no kernel tree to be had: every row not run, none failed, nothing started
+    monkeypatch.setenv("IOMMUBENCH_KERNEL_SRC", str(tmp_path / "no-tree"))
+    rows = reproduce.case_rows(k, tmp_path, cpus=2)
+    assert [r.verdict for r in rows] == ["not run"] and not rows[0].failed
+    assert "no kernel tree" in rows[0].note

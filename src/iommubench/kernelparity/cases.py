@@ -4,9 +4,11 @@ it here. One YAML file per case under `bench/reproduce/`, validated before anyth
 A case either runs a sweep (`config:`, an ordinary run config written inline) or the
 `dma-map-benchmark` mirror (`dma_map_benchmark:`, the kernel tool's options), and lists the
 measures it compares. A case is a *calibration* input (a parameter was set from this very
-number, so it matches by construction: `calibration:` says how) or a *prediction* (nothing
-was tuned to it). A measure may state a pass/fail criterion (`pass_if`), for published
-results that are a shape rather than a number.
+number, so it matches by construction: `calibration:` says how), a *prediction* (nothing
+was tuned to it), or *kernel-code*: a number measured on the kernel's own code compiled here
+(`pgtable: kernel-arm`, `allocator: kernel-iova`) beside one published for other code or
+another machine (`leaves_out:` says what differs). A measure may state a pass/fail
+criterion (`pass_if`), for published results that are a shape rather than a number.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ class Case(_Strict):
     case: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str
     source: str
-    kind: Literal["calibration", "prediction"]
+    kind: Literal["calibration", "prediction", "kernel-code"]
     calibration: str = ""  # for a calibration input: which parameter was set from it
     leaves_out: str = ""  # what the model leaves out, quoted where a prediction misses
     needs_cpus: int = Field(default=1, ge=1)
@@ -136,6 +138,8 @@ class Case(_Strict):
             )
         if self.kind == "calibration" and not self.calibration:
             raise ValueError("a calibration case says which parameter it set (calibration:)")
+        if self.kind == "kernel-code" and not self.leaves_out:
+            raise ValueError("a kernel-code case says what differs from the published setup")
         wants_tool = {m.stat == "dma_map_benchmark" for m in self.measures}
         if wants_tool != {self.dma_map_benchmark is not None}:
             raise ValueError("stat dma_map_benchmark goes with dma_map_benchmark:, and only")
