@@ -58,7 +58,9 @@ def walker_section(run: Run) -> Section | None:
     ok = df[df["status"] == "ok"].copy()
     ok["walkers"] = pd.to_numeric(ok["walkers"], errors="coerce").fillna(0).astype(int)
     strategy = STRATEGY if STRATEGY in ok else "driver"
-    keys = [k for k in ("workload", strategy, "workers") if k in ok]
+    # the page table too where the run has more than one (the model's walk, the kernel's)
+    table = ["pgtable"] if "pgtable" in ok and ok["pgtable"].nunique() > 1 else []
+    keys = [k for k in ("workload", *table, strategy, "workers") if k in ok]
     headers = [
         *keys,
         "walker_safety",
