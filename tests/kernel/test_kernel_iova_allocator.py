@@ -234,3 +234,12 @@ def test_bench_kernel_yaml_crosses_the_kernels_iova_with_both_page_tables() -> N
     dma = {(p["pgtable"], p["allocator"]) for p in points if p["workload"] == "dma"}
     assert dma == {(t, a) for t in ("model", "kernel-arm") for a in ("rcache", "kernel-iova")}
     assert {p["workers"] for p in points} == {1, 2}
+
+
+def test_bench_kernel_patch_yaml_is_the_kernels_code_only() -> None:
+    from iommubench.spec.config import load_sweep
+
+    bench = Path(__file__).resolve().parents[2] / "bench" / "kernel-patch.yaml"
+    points = load_sweep(bench).points
+    assert {p["pgtable"] for p in points} == {"kernel-arm"}
+    assert {p["allocator"] for p in points if p["workload"] == "dma"} == {"kernel-iova"}
