@@ -1,5 +1,5 @@
-"""A new lock, lock-free driver, IOVA allocator or invalidation mode is one native file and one
-registration line.
+"""A new lock, lock-free driver, IOVA allocator, invalidation mode or walker-safety mode is one
+native file and one registration line.
 
 Each test copies the project into a scratch directory, copies an existing strategy's file
 under a new name (its identifiers renamed), appends its one line to the axis's `.def` file,
@@ -46,7 +46,7 @@ def _add_strategy(tree: Path, axis_dir: str, source: str, old: str, new: str, li
     text = re.sub(rf"\b{old}_", f"{new}_", text)
     text = text.replace(f'"{old}"', f'"{new}"')
     text = re.sub(rf"(IB_DEFINE_\w+\(\"{new}\",\s*){old}\b", rf"\g<1>{new}", text)
-    text = re.sub(rf"\b(ib_[a-z]+_){old}\b", rf"\g<1>{new}", text)  # ib_allocator_NAME
+    text = re.sub(rf"\b(ib_[a-z_]+?_){old}\b", rf"\g<1>{new}", text)  # ib_allocator_NAME
     (folder / f"{new}.c").write_text(text)
     (def_file,) = [p for p in folder.glob("*.def") if "ENTRY" in p.read_text()]
     with def_file.open("a") as f:
@@ -164,5 +164,24 @@ def test_an_invalidation_mode_is_one_file_and_one_line(tmp_path: Path) -> None:
             "tests/test_native_tsan.py",
             "-k",
             "mystrict or catalogue or parameter",
+        ],
+    )
+
+
+def test_a_walker_mode_is_one_file_and_one_line(tmp_path: Path) -> None:
+    tree = _scratch_copy(tmp_path / "tree")
+    _add_strategy(
+        tree, "walkers", "unsafe.c", "unsafe", "myunsafe", "IB_WALKER_MODE_ENTRY(myunsafe)"
+    )
+    _check_in_scratch(
+        tree,
+        "walker_safety",
+        "myunsafe",
+        [
+            "tests/test_native_core.py",
+            "tests/test_parameters.py",
+            "tests/test_walkers.py",
+            "-k",
+            "myunsafe or catalogue or parameter",
         ],
     )

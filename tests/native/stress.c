@@ -353,7 +353,7 @@ int main(int argc, char **argv)
         clean = clean && r.expected_mappings == p.region_pages &&
                 r.present_mappings == p.region_pages;
     }
-    if (walkers && (p.walker_safety == IB_WS_EXCLUSIVE || p.walker_safety == IB_WS_DEFERRED_FREE))
+    if (walkers && (ib_walker_mode_of(p.walker_safety)->about.flags & IB_PREVENTS_UAF))
         clean = clean && wsum.uaf_reads == 0 && wsum.uaf_tables == 0;
     printf("audit_ok=%d\n", clean);
     ib_arena_detach(base);

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from iommubench.core import binding
+from iommubench.spec import catalogue
 
 # Without a safety mode that excludes it, a walker reading a freed table is the phenomenon
 # being measured, not a failure of the page table. With one, it is a failure of the mode.
-MODES_THAT_MUST_PREVENT_UAF = frozenset({"exclusive", "deferred-free"})
 # Any of these in a mode that must prevent them fails the audit: an entry read from a freed
 # table, a table read that overlapped a free or reuse (even one with no entry left, e.g. an
 # emptied table freed by unmap), or an entry pointing outside the pool (garbage from reuse).
@@ -65,5 +65,5 @@ def audit_ok(point: dict[str, Any], cols: dict[str, Any], audit: dict[str, int])
     """Limbo fully reclaimed; and no freed-table read where the mode promises none."""
     if audit["limbo_pages"]:
         return False
-    prevents = point.get("walker_safety") in MODES_THAT_MUST_PREVENT_UAF
+    prevents = point.get("walker_safety") in catalogue.uaf_preventing_modes()
     return not (prevents and any(cols.get(name) for name in UAF_COLUMNS))

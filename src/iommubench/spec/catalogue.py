@@ -84,6 +84,7 @@ class Entry:
     unit: str  # a workload's throughput unit ("" elsewhere)
     takes_lock: bool
     negative_control: bool
+    prevents_uaf: bool  # a walker-safety mode under which no pass may read a freed table
 
 
 @functools.cache
@@ -104,6 +105,7 @@ def entries() -> tuple[Entry, ...]:
                 ffi.string(row.unit).decode(),
                 bool(row.takes_lock),
                 bool(row.negative_control),
+                bool(row.prevents_uaf),
             )
         )
     return tuple(out)
@@ -133,6 +135,12 @@ def descriptions(axis_name: str) -> dict[str, str]:
 
 def lock_taking_drivers() -> frozenset[str]:
     return frozenset(name for name, e in axis("driver").items() if e.takes_lock)
+
+
+def uaf_preventing_modes() -> frozenset[str]:
+    """Walker-safety modes that promise no pass reads a freed table: any such read fails the
+    audit (under the others the reads are the measurement)."""
+    return frozenset(name for name, e in axis("walker_safety").items() if e.prevents_uaf)
 
 
 def negative_controls() -> frozenset[str]:

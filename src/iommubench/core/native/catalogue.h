@@ -12,6 +12,7 @@
 
 #define IB_TAKES_LOCK 1u        /* takes locks of the `lock` axis */
 #define IB_NEGATIVE_CONTROL 2u  /* expected to fail its audit: the audit's own check */
+#define IB_PREVENTS_UAF 4u      /* walker safety: no pass may read a freed table (audited) */
 
 struct ib_about {
     const char *description; /* one line */

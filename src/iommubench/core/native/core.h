@@ -130,6 +130,7 @@ struct ib_catalogue_entry {
     const char *unit;
     uint32_t takes_lock;
     uint32_t negative_control;
+    uint32_t prevents_uaf;
 };
 uint32_t ib_catalogue_size(void);
 int ib_catalogue_get(uint32_t i, struct ib_catalogue_entry *out);

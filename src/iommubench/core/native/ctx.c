@@ -21,7 +21,7 @@ void ib_ctx_init(struct ib_ctx *x, void *base, uint32_t worker)
     x->meta = ib_meta(base);
     x->gen = ib_gen(base);
     x->gather = IB_NIL;
-    x->guarded = h->params.walkers > 0 && h->params.walker_safety == IB_WS_EXCLUSIVE;
+    x->guarded = h->params.walkers > 0 && ib_walker_mode_of(h->params.walker_safety)->guards_workers;
     x->pages = (char *)base + h->layout.pages_off;
     x->walk = ib_walk_state(base);
     for (int axis = 0; axis < IB_AXES; axis++) {

@@ -9,7 +9,8 @@
 
 static int deferred(const struct ib_ctx *x)
 {
-    return x->hdr->params.walkers > 0 && x->hdr->params.walker_safety == IB_WS_DEFERRED_FREE;
+    const struct ib_params *p = &x->hdr->params;
+    return p->walkers > 0 && ib_walker_mode_of(p->walker_safety)->defers_frees;
 }
 
 void ib_epoch_enter_pass(void *base, uint32_t walker)

@@ -263,7 +263,7 @@ const struct ib_invalidation *ib_invalidation_get(uint32_t i)
 }
 
 /* The walker-safety modes' lines (walker.c names them). */
-const char *ib_walker_safety_description(uint32_t i);
+const struct ib_about *ib_walker_safety_about(uint32_t i);
 
 /* The catalogue, axis by axis in `iommubench list` order. */
 static void fill(struct ib_catalogue_entry *out, const char *axis, const char *name,
@@ -276,6 +276,7 @@ static void fill(struct ib_catalogue_entry *out, const char *axis, const char *n
     out->unit = about->unit ? about->unit : "";
     out->takes_lock = (about->flags & IB_TAKES_LOCK) != 0;
     out->negative_control = (about->flags & IB_NEGATIVE_CONTROL) != 0;
+    out->prevents_uaf = (about->flags & IB_PREVENTS_UAF) != 0;
 }
 
 uint32_t ib_catalogue_size(void)
@@ -313,8 +314,7 @@ int ib_catalogue_get(uint32_t i, struct ib_catalogue_entry *out)
     }
     i -= ib_invalidation_count();
     if (i < ib_walker_safety_count()) {
-        struct ib_about about = {ib_walker_safety_description(i), "", "", 0};
-        fill(out, "walker_safety", ib_walker_safety_name(i), &about);
+        fill(out, "walker_safety", ib_walker_safety_name(i), ib_walker_safety_about(i));
         return 0;
     }
     i -= ib_walker_safety_count();

@@ -9,14 +9,8 @@
  * entry and the child's first generation read escapes the check, so the count is a lower
  * bound.
  *
- * walker_safety:
- *   unsafe        no protection at all;
- *   group-mutex   the merged VT-d behaviour ("iommu/vt-d: debugfs: Remove device_domain_lock
- *                 usage", v6.0): hold the group mutex, which excludes attach/detach only, so
- *                 nothing here -- unmap still frees under the walker;
- *   exclusive     the walk guard (guard.h) held exclusive for the pass;
- *   deferred-free announce an epoch for the pass; unmap's freed tables wait in limbo
- *                 (reclaim.c) until no walker can still reach them.
+ * What keeps a pass and a free apart is the point's walker-safety mode (walkers/NAME.c, one
+ * file each, registered in walkers/modes.def): its enter and leave hooks run around each pass.
  */
 #include <errno.h>
 #include <time.h>
@@ -38,25 +32,28 @@ struct pass {
     uint64_t read[IB_LEVELS];   /* present entries read from it so far */
 };
 
-static const char *const safety_names[IB_WS_COUNT] = {
-    [IB_WS_UNSAFE] = "unsafe",
-    [IB_WS_EXCLUSIVE] = "exclusive",
-    [IB_WS_DEFERRED_FREE] = "deferred-free",
-    [IB_WS_GROUP_MUTEX] = "group-mutex",
+#define IB_WALKER_MODE_ENTRY(m) extern const struct ib_walker_mode ib_walker_mode_##m;
+#include "walkers/modes.def"
+#undef IB_WALKER_MODE_ENTRY
+
+#define IB_WALKER_MODE_ENTRY(m) &ib_walker_mode_##m,
+static const struct ib_walker_mode *const modes[] = {
+#include "walkers/modes.def"
 };
+#undef IB_WALKER_MODE_ENTRY
 
-static const char *const safety_descriptions[IB_WS_COUNT] = {
-    [IB_WS_UNSAFE] = "no protection; reads of freed tables are counted",
-    [IB_WS_EXCLUSIVE] = "reader/writer lock: map/unmap shared, walkers exclusive",
-    [IB_WS_DEFERRED_FREE] = "epoch-based reclamation of freed table pages",
-    [IB_WS_GROUP_MUTEX] = "the merged VT-d behaviour: protects nothing against unmap",
-};
+#define IB_WALKER_MODES (sizeof(modes) / sizeof(modes[0]))
 
-uint32_t ib_walker_safety_count(void) { return IB_WS_COUNT; }
-
-const char *ib_walker_safety_description(uint32_t i)
+const struct ib_walker_mode *ib_walker_mode_of(uint32_t walker_safety)
 {
-    return i < IB_WS_COUNT ? safety_descriptions[i] : 0;
+    return modes[walker_safety < IB_WALKER_MODES ? walker_safety : 0];
+}
+
+uint32_t ib_walker_safety_count(void) { return IB_WALKER_MODES; }
+
+const struct ib_about *ib_walker_safety_about(uint32_t i)
+{
+    return i < IB_WALKER_MODES ? &modes[i]->about : 0;
 }
 
 static void walk_state_size(const struct ib_params *p, struct ib_region_size *out)
@@ -88,14 +85,14 @@ static void walk_state_audit(void *base, struct ib_audit *a)
 
 static int walk_state_check(const struct ib_params *p)
 {
-    return p->walker_safety >= IB_WS_COUNT || p->walkers > 64;
+    return p->walker_safety >= IB_WALKER_MODES || p->walkers > 64;
 }
 
 /* deferred-free: a table freed during a walker's pass stays out of the pool until the pass
  * ends, so as many tables again can be waiting in limbo as the table itself holds */
 static uint64_t walk_state_pool_held(const struct ib_params *p, uint64_t pages)
 {
-    return p->walkers && p->walker_safety == IB_WS_DEFERRED_FREE ? pages : 0;
+    return p->walkers && ib_walker_mode_of(p->walker_safety)->defers_frees ? pages : 0;
 }
 
 const struct ib_strategy ib_walker_strategy = {
@@ -114,7 +111,10 @@ int ib_read_walker_counters(void *base, uint32_t walker, struct ib_walker_counte
     return IB_OK;
 }
 
-const char *ib_walker_safety_name(uint32_t i) { return i < IB_WS_COUNT ? safety_names[i] : 0; }
+const char *ib_walker_safety_name(uint32_t i)
+{
+    return i < IB_WALKER_MODES ? modes[i]->name : 0;
+}
 
 /* Every table read is checked like a seqlock reader: its generation before its first entry
  * and after its last (and everything below it). */
@@ -163,41 +163,16 @@ static void read_table(struct pass *p)
         ib_pt_visit(p->pages, p, pass_enter, pass_entry, pass_leave);
 }
 
-/* A result other than 0 or EOWNERDEAD (ENOTRECOVERABLE...) means we do not hold the mutex:
- * the point fails and everyone leaves. */
-static void lock_group_mutex(void *base, struct ib_walk_state *h)
+static void one_pass(struct pass *p, uint32_t walker, const struct ib_walker_mode *mode)
 {
-    int r = pthread_mutex_lock(&h->group_mutex.m);
-    if (r == EOWNERDEAD) {
-        pthread_mutex_consistent(&h->group_mutex.m);
-        r = 0;
-    }
-    if (r != 0) {
-        ib_abort(base);
-        ib_exit_aborted();
-    }
-}
-
-static void one_pass(struct pass *p, uint32_t walker, uint32_t safety)
-{
-    struct ib_walk_state *h = ib_walk_state(p->base);
     uint64_t t0 = ib_clock_ns();
-    if (safety == IB_WS_EXCLUSIVE)
-        ib_guard_exclusive_enter(p->base, &h->guard, &p->c->wait_ns);
-    else if (safety == IB_WS_GROUP_MUTEX)
-        lock_group_mutex(p->base, h);
-    else if (safety == IB_WS_DEFERRED_FREE)
-        ib_epoch_enter_pass(p->base, walker);
+    if (mode->enter)
+        mode->enter(p->base, walker);
     uint64_t t1 = ib_clock_ns();
-    if (safety != IB_WS_EXCLUSIVE)
-        p->c->wait_ns += t1 - t0;
+    p->c->wait_ns += t1 - t0; /* the mode's lock or announcement, as the walker waited for it */
     read_table(p);
-    if (safety == IB_WS_EXCLUSIVE)
-        ib_guard_exclusive_leave(&h->guard);
-    else if (safety == IB_WS_GROUP_MUTEX)
-        pthread_mutex_unlock(&h->group_mutex.m);
-    else if (safety == IB_WS_DEFERRED_FREE)
-        ib_epoch_leave_pass(p->base, walker);
+    if (mode->leave)
+        mode->leave(p->base, walker);
     uint64_t ns = ib_clock_ns() - t1;
     p->c->passes++;
     p->c->pass_ns_total += ns;
@@ -240,7 +215,7 @@ int ib_walker_run(void *base, uint32_t walker)
            ib_clock_ns() < stop_ns) {
         if (ib_aborted(base))
             ib_exit_aborted();
-        one_pass(&p, walker, h->params.walker_safety);
+        one_pass(&p, walker, ib_walker_mode_of(h->params.walker_safety));
         if (h->params.walker_gap_ns) {
             /* a dump now and then, not back to back: the CPU is free meanwhile */
             struct timespec gap = {(time_t)(h->params.walker_gap_ns / 1000000000ull),

@@ -63,7 +63,7 @@ static const struct ib_driver_impl *kpt_impl(const struct ib_params *p)
 {
     const struct ib_driver *d = ib_driver_get(p->driver);
     /* io-pgtable-arm frees a table at once: no grace period for walkers to defer to */
-    if (p->walkers && p->walker_safety == IB_WS_DEFERRED_FREE)
+    if (p->walkers && ib_walker_mode_of(p->walker_safety)->defers_frees)
         return 0;
     if (d == &ib_driver_lockfree)
         return &kpt_lockfree_impl;
