@@ -8,10 +8,10 @@ from iommubench.analysis.decisions import scaling, winners, with_scaling
 from iommubench.analysis.estimators import (
     batch_means_cv,
     cv,
+    hl_ratio,
     jain_index,
-    log_ratio,
     median_ci,
-    ratio_ci,
+    rank_for,
 )
 from iommubench.analysis.intervals import median_interval, needs_more_reps
 from iommubench.analysis.point_flags import audit_notes, warnings
@@ -67,35 +67,54 @@ def test_constant_and_single_values_are_degenerate():
     assert all(np.isnan(v) for v in median_ci([]))
 
 
-def test_ratio_ci_known_answer():
+def test_hl_ratio_known_answer():
     rng = np.random.default_rng(0)
     base = rng.lognormal(np.log(100), 0.01, size=5)
-    new = base * 0.5
-    r, lo, hi = ratio_ci(base, new)
-    assert r == pytest.approx(0.5)
-    assert 0.49 < lo < 0.5 < hi < 0.51
-    assert ratio_ci([100.0] * 3, [50.0] * 4) == pytest.approx((0.5, 0.5, 0.5))
+    r = hl_ratio(base, base * 0.5)  # an exact shift: the pairwise ratios are symmetric about it
+    assert r.ratio == pytest.approx(0.5) and 0.49 < r.lo < 0.5 < r.hi < 0.51
+    same = hl_ratio([100.0] * 4, [50.0] * 4)
+    assert (same.ratio, same.lo, same.hi) == pytest.approx((0.5, 0.5, 0.5))
     new = rng.lognormal(np.log(50), 0.01, size=5)
-    r, lo, hi = ratio_ci(base, new)
-    assert 0.48 < lo < r < hi < 0.52
+    r = hl_ratio(base, new)
+    assert 0.48 < r.lo < r.ratio < r.hi < 0.52
+    assert r.coverage == pytest.approx(1 - 2 * 4 / 252)  # 5 against 5: [D(3), D(23)]
+    # the ratio is the median of the pairwise ratios, the interval two of their order statistics
+    d = np.sort((new[None, :] / base[:, None]).ravel())
+    assert r.ratio == pytest.approx(np.median(d)) and (r.lo, r.hi) == (d[2], d[22])
 
 
-def test_welch_log_ratio_covers_the_truth_about_95_percent():
+def test_exact_ranks_match_the_mann_whitney_tables():
+    # two-sided 5% critical values of U (k - 1) from the published tables
+    assert rank_for(5, 5) == (3, pytest.approx(0.9683, abs=1e-4))
+    assert rank_for(4, 4) == (1, pytest.approx(0.9714, abs=1e-4))
+    assert rank_for(6, 6)[0] == 6 and rank_for(8, 8)[0] == 14 and rank_for(10, 10)[0] == 24
+    assert rank_for(3, 5)[0] == 1 and rank_for(4, 6)[0] == 3
+    assert rank_for(3, 3)[0] == 0 and rank_for(3, 4)[0] == 0 and rank_for(1, 9)[0] == 0
+    k, cov = rank_for(30, 30)  # normal approximation beyond 50 repetitions in all
+    assert 300 <= k <= 330 and 0.945 <= cov <= 0.96
+
+
+@pytest.mark.parametrize("tail", ["lognormal", "heavy"])
+def test_hl_interval_covers_the_truth_at_least_95_percent(tail):
     hits = 0
     trials = 400
     for t in range(trials):
         rng = np.random.default_rng(t)
-        b = rng.lognormal(0.0, 0.1, size=3)
-        n = rng.lognormal(np.log(0.8), 0.3, size=4)
-        r = log_ratio(b, n)
+        if tail == "heavy":  # Student t with 2 degrees of freedom on the log scale
+            b, n = np.exp(0.1 * rng.standard_t(2, 5)), 0.8 * np.exp(0.1 * rng.standard_t(2, 6))
+        else:
+            b, n = rng.lognormal(0.0, 0.2, size=5), rng.lognormal(np.log(0.8), 0.2, size=6)
+        r = hl_ratio(b, n)
         hits += r.lo <= 0.8 <= r.hi
-    assert 0.92 <= hits / trials <= 0.98
+    assert 0.94 <= hits / trials <= 0.995
 
 
-def test_one_value_on_a_side_has_no_interval():
-    r = log_ratio([100.0], [90.0, 91.0])
-    assert r.ratio == pytest.approx(np.sqrt(90 * 91) / 100)
-    assert np.isnan(r.lo) and np.isnan(r.min_detectable)
+def test_too_few_repetitions_have_no_interval():
+    r = hl_ratio([100.0], [90.0, 91.0])
+    assert r.ratio == pytest.approx(np.sqrt(90 * 91) / 100)  # the median of 0.90 and 0.91
+    assert np.isnan(r.lo) and np.isnan(r.min_detectable) and not r.has_interval
+    r = hl_ratio([100.0, 101.0, 99.0], [50.0, 51.0, 49.0])
+    assert not r.has_interval and "needs 4 against 4" in r.method
 
 
 def test_batch_means_cv():
@@ -258,6 +277,7 @@ def test_scaling_without_one_worker_point(tmp_path):
 
 
 def _frame(samples: dict[str, list[float]], over: bool = False) -> pd.DataFrame:
+    """Candidates of one context; every repetition measured without load."""
     return pd.DataFrame(
         {
             "point": range(len(samples)),
@@ -271,16 +291,58 @@ def _frame(samples: dict[str, list[float]], over: bool = False) -> pd.DataFrame:
     )
 
 
+CLEAR = {
+    "a": [100.0, 101.0, 99.0, 100.5, 99.5],
+    "b": [80.0, 81.0, 79.0, 80.5, 79.5],
+    "naive": [500.0, 501, 499, 502, 498],
+}
+
+
 def test_winner_only_when_separated_from_every_rival():
-    clear = {"a": [100.0, 101.0, 99.0], "b": [80.0, 81.0, 79.0], "naive": [500.0, 501, 499]}
-    w = winners(_frame(clear)).iloc[0]
-    assert (w["verdict"], w["winner"], w["runner_up"]) == ("winner", "a", "b")
+    w = winners(_frame(CLEAR)).iloc[0]
+    assert (w["verdict"], w["winner"], w["leader"], w["runner_up"]) == ("winner", "a", "a", "b")
     assert 1 < w["lo"] < w["ratio"] < w["hi"]
-    tied = {"a": [100.0, 130.0, 70.0], "b": [96.0, 97.0, 95.0], "c": [30.0, 31.0, 29.0]}
+    assert w["flags"] == []
+    tied = {
+        "a": [100.0, 130.0, 70.0, 120.0, 75.0],
+        "b": [96.0, 97.0, 95.0, 96.5, 95.5],
+        "c": [30.0, 31.0, 29.0, 30.5, 29.5],
+    }
     w = winners(_frame(tied)).iloc[0]
     assert w["verdict"] == "no significant difference" and w["winner"] == ""
     assert w["tied"] == ["a", "b"]  # the best, and b it does not separate from; not c
-    assert winners(_frame(clear, over=True)).empty  # oversubscribed: no candidates
+    assert w["ratio"] >= 1  # the leader is the one the ratio puts ahead
+    assert winners(_frame(CLEAR, over=True)).empty  # oversubscribed: no candidates
+
+
+def test_three_repetitions_a_side_decide_no_winner():
+    three = {k: v[:3] for k, v in CLEAR.items()}
+    w = winners(_frame(three)).iloc[0]
+    assert w["verdict"] == "inconclusive" and w["winner"] == ""
+
+
+def test_a_winner_under_load_must_stand_beyond_what_the_load_explains():
+    frame = _frame(CLEAR)
+    # a's lead is 1.25x; its rival lost up to 30% of its window to another process
+    frame["low"] = [(1.0,) * 5, (0.7,) * 5, (1.0,) * 5]
+    frame["high"] = [(1.0,) * 5] * 3
+    frame["flags"] = ["", "competing-load", ""]
+    w = winners(frame).iloc[0]
+    assert w["verdict"] == "inconclusive (load)" and w["winner"] == ""
+    assert w["flags"] == ["competing-load"] and "load" in w["note"]
+    frame["low"] = [(1.0,) * 5, (0.9,) * 5, (1.0,) * 5]  # 10%: the 1.25x lead stands
+    w = winners(frame).iloc[0]
+    assert (w["verdict"], w["winner"], w["flags"]) == ("winner", "a", ["competing-load"])
+
+
+def test_a_winner_must_hold_with_its_set_aside_repetitions():
+    frame = _frame(CLEAR)
+    # two of b's repetitions were set aside (placement changed), and they were fast
+    frame["aside_samples"] = [(), (130.0, 131.0), ()]
+    w = winners(frame).iloc[0]
+    assert w["verdict"] == "inconclusive (set aside)" and w["winner"] == ""
+    frame["aside_samples"] = [(), (79.0, 81.0), ()]
+    assert winners(frame).iloc[0]["verdict"] == "winner"
 
 
 def test_warnings_cover_each_kind(run, summary):
@@ -322,7 +384,7 @@ def test_all_reps_failed_is_an_error(tmp_path):
 
 
 def test_candidates_in_different_placement_states_are_not_ranked():
-    clear = {"a": [100.0, 101.0, 99.0], "b": [50.0, 51.0, 49.0]}
+    clear = {"a": [100.0, 101.0, 99.0, 100.5, 99.5], "b": [50.0, 51.0, 49.0, 50.5, 49.5]}
     frame = _frame(clear)
     frame["state"] = ["fast", "slow"]
     w = winners(frame).iloc[0]

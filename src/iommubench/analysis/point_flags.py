@@ -1,7 +1,9 @@
 """Point-level flags and the warnings that qualify a run's numbers.
 
 Flag words (the summary's `flags` column, `;`-joined): `oversubscribed`, `noisy`,
-`placement-changed`, `competing-load`, `starved`, `audit-failed`.
+`competing-load`, `level-shift`, `window-stretched`, `placement-changed`, `starved`,
+`audit-failed`. The middle four are the load flags (`load.LOAD_FLAGS`): a comparison
+involving such a point is decided only beyond what its measured load could explain.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ HANDOFF_RATIO = 1.5
 FLAG_ORDER = (
     "oversubscribed",
     "noisy",
-    "placement-changed",
     "competing-load",
+    "level-shift",
+    "window-stretched",
+    "placement-changed",
     "starved",
     "audit-failed",
 )
@@ -117,51 +121,93 @@ def _run_level(summary: pd.DataFrame) -> list[str]:
         )
     aside = int(summary["n_set_aside"].sum()) if "n_set_aside" in summary else 0
     if aside:
-        out.append(f"set aside: {aside} repetition(s) do not feed any estimate (see the table)")
+        out.append(
+            f"set aside: {aside} repetition(s) do not feed any estimate (per point below); "
+            "every decision holds with and without them or is inconclusive (set aside)"
+        )
+    return out
+
+
+def _details(r: pd.Series) -> list[str]:
+    """What qualifies one point's number, one phrase each."""
+    fl = split(r.get("flags"))
+    if r["verdict"] == "error":
+        return [f"every repetition failed: {r['error'] or 'no error text'}"]
+    out = []
+    if r["verdict"] == "audit-failed":
+        out.append(f"AUDIT FAILED ({r['audit_detail'] or 'audit_ok is False'})")
+    if r["verdict"] == "partial":
+        out.append(
+            f"{int(r['reps'] - r['reps_ok'])} of {int(r['reps'])} repetitions failed"
+            + (f": {r['error']}" if r["error"] else "")
+        )
+    if is_negative_control(r) and r["verdict"] != "caught" and (r.get("workers") or 0) > 1:
+        out.append("the negative control passed its audit: the race was not exercised")
+    if r["valid"] and "noisy" in fl and r.get("noisy_detail"):
+        out.append(f"noisy: {r['noisy_detail']}")
+    if "competing-load" in fl:
+        share = r.get("load_share")
+        how = f" (load share median {share:.0%})" if share == share and share is not None else ""
+        out.append(f"competing load: workers waited on a run queue for a CPU{how}")
+    if r.get("level_shifts"):
+        out.append(f"level shift within a repetition ({r['level_shifts']})")
+    if "starved" in fl:
+        out.append(
+            f"starvation (busiest/least busy worker over {STARVATION_RATIO:g}x) in "
+            f"{r['starved_detail']}"
+        )
+    if "placement-changed" in fl:
+        out.append(
+            "the handoff probes before and after a repetition fell in different placement "
+            "states; such repetitions are set aside"
+        )
+    if r.get("set_aside"):
+        out.append(f"set aside: {r['set_aside']}")
     return out
 
 
 def _point_level(r: pd.Series, shown: list[str]) -> list[str]:
     n = _name(r, shown)
-    fl = split(r.get("flags"))
-    if r["verdict"] == "error":
-        return [f"{n}: every repetition failed: {r['error'] or 'no error text'}"]
-    out = []
-    if r["verdict"] == "audit-failed":
-        out.append(f"{n}: AUDIT FAILED ({r['audit_detail'] or 'audit_ok is False'})")
-    if r["verdict"] == "partial":
-        out.append(
-            f"{n}: {int(r['reps'] - r['reps_ok'])} of {int(r['reps'])} repetitions failed"
-            + (f": {r['error']}" if r["error"] else "")
-        )
-    if is_negative_control(r) and r["verdict"] != "caught" and (r.get("workers") or 0) > 1:
-        out.append(f"{n}: the negative control passed its audit: the race was not exercised")
-    if r["valid"] and "noisy" in fl:
-        out.append(f"{n}: noisy: {r['noisy_detail']}")
-    if "starved" in fl:
-        out.append(
-            f"{n}: starvation (busiest/least busy worker over {STARVATION_RATIO:g}x) in "
-            f"{r['starved_detail']}"
-        )
-    if "placement-changed" in fl:
-        out.append(
-            f"{n}: the handoff probes before and after a repetition fell in different "
-            "placement states; such repetitions are set aside"
-        )
-    if "competing-load" in fl:
-        out.append(f"{n}: competing load: workers waited on a run queue for a CPU")
+    return [f"{n}: {d}" for d in _details(r)]
+
+
+def _shown(summary: pd.DataFrame) -> list[str]:
+    shown = varying_params(summary)
+    if "workers" not in shown and "workers" in summary:
+        shown = [*shown, "workers"]
+    return shown
+
+
+def run_warnings(run: Run, summary: pd.DataFrame) -> list[str]:
+    """What qualifies the run as a whole (the machine, oversubscription, few repetitions,
+    set-aside repetitions), one sentence each."""
+    out = [f"machine: {w}" for w in machine.noise_warnings(run.meta)]
+    if summary.empty:
+        return [*out, "no points in this run"]
+    return out + _run_level(summary)
+
+
+def point_warnings(summary: pd.DataFrame) -> list[dict[str, object]]:
+    """One entry per point with something to say: its label, flags and the details."""
+    if summary.empty:
+        return []
+    shown = _shown(summary)
+    out: list[dict[str, object]] = []
+    for _, r in summary.iterrows():
+        details = _details(r)
+        if details:
+            fl = [f for f in FLAG_ORDER if f in split(r.get("flags"))]
+            entry = {"point": int(r["point"]), "label": label(r, shown), "flags": fl}
+            out.append({**entry, "details": details})
     return out
 
 
 def warnings(run: Run, summary: pd.DataFrame) -> list[str]:
     """Everything that qualifies a number in this run, one sentence each."""
-    out = [f"machine: {w}" for w in machine.noise_warnings(run.meta)]
+    out = run_warnings(run, summary)
     if summary.empty:
-        return [*out, "no points in this run"]
-    shown = varying_params(summary)
-    if "workers" not in shown and "workers" in summary:
-        shown = [*shown, "workers"]
-    out += _run_level(summary)
+        return out
+    shown = _shown(summary)
     for _, r in summary.iterrows():
         out += _point_level(r, shown)
     return out

@@ -3,8 +3,12 @@
 Which repetitions feed a point's estimate: the valid ones (see `rundata.valid_mask`) measured
 in one placement state (see `placement`): the run's most common state when the point has two
 or more repetitions in it, so that the points set beside each other share a state, else the
-point's own majority. The others are counted in
-`set_aside` with the reason. The estimate is their median with `intervals.median_interval`.
+point's own majority. The others are counted in `set_aside` with the reason; those that still
+have a throughput (another placement state, a placement change, a stretched window) are kept
+apart as `aside_samples`, because a decision must hold with them as well as without them
+(`decisions.judge`). The estimate is the median of the used ones with
+`intervals.median_interval`. Each repetition also carries what its measured load could
+explain (`load.factors`: `low`, `high`, and `aside_low`, `aside_high`).
 A point without any valid repetition keeps the median of its completed repetitions for
 display but is `valid = False`: never drawn as part of a line, never a headline number.
 """
@@ -16,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iommubench.analysis import placement
+from iommubench.analysis import load, placement
 from iommubench.analysis import point_flags as _flags
 from iommubench.analysis.estimators import batch_means_cv, cv, jain_index
 from iommubench.analysis.intervals import median_interval
@@ -79,19 +83,27 @@ def _verdict(control: bool, reps: int, ok: int, audit_failed: int) -> str:
     return "ok"
 
 
+# set aside for a reason that leaves the repetition's throughput meaningful
+WITH_THROUGHPUT = ("window-stretched", "placement changed", "other state")
+
+
 def _select(
     g: pd.DataFrame, states: placement.States, prefer: str = ""
-) -> tuple[pd.DataFrame, str, dict[str, int]]:
-    """(the repetitions that feed the estimate, the point's state, set-aside counts).
+) -> tuple[pd.DataFrame, str, dict[str, int], pd.DataFrame]:
+    """(the repetitions that feed the estimate, the point's state, set-aside counts, the
+    set-aside repetitions that have a throughput).
 
     The state is the run's preferred one (`prefer`, its most common) whenever the point has
     at least two repetitions in it, so that points compared with each other were measured
     in one state; else the point's own majority."""
     aside: dict[str, int] = {}
     valid = valid_mask(g)
-    for _, r in g[~valid].iterrows():
+    kept = []
+    for i, r in g[~valid].iterrows():
         reason = invalid_reason(r) or "not valid"
         aside[reason] = aside.get(reason, 0) + 1
+        if reason == "window-stretched":
+            kept.append(i)
     v = g[valid]
     rep_state = pd.Series(
         [
@@ -104,12 +116,13 @@ def _select(
     in_preferred = int((rep_state == prefer).sum()) if prefer else 0
     state = prefer if in_preferred >= 2 else placement.majority(rep_state)
     if not state:
-        return v, placement.CHANGED if (rep_state == placement.CHANGED).any() else "", aside
+        changed = placement.CHANGED if (rep_state == placement.CHANGED).any() else ""
+        return v, changed, aside, g.loc[kept]
     keep = rep_state.isin([state, ""])
     for s in rep_state[~keep]:
         reason = "placement changed" if s == placement.CHANGED else f"other state ({s})"
         aside[reason] = aside.get(reason, 0) + 1
-    return v[keep], state, aside
+    return v[keep], state, aside, pd.concat([g.loc[kept], v[~keep]]).sort_values("rep")
 
 
 def _noise(run: Run, point: int, used: pd.DataFrame) -> tuple[bool, str, float]:
@@ -127,9 +140,15 @@ def _noise(run: Run, point: int, used: pd.DataFrame) -> tuple[bool, str, float]:
     w = float(np.nanmax(within)) if within and np.isfinite(within).any() else float("nan")
     if w == w and w > _flags.CV_WARN:
         reasons.append(f"CV {w:.1%} of batch means within a repetition")
-    if "level_shift" in used and used["level_shift"].astype("boolean").fillna(False).any():
-        reasons.append("a level shift within a repetition")
     return bool(reasons), "; ".join(reasons), w
+
+
+def _shifts(used: pd.DataFrame) -> str:
+    """'' or the level shifts within the used repetitions ('rep 2: 1.6x')."""
+    if "level_shift" not in used:
+        return ""
+    hit = used[used["level_shift"].astype("boolean").fillna(False).astype(bool)]
+    return ", ".join(f"rep {int(r['rep'])}: {load.shift_ratio(r):.2f}x" for _, r in hit.iterrows())
 
 
 def _handoff(g: pd.DataFrame, row: dict[str, Any]) -> None:
@@ -205,15 +224,31 @@ def _estimate(used: pd.DataFrame, use: pd.DataFrame, row: dict[str, Any]) -> Non
     row.update(method=iv.method, n=iv.n, ci_single=iv.n == 1, ci_rel_halfwidth=iv.rel_halfwidth)
     row["cv"] = cv(use["ops_per_s"]) if "ops_per_s" in use else float("nan")
     vals = used["ops_per_s"].to_numpy(dtype=float) if "ops_per_s" in used else np.array([])
-    finite = np.isfinite(vals)
+    finite = np.isfinite(vals) & (vals > 0)
     row["samples"] = tuple(float(v) for v in vals[finite])
     row["used_reps"] = tuple(int(r) for r in used["rep"].to_numpy()[finite])
 
 
-def _point_flags(row: dict[str, Any], use: pd.DataFrame, fairness: set[str]) -> str:
+def _load(used: pd.DataFrame, aside: pd.DataFrame, row: dict[str, Any]) -> None:
+    """Per used and set-aside repetition: what its measured load could explain; and the
+    point's load share (median and largest over the used repetitions)."""
+    reps, extra = load.Reps.of(used), load.Reps.of(aside)
+    row["low"], row["high"] = tuple(reps.low.tolist()), tuple(reps.high.tolist())
+    row["aside_samples"] = tuple(extra.values.tolist())
+    row["aside_low"], row["aside_high"] = tuple(extra.low.tolist()), tuple(extra.high.tolist())
+    shares = [load.load_share(r) for _, r in used.iterrows()]
+    row["load_share"] = float(np.median(shares)) if shares else float("nan")
+    row["load_max"] = float(np.max(shares)) if shares else float("nan")
+
+
+def _point_flags(
+    row: dict[str, Any], use: pd.DataFrame, fairness: set[str], aside: dict[str, int]
+) -> str:
     found = set(fairness)
     found |= {"oversubscribed"} if row["oversubscribed"] else set()
     found |= {"noisy"} if row["noisy"] else set()
+    found |= {"level-shift"} if row["level_shifts"] else set()
+    found |= {"window-stretched"} if "window-stretched" in aside else set()
     found |= {"placement-changed"} if row["handoff_unstable"] else set()
     found |= {"competing-load"} if has_flag(use, "competing-load").any() else set()
     found |= {"audit-failed"} if row["verdict"] == "audit-failed" else set()
@@ -225,23 +260,25 @@ def _point_row(
 ) -> dict[str, Any]:
     g = g.sort_values("rep")
     ok = g[g["status"] == "ok"]
-    used, state, aside = _select(g, states, prefer)
+    used, state, aside, aside_rows = _select(g, states, prefer)
     use = used if len(used) else ok
     row: dict[str, Any] = {"point": int(point)}
     _identity(g, row)
     _status(g, ok, row)
     row["valid"] = len(used) > 0
     _estimate(used, use, row)
+    _load(used, aside_rows, row)
     row["state"] = state
     row["set_aside"] = "; ".join(f"{k}: {v}" for k, v in sorted(aside.items()))
     row["n_set_aside"] = sum(aside.values())
     noisy, row["noisy_detail"], row["batch_cv"] = _noise(run, point, use)
     row["noisy"] = noisy and row["valid"]
+    row["level_shifts"] = _shifts(used)
     _medians(use, ok, row)
     fairness = _fairness(run, point, use, row)
     _handoff(g, row)
     row["handoff_unstable"] = state == placement.CHANGED or "placement changed" in aside
-    row["flags"] = _point_flags(row, use, fairness)
+    row["flags"] = _point_flags(row, use, fairness, aside)
     return row
 
 

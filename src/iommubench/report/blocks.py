@@ -111,12 +111,25 @@ def _points_table(s: dict[str, Any]) -> Block:
 
 
 def winner_text(w: dict[str, Any]) -> str:
-    """'lockfree' or 'no significant difference (a, b)'."""
+    """'lockfree', 'no significant difference (a, b)' or 'inconclusive (load): why'."""
     if w["verdict"] == "winner":
         return w["winner"]
-    if not w["tied"]:
-        return f"{w['verdict']} ({w['method']})"
-    return f"no significant difference ({', '.join(w['tied'])})"
+    if w["tied"]:
+        return f"no significant difference ({', '.join(w['tied'])})"
+    return f"{w['verdict']}: {w.get('note') or w['method']}"
+
+
+def flags_cell(flags: Sequence[str] | None) -> str:
+    return ", ".join(flags or []) or "–"
+
+
+def collapse_cell(r: dict[str, Any]) -> str:
+    """'collapse 1.90x [1.80, 2.01]', 'inconclusive (load): 1.2x [..]' or 'none'."""
+    verdict = r.get("collapse_verdict") or ""
+    if verdict == "peak at the largest" or not isnum(r.get("collapse_factor")):
+        return "none: the peak is at the largest worker count"
+    factor = ratio(r["collapse_factor"], r.get("collapse_lo"), r.get("collapse_hi"))
+    return f"{verdict} {factor}" if verdict == "collapse" else f"{verdict}: {factor}"
 
 
 def _winners(s: dict[str, Any]) -> list[Block]:
@@ -126,10 +139,13 @@ def _winners(s: dict[str, Any]) -> list[Block]:
             "Candidates are locking strategies: the driver with the algorithm of the lock it "
             "takes (domain-lock/ticket, table-lock/mcs, lockfree). A strategy wins only when "
             "the 95% CI of its throughput ratio to every other one lies above "
-            f"{1 + WIN_MARGIN:g} (Welch t on log throughput): significantly ahead by more "
-            f"than {WIN_MARGIN:.0%}; otherwise the tied strategies are named. Candidates: "
-            "valid points within the CPU count; the naive control is never one. Ratio: the "
-            "best over its closest rival."
+            f"{1 + WIN_MARGIN:g}: significantly ahead by more than {WIN_MARGIN:.0%}, also once "
+            "each repetition is moved by what its measured load could explain (else "
+            "`inconclusive (load)`) and with the set-aside repetitions put back (else "
+            "`inconclusive (set aside)`); otherwise the tied strategies are named. "
+            "Candidates: valid points within the CPU count; the naive control is never one. "
+            "Ratio: the leader over its closest rival. Flags: those of the points the claim "
+            "rests on."
         ),
     ]
     if not s["winners"]:
@@ -139,8 +155,9 @@ def _winners(s: dict[str, Any]) -> list[Block]:
             w["context"],
             w["workers"],
             winner_text(w),
+            flags_cell(w.get("flags")),
             eng(w["best_ops_per_s"]),
-            w["runner_up"],
+            f"{w.get('leader') or '–'} / {w['runner_up'] or '–'}",
             ratio(w["ratio"], w["lo"], w["hi"]),
             str(w["candidates"]),
         ]
@@ -150,9 +167,10 @@ def _winners(s: dict[str, Any]) -> list[Block]:
         "context",
         "workers",
         "winner",
-        f"best {s['unit']}",
-        "closest rival",
-        "best / rival [95% CI]",
+        "flags",
+        f"best median {s['unit']}",
+        "leader / closest rival",
+        "ratio [95% CI]",
         "strategies",
     ]
     return [*out, table(head, rows)]
@@ -210,22 +228,32 @@ def _scaling(s: dict[str, Any]) -> list[Block]:
     if not s["scaling"]:
         return []
     rows = [
-        [r["group"], eng(r["peak"]), r["peak_workers"], r["max_workers"], num(r["collapse_factor"])]
+        [
+            r["group"],
+            eng(r["peak"]),
+            r["peak_workers"],
+            r["max_workers"],
+            collapse_cell(r),
+            flags_cell(r.get("flags")),
+        ]
         for r in s["scaling"]
     ]
     return [
         h(2, "Scaling"),
         p(
             "From valid points within the CPU count only; oversubscribed points are in the "
-            "table above."
+            "table below. Collapse: the peak over the largest worker count's throughput "
+            f"(Hodges-Lehmann, 95% CI), decided like a regression at {WIN_MARGIN:.0%}, beyond "
+            "what the measured load could explain, with and without set-aside repetitions."
         ),
         table(
             [
                 "group",
-                f"peak {s['unit']}",
+                f"peak median {s['unit']}",
                 "at workers",
                 "largest workers",
                 "collapse (peak / at largest)",
+                "flags",
             ],
             rows,
         ),
@@ -332,6 +360,9 @@ def _locks(s: dict[str, Any]) -> list[Block]:
 def _overview(s: dict[str, Any]) -> Block:
     o = s["overview"]
     aside = ", ".join(f"{k} {v}" for k, v in o["set_aside"].items()) or "none"
+    machines = o.get("machines") or []
+    pooled = any("+" in m for m in machines)
+    how = " (a+b: identical hosts, same CPU model and allowed CPUs, pooled)" if pooled else ""
     return bullets(
         [
             f"{o['points']} points, {o['repetitions']} repetitions, throughput in {s['unit']}",
@@ -340,11 +371,26 @@ def _overview(s: dict[str, Any]) -> Block:
             f"repetitions set aside: {aside}",
             f"started: {o['started']}",
             f"iommubench {o['version']}, git {o['git_sha']}",
-            "machines: "
-            + (", ".join(o.get("machines") or []) or "not recorded")
-            + " (a+b: identical hosts, same CPU model and allowed CPUs, pooled)",
+            "machines: " + (", ".join(machines) or "not recorded") + how,
         ]
     )
+
+
+def _first_screen(s: dict[str, Any]) -> list[Block]:
+    """The run's conditions in one line, and the estimator named once."""
+    o = s["overview"]
+    return [p(f"**Conditions:** {o['conditions']}."), p(f"**Estimator:** {o['estimator']}.")]
+
+
+def _warnings(s: dict[str, Any]) -> list[Block]:
+    out = [h(2, "Warnings"), bullets(s["warnings"]) if s["warnings"] else p("None for the run.")]
+    rows = [
+        [str(w["point"]), w["label"] or "all", flags_cell(w["flags"]), "; ".join(w["details"])]
+        for w in s.get("point_warnings") or []
+    ]
+    if rows:
+        out.append(table(["point", "label", "flags", "what qualifies its number"], rows))
+    return out
 
 
 def _section(sec: dict[str, Any]) -> list[Block]:
@@ -361,8 +407,8 @@ def blocks(s: dict[str, Any]) -> list[Block]:
     out: list[Block] = [h(1, f"iommubench report: {s['run_id']}")]
     if s["name"] or s["description"]:
         out.append(p(f"**{s['name']}** {s['description']}".strip()))
-    out.append(_overview(s))
-    out += [h(2, "Warnings"), bullets(s["warnings"]) if s["warnings"] else p("None.")]
+    out += _first_screen(s)
+    out += _winners(s) + _scaling(s)
     out += [h(2, "Correctness"), bullets(s["correctness"])]
     out.append(h(2, "Summary per point"))
     out.append(
@@ -379,13 +425,14 @@ def blocks(s: dict[str, Any]) -> list[Block]:
         )
     )
     out.append(_points_table(s))
-    out += _winners(s) + _strategies(s) + _scaling(s) + _usl(s) + _locks(s)
+    out += _strategies(s) + _usl(s) + _locks(s) + _warnings(s)
     out.append(h(2, "Figures"))
     if not s["figures"]:
         out.append(p("No figures."))
     out += [Block("figure", f) for f in s["figures"]]
     for sec in s["sections"]:
         out += _section(sec)
+    out += [h(2, "Run"), _overview(s)]
     out += [h(2, "Machine"), table(["property", "value"], s["machine"])]
     out.append(h(2, "Configuration (resolved)"))
     if s["config_path"]:

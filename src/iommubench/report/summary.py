@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iommubench.analysis import decisions, lock_attribution, point_flags, strategies, usl
+from iommubench.analysis import decisions, load, lock_attribution, point_flags, strategies, usl
+from iommubench.analysis.estimators import ESTIMATOR
 from iommubench.analysis.run_reader import (
     STRATEGY_PARTS,
     Run,
@@ -44,6 +45,9 @@ POINT_MEASURES = [
     "runq_wait_share",
     "steal_share",
     "handoff_ns",
+    "load_share",
+    "load_max",
+    "level_shifts",
 ]
 
 
@@ -120,6 +124,11 @@ def _scaling(frame: pd.DataFrame) -> list[dict[str, Any]]:
                 "peak_workers": norm_value(r["peak_workers"]),
                 "max_workers": norm_value(r["max_workers"]),
                 "collapse_factor": r["collapse_factor"],
+                "collapse_lo": r["collapse_lo"],
+                "collapse_hi": r["collapse_hi"],
+                "collapse_verdict": r["collapse_verdict"],
+                "collapse_note": r["collapse_note"],
+                "flags": list(r["claim_flags"]),
             }
         )
     return out
@@ -148,17 +157,78 @@ def _overview(run: Run, frame: pd.DataFrame) -> dict[str, Any]:
     for text in frame["set_aside"] if n else []:
         for k, v in _set_aside(text).items():
             totals[k] = totals.get(k, 0) + v
+    measured = _load(run)
+    overlapping = _overlapping(meta)
+    machines = _machines(run)
     return {
         "points": n,
         "repetitions": int(frame["reps"].sum()) if n else 0,
         "valid_points": int(frame["valid"].sum()) if n else 0,
         "verdicts": frame["verdict"].value_counts().to_dict() if n else {},
         "set_aside": totals,
+        "load": measured,
+        "overlapping_runs": overlapping,
         "started": meta.get("started", "unknown"),
         "version": meta.get("version") or meta.get("iommubench_version") or "?",
         "git_sha": meta.get("git_sha") or "unknown",
-        "machines": _machines(run),
+        "machines": machines,
+        "conditions": _conditions(measured, overlapping, totals, machines),
+        "estimator": ESTIMATOR,
     }
+
+
+def _load(run: Run) -> dict[str, Any]:
+    """Repetitions under competing load, and the load share (run-queue wait beyond
+    oversubscription's own, plus steal) over every repetition that ran."""
+    df = run.points
+    ok = df[df["status"] == "ok"] if len(df) else df
+    shares = [load.load_share(r) for _, r in ok.iterrows()]
+    flagged = ok["flags"].map(lambda f: "competing-load" in point_flags.split(f)) if len(ok) else []
+    return {
+        "repetitions": len(ok),
+        "competing": int(np.sum(flagged)),
+        "median_share": float(np.median(shares)) if shares else None,
+        "max_share": float(np.max(shares)) if shares else None,
+    }
+
+
+def _overlapping(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Other iommubench runs that shared the machine with this one (meta.json's sessions)."""
+    seen: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for session in meta.get("sessions") or []:
+        for other in session.get("overlapping_runs") or []:
+            seen.setdefault((other.get("pid"), other.get("started")), other)
+    return list(seen.values())
+
+
+def _conditions(
+    load_: dict[str, Any], overlapping: list[Any], aside: dict[str, int], machines: list[str]
+) -> str:
+    """The run's conditions in one line: load, overlapping runs, set-aside repetitions,
+    hosts ("pooled identical hosts" only when there are several)."""
+    reps, hit = load_["repetitions"], load_["competing"]
+    share, top = load_["median_share"], load_["max_share"]
+    spread = f" (load share median {share:.0%}, max {top:.0%})" if share is not None else ""
+    parts = [
+        f"competing load in {hit} of {reps} repetitions{spread}"
+        if hit
+        else f"no competing load in {reps} repetitions{spread}"
+    ]
+    parts.append(
+        f"{len(overlapping)} other iommubench run(s) overlapped it"
+        if overlapping
+        else "no other iommubench run overlapped it"
+    )
+    total = sum(aside.values())
+    detail = ", ".join(f"{k} {v}" for k, v in aside.items())
+    parts.append(f"{total} repetition(s) set aside ({detail})" if total else "none set aside")
+    pooled = [m for m in machines if "+" in m]
+    if pooled:
+        parts.append("pooled identical hosts " + ", ".join(pooled))
+    others = [m for m in machines if "+" not in m]
+    if others:
+        parts.append(("host " if len(others) == 1 else "hosts ") + ", ".join(others))
+    return "; ".join(parts)
 
 
 def _machines(run: Run) -> list[str]:
@@ -209,7 +279,8 @@ def build(
         "unit": unit_for(workload),
         "shown": shown,
         "overview": _overview(run, frame),
-        "warnings": point_flags.warnings(run, frame),
+        "warnings": point_flags.run_warnings(run, frame),
+        "point_warnings": point_flags.point_warnings(frame),
         "correctness": _correctness(frame),
         "points": [_point(r, shown) for _, r in frame.iterrows()],
         "winners": _winners(frame) if len(frame) else [],

@@ -28,23 +28,40 @@ def fit(line: str, indent: int = 4) -> list[str]:
     )
 
 
+def flag_text(flags: list[str]) -> str:
+    """' [competing-load, noisy]' or '' when the claim carries no flag."""
+    return f" [{', '.join(flags)}]" if flags else ""
+
+
+def _winner_lines(w: dict[str, Any]) -> list[str]:
+    ctx = f"{w['context']} w={w['workers']}"
+    verdict = f"winner {w['winner']}" if w["verdict"] == "winner" else winner_text(w)
+    out = [f"  {ctx}: {verdict}{flag_text(w.get('flags') or [])}"]
+    if w.get("runner_up"):
+        vs = f"{w.get('leader') or w['winner'] or w['tied'][0]} / {w['runner_up']}"
+        out.append(f"      {vs} = {ratio(w['ratio'], w['lo'], w['hi'])}")
+    return out
+
+
+def collapse_text(r: dict[str, Any]) -> str:
+    """'collapse 1.90x [1.80, 2.01]' or 'inconclusive (load): 1.2x [..]' for a scaling row."""
+    verdict = r.get("collapse_verdict") or ""
+    if verdict == "peak at the largest" or r.get("collapse_factor") is None:
+        return "no collapse: the peak is at the largest worker count"
+    factor = ratio(r["collapse_factor"], r.get("collapse_lo"), r.get("collapse_hi"))
+    return f"{verdict} {factor}" if verdict == "collapse" else f"collapse {verdict}: {factor}"
+
+
 def _headline(s: dict[str, Any]) -> list[str]:
-    out = ["Decided comparisons (best strategy / closest rival, 95% CI):"]
+    out = ["Decided comparisons (leader / closest rival, 95% CI) [flags]:"]
     if not s["winners"]:
         out.append("  none: no context has two valid candidates")
     for w in s["winners"]:
-        ctx = f"{w['context']} w={w['workers']}"
-        verdict = f"winner {w['winner']}" if w["verdict"] == "winner" else winner_text(w)
-        out.append(f"  {ctx}: {verdict}")
-        if w["runner_up"]:
-            vs = f"{w['winner'] or w['tied'][0]} / {w['runner_up']}"
-            out.append(f"      {vs} = {ratio(w['ratio'], w['lo'], w['hi'])}")
+        out += _winner_lines(w)
     for r in s["scaling"]:
         out.append(
             f"  scaling {r['group']}: peak {eng(r['peak'])} {s['unit']} at "
-            f"{r['peak_workers']} worker(s), collapse {r['collapse_factor']:.2f}"
-            if r["collapse_factor"] is not None
-            else f"  scaling {r['group']}: peak {eng(r['peak'])} at {r['peak_workers']}"
+            f"{r['peak_workers']} worker(s); {collapse_text(r)}{flag_text(r.get('flags') or [])}"
         )
     return out
 
@@ -59,7 +76,7 @@ def _strategy_lines(s: dict[str, Any]) -> list[str]:
             last = (r["context"], r["workers"])
             out.append(f"  {r['context']} w={r['workers']}:")
         out.append(
-            f"    {r['strategy']:<24} {eng(r['ops_per_s']):>8} {pct(r['of_best'], 0):>5} "
+            f"    {r['strategy']:<26} {eng(r['ops_per_s']):>7} {pct(r['of_best'], 0):>5} "
             f"Jain {num(r['jain'], 3)} spread {num(r['ops_spread'])}"
         )
     return out
@@ -74,11 +91,23 @@ def _point_lines(pt: dict[str, Any]) -> list[str]:
     return [first, second]
 
 
+def _warning_lines(s: dict[str, Any]) -> list[str]:
+    out = []
+    if s["warnings"]:
+        out += ["", "Warnings:"] + [f"  - {w}" for w in s["warnings"]]
+    if s.get("point_warnings"):
+        out += ["", "Per point (point label [flags]: details):"]
+        for pw in s["point_warnings"]:
+            head = f"  {pw['point']:>3} {pw['label']}{flag_text(pw['flags'])}"
+            out.append(f"{head}: {'; '.join(pw['details'])}")
+    return out
+
+
 def render_text(s: dict[str, Any]) -> str:
+    o = s["overview"]
     lines = [f"iommubench {s['run_id']}: {s['name'] or 'run'} ({s['unit']})"]
-    machines = s["overview"].get("machines") or []
-    if len(machines) > 1 or any("+" in m for m in machines):
-        lines.append("machines: " + ", ".join(machines) + " (a+b: identical hosts, pooled)")
+    lines.append(f"conditions: {o['conditions']}")
+    lines.append(f"estimator: {o['estimator']}")
     lines.append("")
     lines += _headline(s)
     lines += _strategy_lines(s)
@@ -89,9 +118,5 @@ def render_text(s: dict[str, Any]) -> str:
     ]
     for pt in s["points"]:
         lines += _point_lines(pt)
-    aside = s["overview"]["set_aside"]
-    if aside:
-        lines += ["", "Set aside: " + ", ".join(f"{k} {v}" for k, v in aside.items())]
-    if s["warnings"]:
-        lines += ["", "Warnings:"] + [f"  - {w}" for w in s["warnings"]]
+    lines += _warning_lines(s)
     return "\n".join(part for line in lines for part in (fit(line) if line else [""]))
