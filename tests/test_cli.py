@@ -125,9 +125,10 @@ def test_report_on_a_non_run_directory_exits_2(tmp_path: Path) -> None:
 def test_compare_exit_codes_through_the_cli(tmp_path: Path) -> None:
     from fixtures.synthetic_run import make_run
 
-    base = make_run(tmp_path, "base", handoff_flip=False, failed_rep=False)
-    same = make_run(tmp_path, "same", handoff_flip=False, failed_rep=False)
-    half = make_run(tmp_path, "half", scale=0.5, handoff_flip=False, failed_rep=False)
+    kw = dict(handoff_flip=False, failed_rep=False, reps=5)  # 3 against 3: no 95% interval
+    base = make_run(tmp_path, "base", **kw)
+    same = make_run(tmp_path, "same", **kw)
+    half = make_run(tmp_path, "half", scale=0.5, **kw)
     assert iommubench("compare", str(base), str(base)).returncode == 0
     assert iommubench("compare", str(base), str(same), "--threshold", "5%").returncode == 0
     proc = iommubench("compare", str(base), str(half))

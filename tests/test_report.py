@@ -13,14 +13,15 @@ try:
 except ImportError:  # tests imported as a package
     from tests.fixtures.synthetic_run import make_run
 
-SECTIONS = [
-    "Warnings",
-    "Correctness",
-    "Summary per point",
+SECTIONS = [  # in this order: the decided comparisons on the first screen, warnings below
     "Winner per worker count",
     "Scaling",
+    "Correctness",
+    "Summary per point",
     "Lock contention per lock",
+    "Warnings",
     "Figures",
+    "Run",
     "Machine",
     "Configuration (resolved)",
     "Reproduce",
@@ -30,7 +31,7 @@ SECTIONS = [
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     root = tmp_path_factory.mktemp("rep")
-    run_dir = make_run(root, per_lock=True, series=True)
+    run_dir = make_run(root, per_lock=True, series=True, reps=5)
     _, md, html = build.write_report(run_dir, root / "out")
     return run_dir, md, html
 
@@ -41,8 +42,13 @@ def test_files_and_sections(written):
     text = md.read_text()
     page = html.read_text()
     for s in SECTIONS:
-        assert f"## {s}" in text
+        assert f"## {s}\n" in text
         assert f"<h2>{s}</h2>" in page
+    at = [text.index(f"## {s}\n") for s in SECTIONS]
+    assert at == sorted(at)
+    # the first screen: the conditions in one line, then the decided comparisons
+    head = text.split("## Winner per worker count")[0]
+    assert "**Conditions:** no competing load" in head and head.count("\n\n") <= 6
     assert "<strong>synthetic</strong>" in page
     assert re.search(r'<td class="num">[\d.]+ M</td>', page)
 
@@ -56,13 +62,14 @@ def test_report_content(written):
     assert "repetitions: 3" in text
     assert "iommubench run bench/synthetic.yaml --out results/run-a" in text
     # warnings: oversubscription, handoff probes, starvation, a failed repetition
-    warn = text.split("## Warnings")[1].split("## Correctness")[0]
+    warn = text.split("## Warnings")[1].split("## Figures")[0]
     assert "oversubscribed" in warn
     assert "handoff probes" in warn
     assert "starvation" in warn
     assert "worker 1 exited" in warn
     # the naive control is reported as caught, not as a failure
     corr = text.split("## Correctness")[1].split("## Summary")[0]
+    assert "| point | label | flags | what qualifies its number |" in warn
     assert corr.count("caught by the audit") == 3
     assert "AUDIT FAILED" not in text
     assert "caught (control)" in text
@@ -71,9 +78,11 @@ def test_report_content(written):
     win = text.split("## Winner per worker count")[1].split("## ")[0]
     for w in (1, 2):
         assert re.search(
-            rf"\| all \| {w} \| lockfree \| [^|]+ \| domain-lock/ttas \| [\d.]+x \[", win
+            rf"\| all \| {w} \| lockfree \| [^|]+ \| [^|]+ \| lockfree / domain-lock/ttas \| "
+            r"[\d.]+x \[",
+            win,
         )
-    assert "| all | 4 | not comparable (placement states differ" in win
+    assert "| all | 4 | not comparable: placement states differ" in win
     assert "| 8 |" not in win  # oversubscribed: not a candidate
     assert "naive" not in win.split("|---|")[1]
     # the unit follows the workload
@@ -83,7 +92,7 @@ def test_report_content(written):
 def test_tied_drivers_are_no_winner(tmp_path):
     model = {"lockfree": {1: 25e6}, "serial-spin": {1: 25e6}}
     run_dir = make_run(
-        tmp_path, drivers=("lockfree", "serial-spin"), workers=(1,), model=model, noise=0.2
+        tmp_path, drivers=("lockfree", "serial-spin"), workers=(1,), model=model, noise=0.2, reps=5
     )
     _, md, _ = build.write_report(run_dir, tmp_path / "out")
     win = md.read_text().split("## Winner per worker count")[1].split("## ")[0]

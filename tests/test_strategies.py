@@ -46,7 +46,7 @@ def _run(root: Path, name: str = "locks") -> Path:
         drivers=tuple(MODEL),
         workers=(1, 2),
         cpus=2,
-        reps=3,
+        reps=5,
         noise=0.002,
         model=MODEL,
         failed_rep=False,
@@ -118,7 +118,7 @@ def test_report_and_summary_json_compare_strategies(tmp_path: Path) -> None:
     assert all({"driver", "lock"} <= set(p["params"]) for p in s["points"])
     text = md.read_text()
     assert "## Locking strategies compared" in text
-    assert "| all | 2 | domain-lock/ticket |" in text and "(range, n=3)" in text
+    assert "| all | 2 | domain-lock/ticket |" in text and "(range, n=5)" in text
     plain = build.text_report(run)
     assert "domain-lock/ticket" in plain and "Jain 1.000" in plain
     assert max(len(line) for line in plain.splitlines()) <= 72

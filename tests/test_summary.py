@@ -157,7 +157,7 @@ def test_starvation_only_from_one_repetition_over_2x_quoting_it(tmp_path):
 # --------------------------------------------------------------------------- noise
 
 
-def test_level_shift_in_the_series_makes_a_point_noisy(tmp_path):
+def test_level_shift_in_the_series_flags_a_point(tmp_path):
     s = summarize(make_run(tmp_path, drivers=("lockfree",), series=True))
     steady = point(s, "lockfree", 4)
     assert not steady["noisy"] and 0 < steady["batch_cv"] < 0.01  # 1% tick jitter averages out
@@ -166,10 +166,12 @@ def test_level_shift_in_the_series_makes_a_point_noisy(tmp_path):
         name="shift",
         drivers=("lockfree",),
         series=True,
-        extra=lambda d, w, r: {"level_shift": "True"},
+        extra=lambda d, w, r: {"level_shift": "True", "level_shift_ratio": 0.5} if r else {},
     )
     p = point(summarize(run), "lockfree", 4)
-    assert p["noisy"] and "level shift" in p["noisy_detail"]
+    assert "level-shift" in p["flags"].split(";") and not p["noisy"]
+    assert p["level_shifts"] == "rep 1: 2.00x, rep 2: 2.00x"
+    assert p["low"] == (1.0, 0.5, 0.5) and p["high"] == (1.0, 2.0, 2.0)
     # the series never narrows the interval across repetitions
     assert p["interval"] == "range" and p["n"] == 3
 
@@ -188,6 +190,7 @@ def test_two_drivers_from_one_distribution_are_never_declared_different(tmp_path
             model=TWO,
             noise=noise,
             seed=seed,
+            reps=5,
             failed_rep=False,
             handoff_flip=False,
             write_hist=False,
@@ -215,7 +218,7 @@ def test_chance_winners_are_rare_even_at_twenty_percent_noise():
     rng = np.random.default_rng(7)
     declared = 0
     for _ in range(400):
-        same = {d: list(2e7 * np.exp(rng.normal(0, 0.2, 3))) for d in ("a", "b")}
+        same = {d: list(2e7 * np.exp(rng.normal(0, 0.2, 5))) for d in ("a", "b")}
         declared += winners(_frame(same)).iloc[0]["verdict"] == "winner"
     assert declared / 400 <= 0.03
 
@@ -230,6 +233,7 @@ def test_a_thirty_percent_shift_with_tight_repetitions_is_significant(tmp_path):
             workers=(1, 2),
             model=model,
             seed=seed,
+            reps=5,
             failed_rep=False,
             write_hist=False,
         )
@@ -261,7 +265,7 @@ def test_per_lock_table(tmp_path):
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     root = tmp_path_factory.mktemp("sum")
-    run_dir = make_run(root, per_lock=True)
+    run_dir = make_run(root, per_lock=True, reps=5)
     paths = build.write_report(run_dir, root / "out")
     return run_dir, paths
 
@@ -278,7 +282,7 @@ def test_summary_json_fields(written):
     )
     for key in ("params", "estimate", "lo", "hi", "interval", "method", "n", "flags"):
         assert key in p
-    assert p["interval"] == "range" and p["method"] == "range (n=3)" and p["n"] == 3
+    assert p["interval"] == "range" and p["method"] == "range (n=5)" and p["n"] == 5
     assert p["lo"] <= p["estimate"] <= p["hi"]
     over = next(x for x in s["points"] if x["params"]["workers"] == 8)
     assert "oversubscribed" in over["flags"]
@@ -293,7 +297,11 @@ def test_summary_json_fields(written):
     assert all(type(x["params"]["workers"]) is int for x in s["points"])
     assert all(isinstance(x["params"]["driver"], str) for x in s["points"])
     assert all(type(x["n"]) is int for x in s["points"])
-    assert s["warnings"] and s["overview"]["set_aside"] == {"failed": 1, "audit failed": 9}
+    assert s["warnings"] and s["overview"]["set_aside"] == {"failed": 1, "audit failed": 15}
+    assert s["overview"]["conditions"] == (
+        "no competing load in 59 repetitions (run-queue wait not measured); no other "
+        "iommubench run overlapped it; 16 repetition(s) set aside (failed 1, audit failed 15)"
+    )  # one host: no "pooled", no host named when the rows name none
 
 
 def test_markdown_renders_the_json(written):
@@ -302,6 +310,8 @@ def test_markdown_renders_the_json(written):
     text = md.read_text()
     for w in s["warnings"]:
         assert w in text
+    for pw in s["point_warnings"]:
+        assert f"| {pw['point']} | {pw['label']} |" in text
     p = s["points"][0]
     assert f"({'range'}, n={p['n']})" in text
     assert "IOVA tree" in html.read_text()
@@ -312,7 +322,9 @@ def test_text_report_lines_fit_72_columns(written, capsys):
     text = build.text_report(run_dir)
     lines = text.splitlines()
     assert max(len(x) for x in lines) <= 72
-    assert lines[2].startswith("Decided comparisons")
+    assert lines[1].startswith("conditions: no competing load in 59 repetitions")
+    first = next(i for i, x in enumerate(lines) if x.startswith("Decided comparisons"))
+    assert first <= 6 and first < lines.index("Warnings:")
     assert "winner lockfree" in text and "lockfree / domain-lock/ttas = " in text
     assert cli.main(["report", str(run_dir), "--format", "text"]) == 0
     out = capsys.readouterr().out

@@ -37,11 +37,13 @@ ESTIMATOR = (
     "medians; a ratio is the Hodges-Lehmann estimate (the median of every pairwise ratio "
     "new/base of the repetitions) with its distribution-free 95% CI (Moses)"
 )
+ESTIMATOR_SHORT = "medians; ratios: Hodges-Lehmann with its 95% CI"
 EXACT_UP_TO = 50  # m + n at most this: the exact U distribution; beyond, the normal one
 
 __all__ = [
     "CONFIDENCE",
     "ESTIMATOR",
+    "ESTIMATOR_SHORT",
     "RATIO_METHOD",
     "Interval",
     "Ratio",

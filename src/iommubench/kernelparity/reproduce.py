@@ -13,9 +13,9 @@ a prediction with a number is `within 1.5x` or `misses` (the report then says wh
 leaves out); a row measured on the kernel's own code is `within 1.5x` or `differs` from the
 figure published for other code or another machine (never a failure: the report says what
 differs, and a case whose kernel tree cannot be had is not run); a shape check `passes` or
-`FAILS` its stated criterion, or is `inconclusive` when a point it read was flagged
-competing-load (another process took the workers' CPU time, which can make or break a
-scaling shape by itself).
+`FAILS` its stated criterion, or is `inconclusive` when a point it read carries a load flag
+(`load.LOAD_FLAGS`: competing load, a level shift, a stretched window or a placement change:
+the machine changed under the point, which can make or break a scaling shape by itself).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import yaml
 
 from iommubench.analysis import point_flags
 from iommubench.analysis.decisions import headline, with_scaling
+from iommubench.analysis.load import LOAD_FLAGS
 from iommubench.analysis.point_summary import summarize
 from iommubench.analysis.run_reader import Run, load_run, norm_value
 from iommubench.kernelparity.cases import TOOL_OPTIONS, Case, Measure, load_cases
@@ -338,9 +339,11 @@ def _measure_rows(case: Case, m: Measure, data: RunData, run: str) -> list[Row]:
         used = _flags_used(m, data, w)
         if used:
             row.note = "; ".join([f"points flagged {', '.join(used)}", *filter(None, [row.note])])
-        if m.pass_if is not None and "competing-load" in used and row.verdict != "not run":
-            # another process took CPU time from the workers: the shape may be the load's
-            row.note = f"{row.verdict} under competing load: rerun on a quiet machine; {row.note}"
+        loaded = [f for f in used if f in LOAD_FLAGS]
+        if m.pass_if is not None and loaded and row.verdict != "not run":
+            # the machine changed under a point it read: the shape may be the load's
+            why = ", ".join(f.replace("-", " ") for f in loaded)
+            row.note = f"{row.verdict} under {why}: rerun on a quiet machine; {row.note}"
             row.verdict = "inconclusive"
         rows.append(row)
     return rows

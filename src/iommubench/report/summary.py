@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from iommubench.analysis import decisions, load, lock_attribution, point_flags, strategies, usl
-from iommubench.analysis.estimators import ESTIMATOR
+from iommubench.analysis.estimators import ESTIMATOR, ESTIMATOR_SHORT
 from iommubench.analysis.run_reader import (
     STRATEGY_PARTS,
     Run,
@@ -174,6 +174,7 @@ def _overview(run: Run, frame: pd.DataFrame) -> dict[str, Any]:
         "machines": machines,
         "conditions": _conditions(measured, overlapping, totals, machines),
         "estimator": ESTIMATOR,
+        "estimator_short": ESTIMATOR_SHORT,
     }
 
 
@@ -182,7 +183,8 @@ def _load(run: Run) -> dict[str, Any]:
     oversubscription's own, plus steal) over every repetition that ran."""
     df = run.points
     ok = df[df["status"] == "ok"] if len(df) else df
-    shares = [load.load_share(r) for _, r in ok.iterrows()]
+    measured = ok["runq_wait_share"].notna() if "runq_wait_share" in ok else []
+    shares = [load.load_share(r) for _, r in ok[measured].iterrows()] if len(ok) else []
     flagged = ok["flags"].map(lambda f: "competing-load" in point_flags.split(f)) if len(ok) else []
     return {
         "repetitions": len(ok),
@@ -208,7 +210,11 @@ def _conditions(
     hosts ("pooled identical hosts" only when there are several)."""
     reps, hit = load_["repetitions"], load_["competing"]
     share, top = load_["median_share"], load_["max_share"]
-    spread = f" (load share median {share:.0%}, max {top:.0%})" if share is not None else ""
+    spread = (
+        f" (load share median {share:.0%}, max {top:.0%})"
+        if share is not None
+        else " (run-queue wait not measured)"
+    )
     parts = [
         f"competing load in {hit} of {reps} repetitions{spread}"
         if hit

@@ -107,7 +107,7 @@ def render_text(s: dict[str, Any]) -> str:
     o = s["overview"]
     lines = [f"iommubench {s['run_id']}: {s['name'] or 'run'} ({s['unit']})"]
     lines.append(f"conditions: {o['conditions']}")
-    lines.append(f"estimator: {o['estimator']}")
+    lines.append(f"estimator: {o['estimator_short']}")
     lines.append("")
     lines += _headline(s)
     lines += _strategy_lines(s)
