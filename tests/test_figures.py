@@ -246,7 +246,7 @@ def test_timeline_one_line_per_repetition_and_level_shift_marked(run_dir, run, s
     assert SHIFTED[0] in points
     fig = timeline.timeline_figure(run, summary)
     ax = next(a for a in fig.axes if "lockfree" in a.get_title(loc="left"))
-    reps = {ln.get_gid(): ln for ln in ax.get_lines()}
+    reps = {ln.get_gid(): ln for ln in ax.get_lines() if ln.get_gid().startswith("rep:")}
     valid = run.points[(run.points["point"] == SHIFTED[0]) & valid_mask(run.points)]
     assert set(reps) == {f"rep:{r}" for r in valid["rep"]}
     shifted = reps[f"rep:{SHIFTED[1]}"]
@@ -254,7 +254,34 @@ def test_timeline_one_line_per_repetition_and_level_shift_marked(run_dir, run, s
     ys = np.asarray(shifted.get_ydata(), dtype=float)
     assert ys[-1] == pytest.approx(ys[0] / 2, rel=1e-3)  # the halved rate is drawn
     assert ax.get_ylabel().startswith("I/O/s")
+    assert "level shift: r1" in ax.get_title(loc="left")
+    # one legend, outside every panel: a colour per repetition, the same in every panel
+    assert len(fig.legends) == 1 and not any(a.get_legend() for a in fig.axes)
+    assert fig.legends[0].get_bbox_to_anchor().x0 >= max(a.get_position().x1 for a in fig.axes)
+    colors = [
+        {ln.get_gid(): ln.get_color() for ln in a.get_lines() if ln.get_gid().startswith("rep:")}
+        for a in fig.axes
+        if a.get_visible()
+    ]
+    for c in colors[1:]:
+        assert all(c[k] == colors[0][k] for k in c if k in colors[0] and c[k] != "0.65")
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "rep 0" in legend and "flagged: load, level shift" in legend
     _close(fig)
+
+
+def test_timeline_colours_are_distinct_for_ten_repetitions():
+    assert len(set(map(str, timeline.rep_colors(10)))) == 10
+    assert len(set(map(str, timeline.rep_colors(20)))) == 20
+    assert len(set(map(str, timeline.rep_colors(30)))) == 30
+
+
+def test_timeline_bins_keep_the_ops():
+    edges = np.arange(0, 101) * 0.01  # 100 ticks of 10 ms
+    rate = np.where(np.arange(100) < 50, 1000.0, 500.0)
+    t, r = timeline.binned(edges, rate)
+    assert len(t) == 20 and np.allclose(r[:10], 1000) and np.allclose(r[10:], 500)
+    assert np.sum(r * 0.05) == pytest.approx(np.sum(rate * 0.01))
 
 
 # --------------------------------------------------------------------------- locks
@@ -400,20 +427,93 @@ def test_each_workload_panel_has_its_own_unit(summary):
     _close(fig)
 
 
-def test_points_flagged_competing_load_are_boxed_on_the_throughput_figure(summary):
+def _lines(fig, prefix):
+    return [
+        ln for ax in fig.axes for ln in ax.get_lines() if (ln.get_gid() or "").startswith(prefix)
+    ]
+
+
+def test_flagged_points_are_hollow_and_never_joined_by_a_solid_line(summary):
     s = summary.copy()
     flagged = (s["driver"] == "lockfree") & (s["workers"] == 2)
     s.loc[flagged, "flags"] = "competing-load"
-    s.loc[~flagged, "flags"] = ""
-    fig = plots.throughput_figure(s)
-    boxes = [c for ax in fig.axes for c in ax.collections if c.get_gid() == "competing-load-point"]
-    assert sum(len(c.get_offsets()) for c in boxes) == 1
-    legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert any(t.startswith("competing load") for t in legend)
-    _close(fig)
+    s.loc[~flagged & ~s["oversubscribed"].astype(bool), "flags"] = ""
+    for fig in (
+        plots.throughput_figure(s),
+        plots.scaling_figure(s),
+        plots.contention_figure(s),
+        plots.latency_figure(s),
+    ):
+        hollow = _lines(fig, "flagged:lockfree")
+        assert hollow and all(ln.get_markerfacecolor() == "white" for ln in hollow)
+        assert any(2.0 in list(ln.get_xdata()) for ln in hollow)
+        for ln in _lines(fig, "series:lockfree"):
+            assert 2.0 not in list(ln.get_xdata())  # no solid line reaches it
+            assert ln.get_linestyle() == "-"
+        dashed = _lines(fig, "flagged-segment:lockfree")
+        assert dashed and all(ln.get_linestyle() == "--" for ln in dashed)
+        legend = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert any(t.startswith("flagged") for t in legend)
+        _close(fig)
     s["flags"] = ""
+    s["oversubscribed"] = False
     fig = plots.throughput_figure(s)
-    assert not [
-        c for ax in fig.axes for c in ax.collections if c.get_gid() == "competing-load-point"
-    ]
+    assert not _lines(fig, "flagged")
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert not any(t.startswith("flagged") for t in legend)  # the legend lists what is drawn
     _close(fig)
+
+
+def test_scaling_curves_carry_their_interval(tmp_path):
+    # 5 repetitions: 3 against 3 has no 95% interval of a ratio
+    summary = with_scaling(summarize(load_run(make_run(tmp_path, cpus=CPUS, reps=5))))
+    fig = plots.scaling_figure(summary)
+    ax = fig.axes[0]
+    bands = [
+        c
+        for c in ax.collections
+        if c.__class__.__name__ in ("PolyCollection", "FillBetweenPolyCollection")
+    ]
+    assert bands  # one band per series with two or more points
+    lf = summary[(summary["driver"] == "lockfree") & (summary["workers"] == 2)].iloc[0]
+    assert lf["speedup_lo"] < lf["speedup"] < lf["speedup_hi"]
+    ys = np.concatenate([np.asarray(b.get_paths()[0].vertices)[:, 1] for b in bands])
+    assert np.isclose(ys, lf["speedup_hi"]).any() and np.isclose(ys, lf["speedup_lo"]).any()
+    _close(fig)
+
+
+def test_legend_lists_only_what_is_drawn(summary):
+    fig = plots.throughput_figure(summary, x="driver", hue=None, facet="workers")
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert not any("ideal" in t for t in legend)  # no ideal without x = workers
+    _close(fig)
+    one = summary[summary["workers"] == 1]
+    fig = plots.throughput_figure(one)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert not _ideal_lines(fig) and not any("ideal" in t for t in legend)
+    _close(fig)
+
+
+def test_one_line_style_meaning_across_figures(run, summary):
+    """Solid: clean points; dashed: flagged; dotted: ideal or reference; dash-dot: a model.
+    The latency figure spends no line style on the percentile: p50 and p99 are panels."""
+    s = summary.assign(flags="")
+    figs = [
+        plots.throughput_figure(s),
+        plots.scaling_figure(s),
+        plots.contention_figure(s),
+        plots.latency_figure(s),
+        plots.fairness_figure(s),
+    ]
+    titles = [ax.get_title(loc="left") for ax in figs[3].axes]
+    assert titles == ["map p50", "map p99", "unmap p50", "unmap p99"]
+    for fig in figs:
+        for ln in [ln for ax in fig.axes for ln in ax.get_lines()]:
+            gid = ln.get_gid() or ""
+            if gid.startswith(("series:", "legend:")):
+                assert ln.get_linestyle() in ("-", "None"), gid
+            elif gid.startswith("ideal:"):
+                assert ln.get_linestyle() == ":", gid
+            elif gid.startswith("usl:"):
+                assert ln.get_linestyle() == "-.", gid
+        _close(fig)

@@ -57,12 +57,24 @@ def _line_points(fig):
     return pts
 
 
-def _cross_points(fig):
+def _cross_points(fig, gid="audit-failed"):
     pts = set()
     for ax in fig.axes:
         for c in ax.collections:
-            if c.get_gid() == "audit-failed":
+            if c.get_gid() == gid:
                 pts |= {(float(a), float(b)) for a, b in c.get_offsets()}
+    return pts
+
+
+def _hollow_points(fig):
+    """(x, y) of every flagged point: hollow markers, not on any solid line."""
+    pts = set()
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if (line.get_gid() or "").startswith("flagged:"):
+                assert line.get_markerfacecolor() == "white" and line.get_linestyle() == "None"
+                xs, ys = line.get_data()
+                pts |= {(float(a), float(b)) for a, b in zip(xs, ys, strict=True)}
     return pts
 
 
@@ -76,10 +88,12 @@ def test_failed_points_are_crosses_not_lines(summary):
         pt = (float(r["workers"]), float(r["ops_per_s"]))
         assert pt not in on_lines
         assert pt in crosses
-    # valid points are on lines
+    # valid points are on lines, but a flagged one (8 workers: oversubscribed) only hollow
     lf = summary[summary["driver"] == "lockfree"]
+    hollow = _hollow_points(fig)
     for _, r in lf.iterrows():
-        assert (float(r["workers"]), float(r["ops_per_s"])) in on_lines
+        pt = (float(r["workers"]), float(r["ops_per_s"]))
+        assert (pt in hollow) == (r["workers"] == 8) and (pt in on_lines) == (r["workers"] < 8)
     # the naive 1-worker point is valid but alone: its line holds only that point
     naive_lines = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "series:naive"]
     assert all(len(ln.get_xdata()) == 1 for ln in naive_lines)
@@ -92,7 +106,24 @@ def test_a_line_breaks_at_an_invalid_point(summary):
     s.loc[mid, "valid"] = False
     fig = plots.throughput_figure(s)
     segs = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "series:lockfree"]
-    assert sorted(len(ln.get_xdata()) for ln in segs) == [1, 2]  # w=1 | w=4,8
+    assert sorted(len(ln.get_xdata()) for ln in segs) == [1, 1]  # w=1 | w=4, then 8 flagged
+    dashed = [
+        ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "flagged-segment:lockfree"
+    ]
+    assert [list(ln.get_xdata()) for ln in dashed] == [[4.0, 8.0]]  # joined, but dashed
+    plots.plt.close(fig)
+
+
+def test_a_point_without_a_valid_repetition_is_no_audit_failure(summary):
+    s = summary.copy()
+    mid = s[(s["driver"] == "lockfree") & (s["workers"] == 2)].index
+    s.loc[mid, ["valid", "verdict"]] = [False, "error"]
+    fig = plots.throughput_figure(s)
+    pt = (2.0, float(s.loc[mid, "ops_per_s"].iloc[0]))
+    assert pt in _cross_points(fig, "no-valid") and pt not in _cross_points(fig)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "audit failed" in legend  # the naive control's crosses
+    assert "no valid repetition (not an audit failure)" in legend
     plots.plt.close(fig)
 
 
@@ -124,13 +155,16 @@ def test_linear_ideal_drawn_per_series(summary):
 
 
 def test_styles_distinct_for_grayscale(summary):
+    """A series is its colour and marker; the line style is the same for every clean line."""
     fig = plots.throughput_figure(summary)
-    styles = {}
+    styles, dashes = {}, set()
     for ln in fig.axes[0].get_lines():
         gid = ln.get_gid() or ""
         if gid.startswith("series:"):
-            styles[gid] = (ln.get_marker(), ln.get_linestyle())
+            styles[gid] = (ln.get_marker(), ln.get_color())
+            dashes.add(ln.get_linestyle())
     assert len(set(styles.values())) == len(styles) == 3
+    assert len({m for m, _ in styles.values()}) == 3 and dashes == {"-"}
     plots.plt.close(fig)
 
 

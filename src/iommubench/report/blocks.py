@@ -11,20 +11,29 @@ from typing import Any
 from iommubench.analysis.decisions import WIN_MARGIN
 from iommubench.report.fmt import eng, interval, isnum, ns, num, pct, ratio
 
+LINE_KEY = (
+    " In every figure a series is a colour and a marker; solid lines join points measured "
+    "under clean conditions; a dashed line with a hollow marker touches a flagged point "
+    "(competing load, a level shift, a stretched window, a placement change, noisy, or "
+    "oversubscribed); dotted: an ideal or reference line; dash-dot: a fitted model. "
+    "Crosses: audit failed; grey diamonds: no valid repetition (not an audit failure)."
+)
 FIGURE_CAPTIONS = {
     "throughput": (
         "Median throughput over the same-state valid repetitions of each point, with its "
-        "interval as a band (a 95% CI from 6 repetitions, else the range). Crosses: points "
-        "whose audit failed. Hatched: more workers than CPUs available. Boxed: points whose "
-        "workers waited for a CPU (competing-load)."
+        "interval as a band (a 95% CI from 6 repetitions, else the range). Hatched: more "
+        "workers than CPUs available." + LINE_KEY
     ),
     "scaling": (
-        "Speedup (throughput / the group's 1-worker throughput) and parallel efficiency "
-        "(speedup / workers), for points within the CPU count."
+        "Speedup (the Hodges-Lehmann ratio of a point to the group's 1-worker point) and "
+        "parallel efficiency (speedup / workers), with their 95% CI as a band, for points "
+        "within the CPU count." + LINE_KEY
     ),
-    "contention": "Share of worker time spent waiting for a lock, and failed CAS per operation.",
-    "latency": "Map and unmap latency percentiles on a log scale.",
-    "fairness": "Per-worker fairness: Jain's index and least busy / busiest worker.",
+    "contention": (
+        "Share of worker time spent waiting for a lock, and failed CAS per operation." + LINE_KEY
+    ),
+    "latency": "Map and unmap latency, p50 and p99, one panel each." + LINE_KEY,
+    "fairness": "Per-worker fairness: Jain's index and least busy / busiest worker." + LINE_KEY,
 }
 VERDICT_TEXT = {
     "ok": "ok",

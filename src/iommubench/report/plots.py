@@ -68,16 +68,21 @@ CAPTIONS: dict[str, str] = {
     "locks": (
         "Share of worker time spent waiting on each lock (wait / (duration x workers)), "
         "stacked by lock, median over valid repetitions: which lock the waiting goes to. "
-        "Hatched: more workers than CPUs available."
+        "Hatched: more workers than CPUs available. Faded with a dashed outline: a flagged "
+        "point (competing load, a level shift, a stretched window, a placement change, noisy)."
     ),
     "latency-survival": (
         "P(latency > t) from the histograms of the valid repetitions, at the smallest worker "
         "count and the largest one without oversubscription; log axes. Markers: each curve's "
-        "p99 (at 10^-2) and p99.9 (at 10^-3)."
+        "p99 (at 10^-2) and p99.9 (at 10^-3). Dashed: a flagged point (competing load, a level "
+        "shift, a stretched window, a placement change, noisy)."
     ),
     "timeline": (
-        "Throughput per clock tick over the counted window, one line per repetition of the "
-        "headline points. Dashed: a level shift was detected; dotted: another placement state."
+        "Throughput over the counted window in bins of at least 50 ms, one panel per headline "
+        "point, one line per repetition (its colour the same in every panel). Dashed: a "
+        "repetition under competing load or with a level shift; grey dashed: set aside "
+        "(another placement state, or not valid); dotted: the point's median. Each panel's "
+        "title names its point and its flagged repetitions (with their load share)."
     ),
 }
 

@@ -25,11 +25,14 @@ from matplotlib.ticker import (
 from iommubench.analysis.run_reader import norm_value
 from iommubench.report.figures.labels import axis_name
 from iommubench.report.figures.series import Series
-from iommubench.report.figures.style import IDEAL_STYLE, OVERSUB_STYLE
+from iommubench.report.figures.style import (
+    FLAGGED_LS,
+    IDEAL_STYLE,
+    OVERSUB_STYLE,
+)
 
 LOG_SPAN = 10.0  # a panel whose positive values span more than this ratio gets a log y axis
 FLAT_TOL = 1e-3
-P99_SUFFIX = " (p99)"
 IDEAL_SAMPLES = 64
 
 
@@ -95,24 +98,6 @@ def ring_oversubscribed(ax: Axes, series: Sequence[Series], ycol: str, cpus: flo
             ring = ax.scatter(o["_x"], o[ycol], gid="oversubscribed-point", **RING)
             more = f" (> {cpus:g} CPUs available)" if cpus is not None else ""
             ring.set_label(f"_oversubscribed{more}, ringed")
-
-
-FLAGGED = {"s": 110, "marker": "s", "facecolors": "none", "edgecolors": "#D55E00",
-           "linewidths": 1.2, "zorder": 5}  # fmt: skip
-
-
-def mark_competing_load(ax: Axes, series: Sequence[Series], ycol: str) -> None:
-    """Box each point whose repetitions waited for a CPU (`competing-load`): its number
-    carries other work's share of the machine, not only the strategy's."""
-    for s in series:
-        f = s.frame
-        if "flags" not in f or ycol not in f:
-            continue
-        hit = f["flags"].fillna("").astype(str).str.split(";").map(lambda v: "competing-load" in v)
-        o = f[hit & f[ycol].notna()]
-        if len(o):
-            box = ax.scatter(o["_x"], o[ycol], gid="competing-load-point", **FLAGGED)
-            box.set_label("_competing load (waited for a CPU), boxed")
 
 
 def mark_oversubscribed(
@@ -232,18 +217,41 @@ def ideal_proxy(text: str = "linear ideal (up to the CPU count)") -> Line2D:
     return Line2D([], [], label=text, **IDEAL_STYLE)
 
 
+def _drawn(axes: np.ndarray, gid: str, prefix: bool = False) -> bool:
+    """Whether any artist with this gid (or gid prefix) was drawn on the panels."""
+    for ax in axes.flat:
+        for a in [*ax.collections, *ax.get_lines(), *ax.patches]:
+            g = a.get_gid() or ""
+            if g == gid or (prefix and g.startswith(gid)):
+                return True
+    return False
+
+
+def marks(axes: np.ndarray) -> list[tuple[str, Any]]:
+    """Legend entries for the marks that were drawn, and only those: flagged points, audit
+    failures, points without a valid repetition."""
+    out: list[tuple[str, Any]] = []
+    if _drawn(axes, "flagged", prefix=True):
+        text = "flagged (load, shift, placement, noisy, oversub.): hollow, dashed"
+        out.append((text, Line2D([], [], color="0.3", ls=FLAGGED_LS, marker="o", mfc="white")))
+    if _drawn(axes, "audit-failed"):
+        out.append(("audit failed", Line2D([], [], marker="x", color="0.2", ls="none", mew=2)))
+    if _drawn(axes, "no-valid"):
+        diamond = {"marker": "D", "mfc": "none", "mec": "0.5", "ls": "none"}
+        out.append(("no valid repetition (not an audit failure)", Line2D([], [], **diamond)))
+    return out
+
+
 def legend(
     fig: Figure, axes: np.ndarray, extra: Sequence[Any] = (), title: str | None = None
 ) -> None:
-    """One legend for the figure: every series, the extra encodings, shading and crosses."""
+    """One legend for the figure, outside the panels: every series, the extra encodings,
+    shading and the marks drawn."""
     handles: dict[str, Any] = {}
-    failed = False
     for ax in axes.flat:
         h, labels = ax.get_legend_handles_labels()
         for hh, ll in zip(h, labels, strict=True):
-            if not ll.endswith(P99_SUFFIX):  # one legend entry per series, styles explained apart
-                handles.setdefault(ll, hh)
-        failed = failed or any(c.get_gid() == "audit-failed" for c in ax.collections)
+            handles.setdefault(ll, hh)
     items = list(handles.items())
     for proxy in extra:
         items.append((proxy.get_label(), proxy))
@@ -256,15 +264,7 @@ def legend(
         text = rings[0].get_label().lstrip("_")
         ring = {"marker": "o", "ms": 12, "mfc": "none", "mec": "0.35", "ls": "none"}
         items.append((text, Line2D([], [], **ring)))
-    boxes = [c for ax in axes.flat for c in ax.collections if c.get_gid() == "competing-load-point"]
-    if boxes:
-        text = boxes[0].get_label().lstrip("_")
-        box = {"marker": "s", "ms": 10, "mfc": "none", "mec": "#D55E00", "ls": "none"}
-        items.append((text, Line2D([], [], **box)))
-    if failed:
-        items.append(
-            ("audit failed / invalid", Line2D([], [], marker="x", color="0.2", ls="none", mew=2))
-        )
+    items += marks(axes)
     if items:
         fig.legend(
             [h for _, h in items],

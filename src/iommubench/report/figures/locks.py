@@ -15,8 +15,21 @@ from matplotlib.ticker import FixedLocator, PercentFormatter
 from iommubench.analysis.run_reader import norm_value, valid_mask
 from iommubench.report.figures import axes as fa
 from iommubench.report.figures.labels import axis_name, title
-from iommubench.report.figures.series import Series, natural, split_series
-from iommubench.report.figures.style import COLORS, FAILED_MARK, OVERSUB_STYLE, caption, grid
+from iommubench.report.figures.series import (
+    AUDIT_FAILURES,
+    Series,
+    flagged,
+    natural,
+    split_series,
+)
+from iommubench.report.figures.style import (
+    COLORS,
+    FAILED_MARK,
+    NO_VALID_MARK,
+    OVERSUB_STYLE,
+    caption,
+    grid,
+)
 from iommubench.spec.catalogue import LOCKS
 
 SHARE_PREFIX = "wait_share:"
@@ -120,6 +133,9 @@ def locks_figure(
     if oversub and cpus is not None:
         label = f"oversubscribed (> {cpus:g} CPUs available)"
         extra.append(Patch(facecolor="white", edgecolor="0.4", hatch="///", label=label))
+    if any(ln.get_gid() == "faded-bar" for ax in axes.flat for ln in ax.get_lines()):
+        label = "flagged (load, shift, placement, noisy): faded, dashed outline"
+        extra.append(Patch(facecolor="0.6", alpha=0.45, edgecolor="0.2", ls="--", label=label))
     fa.legend(fig, axes, extra, title="lock")
     return fig
 
@@ -130,13 +146,18 @@ def _draw_stack(
     """One series' stacked bars; returns the tallest stack so far and whether any bar is
     oversubscribed (hatched)."""
     oversub = False
-    for _, r in s.frame.iterrows():
+    bad = flagged(s.frame)
+    for i, r in s.frame.iterrows():
         xi = pos[norm_value(r[x])]
         if not bool(r.get("valid", True)):
-            ax.scatter([xi], [0.0], color="0.2", gid="audit-failed", **FAILED_MARK)
+            if r.get("verdict") in AUDIT_FAILURES:
+                ax.scatter([xi], [0.0], color="0.2", gid="audit-failed", **FAILED_MARK)
+            else:
+                ax.scatter([xi], [0.0], gid="no-valid", **NO_VALID_MARK)
             continue
         over = bool(r.get("oversubscribed", False))
         oversub |= over
+        faded = bool(bad[i]) and not over  # oversubscribed bars are hatched instead
         bottom = 0.0
         for p in locks:
             v = r.get(SHARE_PREFIX + p)
@@ -147,12 +168,16 @@ def _draw_stack(
                 0.7,
                 bottom=bottom,
                 color=lock_color(p),
-                edgecolor=OVERSUB_STYLE["edgecolor"] if over else "white",
+                edgecolor=OVERSUB_STYLE["edgecolor"] if over else ("0.2" if faded else "white"),
                 hatch="///" if over else None,
                 linewidth=0.5,
+                linestyle="--" if faded else "-",
+                alpha=0.45 if faded else 1.0,
                 gid=f"lock:{p}",
                 label="_nolegend_",
             )
+            if faded:
+                ax.plot([], [], gid="faded-bar")
             bottom += v
         top = max(top, bottom)
     return top, oversub

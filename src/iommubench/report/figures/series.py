@@ -1,5 +1,7 @@
 """A summary split into series (one line per hue value and combination of other varying
-parameters), and the drawing of those lines: valid points joined, invalid points as crosses.
+parameters), and the drawing of those lines: valid points joined (solid between clean
+points, dashed to or from a flagged one, whose marker is hollow), audit failures as crosses,
+points without a valid repetition as grey diamonds, never joined.
 """
 
 from __future__ import annotations
@@ -12,10 +14,23 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from iommubench.analysis import point_flags
+from iommubench.analysis.load import LOAD_FLAGS
 from iommubench.analysis.run_reader import norm_value, varying_params
 from iommubench.report.figures.labels import axis_name
-from iommubench.report.figures.style import COLORS, FAILED_MARK, LINESTYLES, MARKERS
+from iommubench.report.figures.style import (
+    COLORS,
+    FAILED_MARK,
+    FLAGGED_LS,
+    MARKERS,
+    NO_VALID_MARK,
+    SOLID,
+)
 from iommubench.spec.parameters import applies
+
+# a point with one of these flags is drawn hollow, and every segment to or from it dashed
+FIGURE_FLAGS = frozenset({"oversubscribed", "noisy", *LOAD_FLAGS})
+AUDIT_FAILURES = ("audit-failed", "caught")
 
 
 @dataclass
@@ -33,15 +48,14 @@ class Series:
         return ", ".join(p for p in (self.hue, self.rest) if p) or "all"
 
     def style(self, many_rest: bool) -> dict[str, Any]:
+        """The colour is the hue value, the marker the other parameters (or the hue again
+        when nothing else varies); the line style is kept for flags."""
         i = self.hue_index
-        ls = LINESTYLES[(self.rest_index if many_rest else i) % len(LINESTYLES)]
-        # the marker tells the other parameters apart too, since the latency figure spends
-        # the line style on the percentile
-        shift = self.rest_index * (len(MARKERS) // 2) if many_rest else 0
+        m = self.rest_index if many_rest else i
         return {
             "color": COLORS[i % len(COLORS)],
-            "marker": MARKERS[(i + shift) % len(MARKERS)],
-            "linestyle": ls,
+            "marker": MARKERS[m % len(MARKERS)],
+            "linestyle": SOLID,
             "linewidth": 1.6,
             "markersize": 6,
         }
@@ -119,8 +133,15 @@ def split_series(summary: pd.DataFrame, x: str, hue: str | None, facet: str | No
     return Split(groups, cats, encoded)
 
 
+def flagged(frame: pd.DataFrame) -> pd.Series:
+    """Points whose flags say their number carries more than the strategy's cost."""
+    if "flags" not in frame:
+        return pd.Series(frame.get("oversubscribed", False), index=frame.index).astype(bool)
+    return frame["flags"].map(lambda f: bool(point_flags.split(f) & FIGURE_FLAGS)).astype(bool)
+
+
 def valid_runs(frame: pd.DataFrame, ycol: str) -> list[pd.DataFrame]:
-    """Consecutive (in x order) valid points with a value: each becomes one line segment."""
+    """Consecutive (in x order) valid points with a value: each becomes one line."""
     f = frame[frame[ycol].notna()]
     runs: list[pd.DataFrame] = []
     cur: list[Any] = []
@@ -135,47 +156,80 @@ def valid_runs(frame: pd.DataFrame, ycol: str) -> list[pd.DataFrame]:
     return runs
 
 
+def _clean_runs(seg: pd.DataFrame, bad: pd.Series) -> list[pd.DataFrame]:
+    """Maximal stretches of consecutive unflagged points of one valid run."""
+    out, cur = [], []
+    for idx in seg.index:
+        if bad[idx]:
+            if cur:
+                out.append(seg.loc[cur])
+            cur = []
+        else:
+            cur.append(idx)
+    return [*out, seg.loc[cur]] if cur else out
+
+
+def _draw_run(
+    ax: Axes, s: Series, seg: pd.DataFrame, ycol: str, st: dict[str, Any], bad: pd.Series
+) -> None:
+    """One valid run: solid between clean points, dashed to or from flagged ones, hollow
+    markers on the flagged points."""
+    for clean in _clean_runs(seg, bad):
+        ax.plot(clean["_x"], clean[ycol], label="_nolegend_", gid=f"series:{s.label}", **st)
+    xs, ys = seg["_x"].to_numpy(), seg[ycol].to_numpy(dtype=float)
+    marks = bad[seg.index].to_numpy()
+    dashed = {k: v for k, v in st.items() if k not in ("marker", "linestyle")}
+    for i in range(len(seg) - 1):
+        if marks[i] or marks[i + 1]:
+            ax.plot(xs[i : i + 2], ys[i : i + 2], ls=FLAGGED_LS, marker="", label="_nolegend_",
+                    gid=f"flagged-segment:{s.label}", **dashed)  # fmt: skip
+    if marks.any():
+        hollow = {**st, "linestyle": "none", "markerfacecolor": "white"}
+        ax.plot(xs[marks], ys[marks], label="_nolegend_", gid=f"flagged:{s.label}", **hollow)
+
+
+def draw_invalid(ax: Axes, s: Series, ycol: str, color: str) -> None:
+    """Points without a valid result: a cross when their audit failed, else a grey
+    diamond (failed repetitions, stretched windows, no work); never joined."""
+    f = s.frame
+    bad = f[~f["valid"].astype(bool) & f[ycol].notna()]
+    if bad.empty:
+        return
+    audit = bad["verdict"].isin(AUDIT_FAILURES) if "verdict" in bad else pd.Series(False, bad.index)
+    if audit.any():
+        ax.scatter(
+            bad[audit]["_x"], bad[audit][ycol], color=color, gid="audit-failed", **FAILED_MARK
+        )
+    if (~audit).any():
+        ax.scatter(bad[~audit]["_x"], bad[~audit][ycol], gid="no-valid", **NO_VALID_MARK)
+
+
 def draw_series(
     ax: Axes,
     series: Sequence[Series],
     ycol: str,
     band: tuple[str, str] | None = None,
-    linestyle: Any = None,
     label_suffix: str = "",
-    hollow: bool = False,
     join: bool = True,
 ) -> None:
-    """Valid points as lines (with an optional interval band), invalid points as crosses.
+    """Valid points as lines with an optional interval band (see the module docstring).
 
     With `join=False` (a categorical x) valid points are markers with interval error bars.
     """
     many_rest = len({s.rest for s in series}) > 1
     for s in series:
         st = s.style(many_rest)
-        if linestyle is not None:
-            st["linestyle"] = linestyle
-        if hollow:
-            st["markerfacecolor"] = "white"
-        first = True
+        bad = flagged(s.frame)
+        # the legend shows each series once, solid and filled, whatever its points' flags
+        ax.plot([], [], label=s.label + label_suffix, gid=f"legend:{s.label}", **st)
         if not join:
-            first = not _draw_markers(ax, s, ycol, band, st, label_suffix)
+            _draw_markers(ax, s, ycol, band, st, bad)
         for seg in valid_runs(s.frame, ycol) if join else []:
-            ax.plot(
-                seg["_x"],
-                seg[ycol],
-                label=(s.label + label_suffix) if first else "_nolegend_",
-                gid=f"series:{s.label}",
-                **st,
-            )
+            _draw_run(ax, s, seg, ycol, st, bad)
             if band and len(seg) and band[0] in seg:
                 lo, hi = seg[band[0]].astype(float), seg[band[1]].astype(float)
                 ax.fill_between(seg["_x"], lo, hi, color=st["color"], alpha=0.18, lw=0)
-            first = False
-        bad = s.frame[~s.frame["valid"].astype(bool) & s.frame[ycol].notna()]
-        if len(bad):
-            ax.scatter(bad["_x"], bad[ycol], color=st["color"], gid="audit-failed", **FAILED_MARK)
-            if first:  # no valid segment: still name the series in the legend
-                ax.plot([], [], label=s.label + label_suffix, **st)
+        draw_invalid(ax, s, ycol, st["color"])
 
 
 def _draw_markers(
@@ -184,24 +238,20 @@ def _draw_markers(
     ycol: str,
     band: tuple[str, str] | None,
     st: dict[str, Any],
-    label_suffix: str,
-) -> bool:
-    """Valid points of a categorical x as markers with error bars; whether any was drawn."""
+    bad: pd.Series,
+) -> None:
+    """Valid points of a categorical x as markers with error bars (hollow when flagged)."""
     v = s.frame[s.frame["valid"].astype(bool) & s.frame[ycol].notna()]
-    if v.empty:
-        return False
-    yerr = None
-    if band and band[0] in v:
-        y = v[ycol].astype(float)
-        lo, hi = v[band[0]].astype(float), v[band[1]].astype(float)
-        yerr = np.vstack([(y - lo).clip(lower=0), (hi - y).clip(lower=0)])
-    ax.errorbar(
-        v["_x"],
-        v[ycol],
-        yerr=yerr,
-        capsize=3,
-        label=s.label + label_suffix,
-        gid=f"series:{s.label}",
-        **{**st, "linestyle": "none"},
-    )
-    return True
+    for hollow in (False, True):
+        part = v[bad[v.index] == hollow]
+        if part.empty:
+            continue
+        yerr = None
+        if band and band[0] in part:
+            y = part[ycol].astype(float)
+            lo, hi = part[band[0]].astype(float), part[band[1]].astype(float)
+            yerr = np.vstack([(y - lo).clip(lower=0), (hi - y).clip(lower=0)])
+        face = {"markerfacecolor": "white"} if hollow else {}
+        gid = f"flagged:{s.label}" if hollow else f"series:{s.label}"
+        ax.errorbar(part["_x"], part[ycol], yerr=yerr, capsize=3, label="_nolegend_", gid=gid,
+                    **{**st, **face, "linestyle": "none"})  # fmt: skip

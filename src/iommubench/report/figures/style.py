@@ -12,25 +12,23 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-# Okabe-Ito: distinguishable with colour-vision deficiency; markers/lines carry it in grayscale
+# Okabe-Ito: distinguishable with colour-vision deficiency; markers carry it in grayscale
 COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "*", "X"]
-# dotted lines are kept for the ideal and reference lines, so no series is dotted
-LINESTYLES = [
-    "-",
-    "--",
-    "-.",
-    (0, (5, 1, 1, 1, 1, 1)),
-    (0, (3, 1)),
-    (0, (8, 2, 2, 2)),
-    (0, (8, 2)),
-    (0, (4, 1, 1, 1, 1, 1, 1, 1)),
-]
+# A line style means one thing in every figure: a series (a hue value) is its colour and
+# marker; solid joins points measured under clean conditions; dashed, with hollow markers,
+# touches a flagged point (load, level shift, stretched window, placement change, noisy or
+# oversubscribed: series.FIGURE_FLAGS); dotted is an ideal or reference line; thin
+# dash-dot is a fitted model. Nothing else varies the line style.
+SOLID = "-"
+FLAGGED_LS = (0, (4, 2))
 FAILED_MARK = {"marker": "x", "s": 70, "linewidths": 2.0, "zorder": 6}
+NO_VALID_MARK = {"marker": "D", "s": 40, "facecolors": "none", "edgecolors": "0.5",
+                 "linewidths": 1.2, "zorder": 6}  # fmt: skip
 OVERSUB_STYLE = {"facecolor": "0.92", "edgecolor": "0.72", "hatch": "///"}
 IDEAL_STYLE = {"color": "0.3", "ls": ":", "lw": 1.0}
-# a fitted model, not a measurement: thin, dashed, no markers, drawn in its series' colour
-MODEL_STYLE = {"color": "0.3", "ls": (0, (6, 3)), "lw": 1.1, "alpha": 0.75, "marker": ""}
+# a fitted model, not a measurement: thin, dash-dot, no markers, drawn in its series' colour
+MODEL_STYLE = {"color": "0.3", "ls": "-.", "lw": 0.9, "alpha": 0.75, "marker": ""}
 FORMATS = ("png", "svg")
 RC = {
     "figure.dpi": 100,

@@ -23,7 +23,6 @@ from iommubench.report.figures.labels import frame_unit, title
 from iommubench.report.figures.series import Series, draw_series, split_series
 from iommubench.report.figures.style import IDEAL_STYLE, MODEL_STYLE, caption, grid
 
-P99_TEXT = "p99: dashed, hollow"
 DrawFn = Callable[[Axes, Sequence[Series], bool, bool], list[Any] | None]
 
 
@@ -89,10 +88,10 @@ def throughput_figure(
         log_x = fa.setup_x(ax, summary, x, split.cats)
         draw_series(ax, series, "ops_per_s", band=("ci_lo", "ci_hi"), join=split.cats is None)
         if x == "workers":
-            ideal_y += fa.draw_ideals(ax, series, "ops_per_s", cpus, log_x)
-            extra = [fa.ideal_proxy()]
+            drawn = fa.draw_ideals(ax, series, "ops_per_s", cpus, log_x)
+            ideal_y += drawn
+            extra = [fa.ideal_proxy()] if drawn or extra else []
         fa.mark_oversubscribed(ax, summary, x, series, ["ops_per_s"], cpus, log_x)
-        fa.mark_competing_load(ax, series, "ops_per_s")
         unit = frame_unit(pd.concat([s.frame for s in series])) if series else "ops/s"
         ax.set_ylabel(f"{unit} (median; band: {band})")
         fa.facet_title(ax, fa.facet_label(flabel, facet, cpus))
@@ -188,34 +187,35 @@ def scaling_figure(
     w_model = max([float(ws.max()) if ws.size else 1.0] + [2 * max(f.workers) for f in fits])
 
     def speedup(ax: Axes, series: Sequence[Series], join: bool, log_x: bool) -> list[Any]:
+        proxies = []
         if w_hi > w_lo:
             xs = ideal_xs(log_x)
             ax.plot(xs, xs / w_lo, gid="ideal:speedup", **IDEAL_STYLE)
-        draw_series(ax, series, "speedup", join=join)
+            proxies.append(fa.ideal_proxy("linear ideal (up to the CPU count)"))
+        draw_series(ax, series, "speedup", band=("speedup_lo", "speedup_hi"), join=join)
         drawn = draw_usl(ax, series, fits, w_model, per_worker=False)
-        proxies = [fa.ideal_proxy("linear ideal (up to the CPU count)")]
         return proxies + ([Line2D([], [], label=USL_LABEL, **MODEL_STYLE)] if drawn else [])
 
     def efficiency(ax: Axes, series: Sequence[Series], join: bool, log_x: bool) -> None:
         if w_hi > w_lo:
             ax.plot([w_lo, w_hi], [1.0, 1.0], gid="ideal:efficiency", **IDEAL_STYLE)
-        draw_series(ax, series, "efficiency", join=join)
+        draw_series(ax, series, "efficiency", band=("efficiency_lo", "efficiency_hi"), join=join)
         draw_usl(ax, series, fits, w_model, per_worker=True)
 
     panels = [
         Panel(
-            ["speedup"],
+            ["speedup", "speedup_lo", "speedup_hi"],
             speedup,
-            "speedup vs 1 worker",
+            "speedup vs 1 worker (band: 95% CI)",
             "speedup",
             flat=1.0,
             yfmt=lambda: FuncFormatter(lambda v, _: f"{v:g}"),
             reference=[1.0, w_hi / w_lo] if w_lo > 0 else [],
         ),
         Panel(
-            ["efficiency"],
+            ["efficiency", "efficiency_lo", "efficiency_hi"],
             efficiency,
-            "parallel efficiency",
+            "parallel efficiency (band: 95% CI)",
             "efficiency",
             flat=1.0,
             yfmt=lambda: PercentFormatter(1.0),
@@ -289,44 +289,19 @@ def latency_figure(
     facet: str | None = None,
     notes: list[str] | None = None,
 ) -> Figure | None:
-    """Map and unmap latency percentiles (p50 solid, p99 dashed with hollow markers)."""
+    """Map and unmap latency percentiles, one panel each (p50 and p99 of map, then of
+    unmap), so the line style keeps its one meaning."""
 
-    def make(kind: str) -> DrawFn:
-        def draw(ax: Axes, series: Sequence[Series], join: bool, log_x: bool) -> list[Any]:
-            draw_series(ax, series, f"{kind}_p50_ns", linestyle="-", join=join)
-            draw_series(
-                ax,
-                series,
-                f"{kind}_p99_ns",
-                linestyle="--",
-                label_suffix=fa.P99_SUFFIX,
-                hollow=True,
-                join=join,
-            )
-            return [
-                Line2D([], [], color="0.3", ls="-", marker="o", label="p50: solid, filled"),
-                Line2D(
-                    [],
-                    [],
-                    color="0.3",
-                    ls="--",
-                    marker="o",
-                    mfc="white",
-                    label="p99: dashed, hollow",
-                ),
-            ]
+    def make(col: str) -> DrawFn:
+        def draw(ax: Axes, series: Sequence[Series], join: bool, log_x: bool) -> None:
+            draw_series(ax, series, col, join=join)
 
         return draw
 
     panels = [
-        Panel(
-            [f"{k}_p50_ns", f"{k}_p99_ns"],
-            make(k),
-            "latency (ns)",
-            f"{k} latency",
-            flat=None,
-        )
+        Panel([f"{k}_{q}_ns"], make(f"{k}_{q}_ns"), "latency (ns)", f"{k} {q}", flat=None)
         for k in ("map", "unmap")
+        for q in ("p50", "p99")
     ]
     return panel_figure(summary, panels, x, hue, facet, "latency percentiles", notes)
 

@@ -14,8 +14,8 @@ from matplotlib.lines import Line2D
 from iommubench.analysis.run_reader import Run, varying_params
 from iommubench.core import hist
 from iommubench.report.figures.labels import title
-from iommubench.report.figures.series import Series, split_series
-from iommubench.report.figures.style import caption, grid
+from iommubench.report.figures.series import Series, flagged, split_series
+from iommubench.report.figures.style import FLAGGED_LS, SOLID, caption, grid
 
 TAILS = {99.0: "p99", 99.9: "p99.9"}
 KINDS = ("map", "unmap")
@@ -131,20 +131,25 @@ def _draw_panel(
         if pts is None:
             continue
         st = s.style(many_rest)
+        bad = bool(flagged(s.frame).iloc[0])
         ax.step(
             *pts,
             where="post",
             color=st["color"],
-            ls=st["linestyle"],
+            ls=FLAGGED_LS if bad else SOLID,
             lw=1.4,
             label="_nolegend_",
-            gid=f"survival:{s.label}",
+            gid=f"{'flagged-' if bad else ''}survival:{s.label}",
         )
         # the legend shows the marker too: it is what tells the p99 / p99.9 marks apart
         proxies.setdefault(
-            s.label,
-            Line2D([], [], color=st["color"], ls=st["linestyle"], marker=st["marker"], lw=1.4),
+            s.label, Line2D([], [], color=st["color"], ls=SOLID, marker=st["marker"], lw=1.4)
         )
+        if bad:
+            proxies.setdefault(
+                "flagged (load, shift, placement, noisy): dashed",
+                Line2D([], [], color="0.3", ls=FLAGGED_LS, lw=1.4),
+            )
         for q, y in zip(TAILS, (1e-2, 1e-3), strict=True):
             t = hist.percentile(h, q)
             ax.plot(
@@ -161,7 +166,7 @@ def _draw_panel(
     ax.set_xscale("log")
     ax.set_yscale("log")
     for y, name in ((1e-2, "p99"), (1e-3, "p99.9")):
-        ax.axhline(y, color="0.55", lw=0.8, ls="--", zorder=0)
+        ax.axhline(y, color="0.55", lw=0.8, ls=":", zorder=0)  # a reference line: dotted
         ax.annotate(
             name,
             (1.0, y),
@@ -175,10 +180,12 @@ def _draw_panel(
 
 
 def _legend(fig: Figure, proxies: dict[str, Line2D], legend_title: str | None) -> None:
-    handles = dict(proxies)
+    flag = [k for k in proxies if k.startswith("flagged")]
+    handles = {k: v for k, v in proxies.items() if k not in flag}
     handles["p99 / p99.9 of each curve (marker)"] = Line2D(
         [], [], marker="o", color="0.3", ls="none"
     )
+    handles.update({k: proxies[k] for k in flag})
     fig.legend(
         list(handles.values()),
         list(handles),

@@ -1,6 +1,9 @@
-"""Throughput over time of every repetition of the headline points: per tick, the workers'
-summed ops over the tick's length. A repetition with a level shift, or measured in another
-placement state than the rest of its point, is drawn dashed or dotted and named so."""
+"""Throughput over time of every repetition of the headline points, one panel per point:
+the workers' summed ops over bins of at least 50 ms (ticks of 10 ms read as noise). Each
+repetition has its own colour, the same in every panel; a flagged repetition (competing
+load, a level shift, another placement state) is dashed, a set-aside one grey; the thin
+black line is the point's median. One legend, outside the panels; each panel's title names
+its point and what sets its repetitions apart."""
 
 from __future__ import annotations
 
@@ -10,11 +13,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter
 
-from iommubench.analysis import point_flags
+from iommubench.analysis import load, point_flags
 from iommubench.analysis.run_reader import Run, norm_value, valid_mask, varying_params
 from iommubench.report.figures.axes import show_x_labels
 from iommubench.report.figures.data import tick_rates
@@ -23,6 +28,8 @@ from iommubench.report.figures.series import split_series
 from iommubench.report.figures.style import COLORS, grid
 
 ALL_POINTS_UP_TO = 6  # runs with this few points show every point
+BIN_S = 0.05  # the shortest bin a line is drawn over
+MAX_BINS = 40
 HANDOFF_RATIO = point_flags.HANDOFF_RATIO
 CHANGED = "changed"
 
@@ -116,6 +123,52 @@ def _probes_disagree(r: pd.Series) -> bool:
     return max(a, b) / min(a, b) > HANDOFF_RATIO
 
 
+def rep_colors(n: int) -> list[Any]:
+    """n distinct colours: the figures' palette up to 8, tab10 / tab20 up to 20, then a
+    sequential map (a long run reads as early to late)."""
+    if n <= len(COLORS):
+        return COLORS[:n]
+    if n <= 20:
+        cmap = colormaps["tab10" if n <= 10 else "tab20"]
+        return [cmap(i) for i in range(n)]
+    return [colormaps["viridis"](i / (n - 1)) for i in range(n)]
+
+
+def binned(edges: np.ndarray, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bin centres in s, throughput per bin) over bins of at least BIN_S and at most
+    MAX_BINS per window, each the ops of its ticks over their time."""
+    if rate.size == 0:
+        return np.array([]), np.array([])
+    dt = np.diff(edges)
+    span = float(edges[-1] - edges[0])
+    per = max(1, int(np.ceil(rate.size / MAX_BINS)), round(BIN_S / max(np.median(dt), 1e-9)))
+    groups = np.arange(rate.size) // per
+    ops = np.bincount(groups, weights=rate * dt)
+    secs = np.bincount(groups, weights=dt)
+    starts = edges[:-1][::per][: ops.size]
+    centres = starts + secs / 2
+    return (centres, ops / secs) if span > 0 else (np.array([]), np.array([]))
+
+
+def _rep_note(rows: pd.DataFrame, marks: dict[int, list[str]]) -> str:
+    """'load: r0 31%, r3 45%; level shift: r2; set aside: r4' for a panel's title."""
+    loaded, shifted, aside = [], [], []
+    for _, r in rows.iterrows():
+        rep, m = int(r["rep"]), marks.get(int(r["rep"]), [])
+        if "competing-load" in m:
+            loaded.append(f"r{rep} {load.load_share(r):.0%}")
+        if "level shift" in m:
+            shifted.append(f"r{rep}")
+        if "invalid" in m or any(x.startswith("placement") for x in m):
+            aside.append(f"r{rep}")
+    parts = [
+        f"{what}: {', '.join(v)}"
+        for what, v in (("load", loaded), ("level shift", shifted), ("set aside", aside))
+        if v
+    ]
+    return "; ".join(parts) or "no repetition flagged"
+
+
 def timeline_figure(
     run: Run,
     summary: pd.DataFrame,
@@ -137,7 +190,7 @@ def timeline_figure(
             if series is not None:
                 t, rate = tick_rates(*series)
                 if rate.size:
-                    lines.append((int(r["rep"]), t, rate))
+                    lines.append((int(r["rep"]), *binned(t, rate)))
         if lines:
             panels.append((p, rows, lines))
     if not panels:
@@ -149,31 +202,58 @@ def timeline_figure(
         math.ceil(len(panels) / ncols), ncols, title("throughput over time", summary), sharex=True
     )
     shown = varying_params(summary)
+    reps = sorted({rep for _, _, lines in panels for rep, _, _ in lines})
+    colors = dict(zip(reps, rep_colors(len(reps)), strict=True))
+    kinds: set[str] = set()
     for ax, (p, rows, lines) in zip(axes.flat, panels, strict=False):
         srow = summary[summary["point"] == p].iloc[0]
-        _draw_point(ax, rows, lines, rate_unit([srow.get("workload", "")]))
-        ax.set_title(", ".join(f"{c}={norm_value(srow[c])}" for c in shown), loc="left")
+        marks = rep_marks(rows)
+        kinds |= _draw_point(ax, marks, lines, colors, rate_unit([srow.get("workload", "")]))
+        ax.axhline(float(srow["ops_per_s"]), color="0.1", lw=1.0, ls=":", gid="median", zorder=5)
+        name = ", ".join(f"{c}={norm_value(srow[c])}" for c in shown) or "all"
+        ax.set_title(f"{name}\n{_rep_note(rows, marks)}", loc="left", fontsize=8.5)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     show_x_labels(axes)
-    fig.tight_layout()
+    _legend(fig, colors, kinds)
     return fig
 
 
+STYLES = {  # what each kind of line means, for the legend (only those drawn)
+    "clean": ("clean repetition", {"color": "0.3", "ls": "-"}),
+    "flagged": ("flagged: load, level shift", {"color": "0.3", "ls": "--"}),
+    "aside": ("set aside (placement, invalid)", {"color": "0.65", "ls": "--", "lw": 1}),
+}
+
+
+def _legend(fig: Figure, colors: dict[int, Any], kinds: set[str]) -> None:
+    handles = [Line2D([], [], color=c, lw=2, label=f"rep {r}") for r, c in colors.items()]
+    handles += [Line2D([], [], label=text, **st) for k, (text, st) in STYLES.items() if k in kinds]
+    handles.append(Line2D([], [], color="0.1", lw=1.0, ls=":", label="the point's median"))
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), title="repetition")
+    fig.tight_layout()
+
+
 def _draw_point(
-    ax: Axes, rows: pd.DataFrame, lines: list[tuple[int, np.ndarray, np.ndarray]], unit: str
-) -> None:
-    marks = rep_marks(rows)
+    ax: Axes,
+    marks: dict[int, list[str]],
+    lines: list[tuple[int, np.ndarray, np.ndarray]],
+    colors: dict[int, Any],
+    unit: str,
+) -> set[str]:
+    """Draw one point's repetitions; returns the kinds of line drawn (see STYLES)."""
+    kinds: set[str] = set()
     for rep, t, rate in lines:
         m = marks.get(rep, [])
-        ls = "--" if "level shift" in m else (":" if any("placement" in x for x in m) else "-")
-        color = "0.55" if "invalid" in m else COLORS[rep % len(COLORS)]
+        aside = "invalid" in m or any(x.startswith("placement") for x in m)
+        flagged = aside or "level shift" in m or "competing-load" in m
+        color, lw = ("0.65", 1.0) if aside else (colors[rep], 1.5)
+        kinds.add("aside" if aside else "flagged" if flagged else "clean")
         label = f"rep {rep}" + (f" ({', '.join(m)})" if m else "")
-        # each tick's rate held over the whole tick, from its start edge to its end edge
-        ys = np.concatenate([rate, rate[-1:]])
-        ax.step(t, ys, where="post", color=color, ls=ls, lw=1.3, label=label, gid=f"rep:{rep}")
+        ax.plot(t, rate, color=color, ls="--" if flagged else "-", lw=lw, label=label,
+                gid=f"rep:{rep}")  # fmt: skip
     ax.set_xlabel("time in the counted window (s)")
-    ax.set_ylabel(f"{unit} per tick")
+    ax.set_ylabel(f"{unit} (per {BIN_S * 1000:.0f} ms or more)")
     ax.yaxis.set_major_formatter(EngFormatter(sep=" "))
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+    return kinds
