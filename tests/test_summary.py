@@ -178,6 +178,8 @@ def test_level_shift_in_the_series_flags_a_point(tmp_path):
 
 # --------------------------------------------------------------------------- winners
 
+TWO_BY_WORKERS = {"lockfree": {1: 23e6, 2: 48e6}, "serial-spin": {1: 20e6, 2: 20e6}}
+
 
 @pytest.mark.parametrize("noise", [0.01, 0.05])
 def test_two_drivers_from_one_distribution_are_never_declared_different(tmp_path, noise):
@@ -343,3 +345,32 @@ def test_a_run_without_rows_is_refused_in_one_line(tmp_path, capsys):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "no rows yet" in err
+
+
+def test_a_loaded_run_names_no_unflagged_winner(tmp_path):
+    """Issue 18, item 2: every repetition under competing load, some heavily: the text
+    report's decided comparisons carry their flags, and a lead the load could explain is
+    not a winner."""
+    rng = np.random.default_rng(3)
+
+    def loaded(d, w, r):
+        share = float(rng.uniform(0.1, 0.2))
+        tput = TWO_BY_WORKERS[d][w] * (1 - share * rng.uniform(0.9, 1.0))
+        return {"ops_per_s": f"{tput:.3f}", "runq_wait_share": share, "flags": "competing-load"}
+
+    run = make_run(
+        tmp_path, drivers=("lockfree", "serial-spin"), workers=(1, 2), model=TWO_BY_WORKERS,
+        reps=5, cpus=2, failed_rep=False, handoff_flip=False, extra=loaded,
+    )  # fmt: skip
+    text = build.text_report(run)
+    decided = text.split("Decided comparisons")[1].split("Strategies side by side")[0]
+    claims: list[str] = []  # one per claim, its wrapped lines joined
+    for ln in decided.splitlines()[1:]:
+        if ln.startswith("  ") and not ln.startswith("   "):
+            claims.append(ln)
+        elif claims and ln.strip() and "=" not in ln:
+            claims[-1] += " " + ln.strip()
+    assert len(claims) == 4 and all("competing-load" in c for c in claims), decided
+    assert "w=2: winner lockfree [" in decided  # 2.4x at two workers: beyond the load
+    assert "w=1: inconclusive (load)" in decided  # 1.15x: within what the load explains
+    assert text.splitlines()[1].startswith("conditions: competing load in 20 of 20 repetitions")

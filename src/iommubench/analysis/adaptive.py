@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from iommubench.analysis.intervals import needs_more_reps
+from iommubench.run.progress import varying
 from iommubench.run.sweep import Task
 
 __all__ = ["adaptive_round", "valid_throughputs"]
@@ -39,8 +40,9 @@ def adaptive_round(
         runs[point] = runs.get(point, 0) + 1
         next_rep[point] = max(next_rep.get(point, 0), rep + 1)  # never a rep already stored
     valid = valid_throughputs(rows)
+    shown = varying(points)
     return [
-        Task(i, next_rep.get(i, 0), params)
+        Task(i, next_rep.get(i, 0), params, shown)
         for i, params in enumerate(points)
         if runs.get(i, 0) < max_repetitions
         and i in valid

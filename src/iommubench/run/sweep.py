@@ -14,11 +14,11 @@ from typing import Any, Protocol
 
 from iommubench.core import binding, hist
 from iommubench.core.arena import ArenaSpaceError
-from iommubench.run import interrupt
+from iommubench.run import interrupt, progress
 from iommubench.run.point import PointResult, run_point
 from iommubench.run.progress import Reporter
 from iommubench.run.store import RunStore
-from iommubench.spec.catalogue import is_negative_control, unit_for
+from iommubench.spec.catalogue import is_negative_control
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 
@@ -28,11 +28,11 @@ class Task:
     point: int
     rep: int
     params: dict[str, Any]
+    shown: tuple[str, ...] = ()  # the parameters that vary across the sweep (progress.varying)
 
     @property
     def label(self) -> str:
-        p = self.params
-        return f"#{self.point} rep {self.rep} {p['workload']} {p['driver']} w={p['workers']}"
+        return progress.point_label(self.point, self.rep, self.params, self.shown)
 
 
 class Executor(Protocol):
@@ -52,8 +52,9 @@ class LocalExecutor:
 def plan(points: list[dict[str, Any]], repetitions: int, done: Iterable[tuple[int, int]] = ()):
     """Tasks in interleaved order, skipping (point, rep) pairs already done."""
     skip = set(done)
+    shown = progress.varying(points)
     return [
-        Task(i, rep, params)
+        Task(i, rep, params, shown)
         for rep in range(repetitions)
         for i, params in enumerate(points)
         if (i, rep) not in skip
@@ -108,11 +109,7 @@ def counts_as_failure(row: dict[str, Any]) -> bool:
 
 
 def summary_text(row: dict[str, Any]) -> str:
-    if row["status"] != "ok":
-        return f"FAILED: {row['error']}"
-    audit = "audit ok" if row["audit_ok"] else "AUDIT FAILED"
-    flags = f", {row['flags']}" if row.get("flags") else ""
-    return f"{row['ops_per_s'] / 1e6:.1f} M {unit_for(row.get('workload'))}, {audit}{flags}"
+    return progress.result_text(row)
 
 
 def run_sweep(
