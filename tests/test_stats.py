@@ -415,3 +415,25 @@ def test_identical_hosts_pool_and_different_hosts_stay_apart():
         (0, "lab-a"), (1, "lab-b"), (2, "lab-a"), (3, "lab-b"),
     ]  # fmt: skip
     assert stored == {(0, 0): 0, (1, 1): 0, (3, 0): 1, (2, 1): 1}
+
+
+def test_peak_and_collapse_are_decided_with_their_flags(tmp_path):
+    s = summarize(load_run(make_run(tmp_path, reps=5, handoff_flip=False, failed_rep=False)))
+    sc = scaling(s).set_index("point")
+    lf = sc.loc[row(s, "lockfree", 4)["point"]]
+    assert (lf["peak_workers"], lf["peak_verdict"], lf["peak_over"]) == (4, "peak", 2)
+    assert 90 / 48 * 0.95 < lf["peak_ratio"] < 90 / 48 * 1.05 and lf["peak_lo"] > 1.05
+    assert lf["collapse_verdict"] == "peak at the largest"
+    sp = sc.loc[row(s, "serial-spin", 1)["point"]]
+    assert (sp["peak_workers"], sp["peak_verdict"], sp["collapse_verdict"]) == (
+        1,
+        "peak",
+        "collapse",
+    )
+    assert sp["collapse_lo"] > 1.05 and sp["claim_flags"] == []
+    # the same run with every repetition waiting 40% of its window for a CPU
+    loaded = s.assign(low=[(0.6,) * len(x) for x in s["samples"]], flags="competing-load")
+    sp = scaling(loaded).set_index("point").loc[row(s, "serial-spin", 1)["point"]]
+    assert sp["peak_verdict"] == "inconclusive (load)"  # 20 / 14 M: within what 40% explains
+    assert sp["collapse_verdict"] == "collapse"  # 20 / 9 M at 4 workers: beyond it
+    assert sp["claim_flags"] == ["competing-load"]

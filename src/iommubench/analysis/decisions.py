@@ -200,6 +200,11 @@ SCALING_COLUMNS = [
     "efficiency_hi",
     "peak_ops_per_s",
     "peak_workers",
+    "peak_verdict",
+    "peak_over",
+    "peak_ratio",
+    "peak_lo",
+    "peak_hi",
     "collapse_factor",
     "collapse_lo",
     "collapse_hi",
@@ -209,6 +214,29 @@ SCALING_COLUMNS = [
     "max_workers",
 ]
 COLLAPSE, NO_COLLAPSE, PEAK_AT_END = "collapse", "no significant collapse", "peak at the largest"
+PEAK, FLAT_TOP, ONE_COUNT = "peak", "no significant peak", "one worker count"
+
+
+def _peak(v: pd.DataFrame, peak: pd.Series) -> dict[str, Any]:
+    """Whether the peak stands above the next best worker count of its group, decided like
+    an improvement at WIN_MARGIN in all three views."""
+    nan = float("nan")
+    rest = v[v["point"] != peak["point"]]
+    if rest.empty:
+        return dict(peak_verdict=ONE_COUNT, peak_over=nan, peak_ratio=nan, peak_lo=nan,
+                    peak_hi=nan)  # fmt: skip
+    second = rest.loc[rest["ops_per_s"].idxmax()]
+    (sb, sa), (pb, pa) = sides(second), sides(peak)
+    j = judge(sb, pb, WIN_MARGIN, sa, pa)
+    verdict = {IMPROVEMENT: PEAK, NO_CHANGE: FLAT_TOP, REGRESSION: FLAT_TOP}
+    r = j.ratio
+    return dict(
+        peak_verdict=verdict.get(j.verdict, j.verdict),
+        peak_over=second["workers"],
+        peak_ratio=r.ratio,
+        peak_lo=r.lo,
+        peak_hi=r.hi,
+    )
 
 
 def _collapse(peak: pd.Series, last: pd.Series) -> dict[str, Any]:
@@ -249,13 +277,14 @@ def _group_rows(g: pd.DataFrame, glabel: str) -> list[dict[str, Any]]:
     nan = float("nan")
     shared: dict[str, Any] = dict(
         peak_ops_per_s=nan, peak_workers=nan, max_workers=nan, claim_flags=[],
+        peak_verdict="", peak_over=nan, peak_ratio=nan, peak_lo=nan, peak_hi=nan,
         collapse_factor=nan, collapse_lo=nan, collapse_hi=nan, collapse_verdict="",
         collapse_note="",
     )  # fmt: skip
     if len(v):
         peak, last = v.loc[v["ops_per_s"].idxmax()], v.iloc[-1]
         shared.update(peak_ops_per_s=float(peak["ops_per_s"]), peak_workers=peak["workers"])
-        shared.update(max_workers=last["workers"], **_collapse(peak, last))
+        shared.update(max_workers=last["workers"], **_collapse(peak, last), **_peak(v, peak))
         shared["claim_flags"] = claim_flags(*[x for x in (one, peak, last) if x is not None])
     out = []
     use = set(v["point"])

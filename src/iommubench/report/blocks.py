@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from iommubench.analysis.decisions import WIN_MARGIN
-from iommubench.report.fmt import eng, interval, isnum, ns, num, pct, ratio
+from iommubench.report.fmt import eng, interval, isnum, ns, num, pct, peak_text, ratio
 
 LINE_KEY = (
     " In every figure a series is a colour and a marker; solid lines join points measured "
@@ -239,8 +239,7 @@ def _scaling(s: dict[str, Any]) -> list[Block]:
     rows = [
         [
             r["group"],
-            eng(r["peak"]),
-            r["peak_workers"],
+            peak_text(r),
             r["max_workers"],
             collapse_cell(r),
             flags_cell(r.get("flags")),
@@ -251,15 +250,16 @@ def _scaling(s: dict[str, Any]) -> list[Block]:
         h(2, "Scaling"),
         p(
             "From valid points within the CPU count only; oversubscribed points are in the "
-            "table below. Collapse: the peak over the largest worker count's throughput "
-            f"(Hodges-Lehmann, 95% CI), decided like a regression at {WIN_MARGIN:.0%}, beyond "
-            "what the measured load could explain, with and without set-aside repetitions."
+            "table below. Peak: the best median, decided over the next best worker count like "
+            f"an improvement at {WIN_MARGIN:.0%}; collapse: the peak over the largest worker "
+            "count's throughput, decided like a regression; both with the Hodges-Lehmann ratio "
+            "and its 95% CI, beyond what the measured load could explain, with and without "
+            "set-aside repetitions."
         ),
         table(
             [
                 "group",
-                f"peak median {s['unit']}",
-                "at workers",
+                f"peak median {s['unit']} (over the next best)",
                 "largest workers",
                 "collapse (peak / at largest)",
                 "flags",

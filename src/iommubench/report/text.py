@@ -8,7 +8,7 @@ import textwrap
 from typing import Any
 
 from iommubench.report.blocks import winner_text
-from iommubench.report.fmt import eng, num, pct, ratio
+from iommubench.report.fmt import collapse_text, eng, num, pct, peak_text, ratio
 
 WIDTH = 72
 
@@ -43,15 +43,6 @@ def _winner_lines(w: dict[str, Any]) -> list[str]:
     return out
 
 
-def collapse_text(r: dict[str, Any]) -> str:
-    """'collapse 1.90x [1.80, 2.01]' or 'inconclusive (load): 1.2x [..]' for a scaling row."""
-    verdict = r.get("collapse_verdict") or ""
-    if verdict == "peak at the largest" or r.get("collapse_factor") is None:
-        return "no collapse: the peak is at the largest worker count"
-    factor = ratio(r["collapse_factor"], r.get("collapse_lo"), r.get("collapse_hi"))
-    return f"{verdict} {factor}" if verdict == "collapse" else f"collapse {verdict}: {factor}"
-
-
 def _headline(s: dict[str, Any]) -> list[str]:
     out = ["Decided comparisons (leader / closest rival, 95% CI) [flags]:"]
     if not s["winners"]:
@@ -60,8 +51,8 @@ def _headline(s: dict[str, Any]) -> list[str]:
         out += _winner_lines(w)
     for r in s["scaling"]:
         out.append(
-            f"  scaling {r['group']}: peak {eng(r['peak'])} {s['unit']} at "
-            f"{r['peak_workers']} worker(s); {collapse_text(r)}{flag_text(r.get('flags') or [])}"
+            f"  scaling {r['group']}: {peak_text(r, s['unit'])}; "
+            f"{collapse_text(r)}{flag_text(r.get('flags') or [])}"
         )
     return out
 
