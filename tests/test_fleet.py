@@ -267,7 +267,7 @@ def test_two_hosts_and_a_local_run_give_the_same_pairs_and_render(tmp_path) -> N
         assert report.returncode == 0, report.stderr
         texts[run_dir] = report.stdout
     if len(hosts) == 2:  # both named; alike (one machine here), so their rows are pooled
-        assert "machines: lab-a+lab-b" in texts[fleet_dir]
+        assert "pooled identical hosts lab-a+lab-b" in texts[fleet_dir]
     matched = cli("compare", str(local_dir), str(fleet_dir), "--ignore", "host", "--format", "json")
     assert matched.returncode in (0, 1), matched.stderr
     assert len(json.loads(matched.stdout)) == 4

@@ -8,6 +8,7 @@ its point and what sets its repetitions apart."""
 from __future__ import annotations
 
 import math
+import textwrap
 from collections import Counter
 from typing import Any
 
@@ -29,6 +30,7 @@ from iommubench.report.figures.style import COLORS, grid
 
 ALL_POINTS_UP_TO = 6  # runs with this few points show every point
 BIN_S = 0.05  # the shortest bin a line is drawn over
+NOTE_WIDTH = 70  # characters of a panel's note per line
 MAX_BINS = 40
 HANDOFF_RATIO = point_flags.HANDOFF_RATIO
 CHANGED = "changed"
@@ -150,23 +152,31 @@ def binned(edges: np.ndarray, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return (centres, ops / secs) if span > 0 else (np.array([]), np.array([]))
 
 
+def _reps(reps: list[int]) -> str:
+    return "r" + ", r".join(map(str, reps)) if len(reps) <= 4 else f"{len(reps)} reps"
+
+
 def _rep_note(rows: pd.DataFrame, marks: dict[int, list[str]]) -> str:
-    """'load: r0 31%, r3 45%; level shift: r2; set aside: r4' for a panel's title."""
+    """'load: 9 of 10 reps (31-73%); level shift: r2; set aside: r4', wrapped to a panel."""
     loaded, shifted, aside = [], [], []
     for _, r in rows.iterrows():
         rep, m = int(r["rep"]), marks.get(int(r["rep"]), [])
         if "competing-load" in m:
-            loaded.append(f"r{rep} {load.load_share(r):.0%}")
+            loaded.append(load.load_share(r))
         if "level shift" in m:
-            shifted.append(f"r{rep}")
+            shifted.append(rep)
         if "invalid" in m or any(x.startswith("placement") for x in m):
-            aside.append(f"r{rep}")
-    parts = [
-        f"{what}: {', '.join(v)}"
-        for what, v in (("load", loaded), ("level shift", shifted), ("set aside", aside))
-        if v
+            aside.append(rep)
+    parts = []
+    if loaded:
+        spread = (
+            f"{min(loaded):.0%}" if len(loaded) == 1 else f"{min(loaded):.0%}-{max(loaded):.0%}"
+        )
+        parts.append(f"load: {len(loaded)} of {len(rows)} reps ({spread})")
+    parts += [
+        f"{what}: {_reps(v)}" for what, v in (("level shift", shifted), ("set aside", aside)) if v
     ]
-    return "; ".join(parts) or "no repetition flagged"
+    return "\n".join(textwrap.wrap("; ".join(parts) or "no repetition flagged", NOTE_WIDTH))
 
 
 def timeline_figure(
