@@ -15,6 +15,7 @@ struct ib_region_size {
 };
 
 struct ib_audit; /* the audit in progress (audit.c) */
+struct ib_header; /* the arena header (arena.h) a workload's ledger reads */
 
 struct ib_strategy {
     void (*size)(const struct ib_params *p, struct ib_region_size *out);
