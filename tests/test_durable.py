@@ -240,6 +240,15 @@ CORRUPTIONS = {
         "points.csv", lambda p: _edit_line(p, 3, lambda s: _field(s, "point", "x")), "line 3"),
     "negative count": (
         "points.csv", lambda p: _edit_line(p, 2, lambda s: _field(s, "ops", "-5")), "line 2"),
+    "NaN throughput": (
+        "points.csv", lambda p: _edit_line(p, 3, lambda s: _field(s, "ops_per_s", "nan")),
+        "line 3: ops_per_s 'nan' is not a number (NaN)"),
+    "an overflowing value": (
+        "points.csv", lambda p: _edit_line(p, 2, lambda s: _field(s, "ops_per_s", "1e300")),
+        "line 2: ops_per_s '1e300' is out of range"),
+    "truncated npz": (
+        "hist/p0001-r000.npz", lambda p: p.write_bytes(p.read_bytes()[:100]), "unreadable"),
+    "garbage npz": ("hist/p0000-r001.npz", lambda p: p.write_text("garbage\n"), "not an npz"),
     "not a boolean": (
         "points.csv", lambda p: _edit_line(p, 2, lambda s: _field(s, "audit_ok", "yes")), "line 2"),
     "unknown status": (

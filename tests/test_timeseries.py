@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import prefault_point
+from iommubench.core.hist import empty
 from iommubench.run import runner, timeseries
 from iommubench.run.point import run_point
 from iommubench.run.store import RunStore
@@ -77,7 +78,7 @@ def test_stored_series_round_trip(tmp_path) -> None:
     store = RunStore.create(tmp_path / "run", {"name": "t"}, {})
     t = timeseries.tick_times(TICK, 3)
     ops = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint64)
-    hist = np.zeros(8, dtype=np.uint64)
+    hist = empty()
     row = {"point": 2, "rep": 1, "status": "ok"}
     store.append(row, [], hist, hist, (t, ops))
     loaded = timeseries.load_series(store.dir, 2, 1)

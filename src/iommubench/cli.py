@@ -541,6 +541,27 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _say_run_data_warnings() -> None:
+    """What the run reader refuses or sets aside (a damaged file, a bad value, a run still
+    being written) goes to standard error as one line each, once per command, as it is found;
+    other warnings keep Python's own handling."""
+    import warnings
+
+    shown = warnings.showwarning
+    said: set[str] = set()
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if category.__name__ != "RunDataWarning":
+            shown(message, category, *args, **kwargs)
+            return
+        text = " ".join(str(message).split())
+        if text not in said:
+            said.add(text)
+            print(f"iommubench: warning: {text}", file=sys.stderr, flush=True)
+
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every error ends as one line on standard error and an exit code.
 
@@ -553,6 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from iommubench.core.binding import NativeCoreError
         from iommubench.spec.config import ConfigError
 
+        _say_run_data_warnings()
         args, extra = _parser().parse_known_args(argv)
         if extra:  # name the command whose --help lists what it takes
             return _fail(

@@ -2,13 +2,24 @@
 
 A repetition is *valid* when its status is "ok", its audit did not fail and the runner
 flagged none of `INVALID_ROW_FLAGS` on it (contract: the `flags` column of points.csv).
+
+The reader checks what it reads as the writer writes it (run/cells.py, the check --resume
+makes). A cell that is not a number the writer could have written (an infinity, a negative or
+absurd value, NaN where the throughput, the work or the audit is stored) is emptied and its
+row set aside (`bad-value`); NaN elsewhere reads as empty, as older writers meant it. An ok
+row that counted no work is `no-work`; a repetition whose npz cannot be read is
+`damaged-file`, and its histograms and series are not used. Each of these, and a run still
+being written or cut off, is said once as a `RunDataWarning` naming the file (the CLI prints
+it as one line).
 Also here: the helpers that name points by their parameter values.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +30,33 @@ import pandas as pd
 import yaml
 
 from iommubench.core import hist as _hist
-from iommubench.run import timeseries
+from iommubench.run import runlock
+from iommubench.run.cells import (
+    NAN_PROBLEM,
+    STATUSES,
+    DamagedFileError,
+    field_problem,
+    read_repetition,
+)
 from iommubench.run.store import repetition_file
 from iommubench.spec.catalogue import strategy
-from iommubench.spec.columns import AUDIT, MATCH_COLUMNS, MEASURES, PARAMETERS, PLACEMENT
+from iommubench.spec.columns import (
+    AUDIT,
+    MATCH_COLUMNS,
+    MEASURES,
+    PARAMETERS,
+    PLACEMENT,
+    POINT_COLUMNS,
+)
 from iommubench.spec.parameters import PARAMETERS as PARAMETERS_TABLE
 from iommubench.spec.parameters import TEXT_PARAMETERS, applies
 
-# row flags (set by the runner) that make a repetition never count as a valid result
-INVALID_ROW_FLAGS = frozenset({"no-work", "iova-exhausted", "window-stretched"})
+# row flags that make a repetition never count as a valid result: set by the runner, or by
+# this reader for a stored value or file it refuses
+NO_WORK, BAD_VALUE, DAMAGED_FILE = "no-work", "bad-value", "damaged-file"
+INVALID_ROW_FLAGS = frozenset(
+    {NO_WORK, "iova-exhausted", "window-stretched", BAD_VALUE, DAMAGED_FILE}
+)
 
 STRING_COLUMNS = [
     "run_id",
@@ -49,10 +78,17 @@ STRATEGY_PARTS = ("driver", "lock")
 LATENCY_COLUMNS = [c for c in MEASURES if c.endswith("_ns") and c[:-3].split("_")[-1][0] == "p"]
 AUDIT_COUNTERS = [c for c in AUDIT if c != "audit_ok"]
 WAIT_COLUMNS = ["lock_wait_ns", "iova_lock_wait_ns", "inv_lock_wait_ns", "guard_wait_ns"]
+_CHECKED_COLUMNS = frozenset(POINT_COLUMNS)  # a column of another version is read unchecked
+# the values a repetition's validity and throughput rest on: NaN there is never "no value"
+_DECISIVE_COLUMNS = frozenset({"ops", "ops_per_s", "duration_s", *AUDIT})
 
 
 class RunDataError(ValueError):
     """A run directory with nothing to analyse (no rows, or no point/rep columns)."""
+
+
+class RunDataWarning(UserWarning):
+    """Something the reader refused or set aside, or a run that is not complete: one line."""
 
 
 @dataclass
@@ -67,6 +103,9 @@ class Run:
     config_text: str | None = None
     # (point, rep) -> the point number stored on disk, where load_run split points by host
     stored_point: dict[tuple[int, int], int] = field(default_factory=dict)
+    # what the reader refused or set aside, and whether the run is incomplete (one line each)
+    notes: list[str] = field(default_factory=list)
+    damaged: set[Path] = field(default_factory=set)  # npz files that cannot be used
 
     @property
     def run_id(self) -> str:
@@ -81,18 +120,31 @@ class Run:
         point = self.stored_point.get((int(point), int(rep)), point)
         return repetition_file(self.run_dir, point, rep)
 
+    def _arrays(self, point: int, rep: int) -> dict[str, np.ndarray] | None:
+        """The checked arrays of one repetition's npz; None if not written or damaged."""
+        path = self._npz(point, rep)
+        if path in self.damaged or not path.exists():
+            return None
+        try:
+            return read_repetition(path)
+        except DamagedFileError as exc:  # damaged since load_run looked
+            self.damaged.add(path)
+            _note(self.notes, f"{exc}; its histograms and series are not used")
+            return None
+
     def hist(self, point: int, rep: int) -> dict[str, np.ndarray] | None:
         """The merged `map`/`unmap` histograms of one repetition, or None if not written."""
-        path = self._npz(point, rep)
-        if not path.exists():
+        arrays = self._arrays(point, rep)
+        if arrays is None:
             return None
-        with np.load(path) as z:
-            return {k: np.asarray(z[k], dtype=np.uint64) for k in z.files if k in ("map", "unmap")}
+        return {k: arrays[k].astype(np.uint64) for k in ("map", "unmap")}
 
     def series(self, point: int, rep: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(tick times in ns, cumulative ops per worker and tick), or None if not recorded."""
-        point = self.stored_point.get((int(point), int(rep)), point)
-        return timeseries.load_series(self.run_dir, int(point), int(rep))
+        arrays = self._arrays(point, rep)
+        if arrays is None or "series_t_ns" not in arrays:
+            return None
+        return arrays["series_t_ns"], arrays["series_ops"]
 
     def point_hist(self, point: int, kind: str = "map", valid_only: bool = True) -> np.ndarray:
         """A point's histogram of `kind` merged over its (valid) repetitions."""
@@ -199,7 +251,8 @@ def _read_config(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def load_run(run_dir: str | Path) -> Run:
-    """Read a run directory written by the runner (points.csv is required)."""
+    """Read a run directory written by the runner (points.csv is required), checking what it
+    reads (see the module's docstring); what it refuses is in `Run.notes`."""
     run_dir = Path(run_dir)
     points_path = run_dir / "points.csv"
     if not points_path.exists():
@@ -211,17 +264,183 @@ def load_run(run_dir: str | Path) -> Run:
     missing = [c for c in ("point", "rep") if c not in raw.columns]
     if missing:
         raise RunDataError(f"{points_path}: no {missing[0]!r} column")
+    notes: list[str] = []
+    raw = _checked(raw, _records(points_path), points_path, notes)
     if raw.empty:
         raise RunDataError(f"{points_path}: no rows yet: nothing to report")
+    damaged = _check_repetition_files(run_dir, raw, notes)
     points = _normalise_points(raw)
     workers_path = run_dir / "workers.csv"
     workers = pd.read_csv(workers_path) if workers_path.exists() else pd.DataFrame()
-    meta: dict[str, Any] = {}
-    if (run_dir / "meta.json").exists():
-        meta = json.loads((run_dir / "meta.json").read_text())
+    meta = _read_meta(run_dir, notes)
+    _say_if_incomplete(run_dir, meta, len(points), notes)
     config, config_text = _read_config(run_dir)
     points, workers, stored = split_by_host(points, workers)
-    return Run(run_dir, points, workers, meta, config, config_text, stored)
+    return Run(run_dir, points, workers, meta, config, config_text, stored, notes, damaged)
+
+
+def _note(notes: list[str], text: str) -> None:
+    """Say `text` once (a RunDataWarning) and keep it in `notes`."""
+    if text not in notes:
+        notes.append(text)
+        warnings.warn(RunDataWarning(text), stacklevel=3)
+
+
+def _read_meta(run_dir: Path, notes: list[str]) -> dict[str, Any]:
+    path = run_dir / "meta.json"
+    if not path.exists():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        _note(notes, f"{path}: unreadable ({exc}); read without the run's metadata")
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _records(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(first line, fields by column) of every record of a CSV file, blank lines skipped
+    (as pandas skips them)."""
+    out = []
+    with path.open(newline="", errors="replace") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        line = reader.line_num + 1
+        for fields in reader:
+            if fields:
+                out.append((line, dict(zip(header, fields, strict=False))))
+            line = reader.line_num + 1
+    return out
+
+
+def _add_flag(raw: pd.DataFrame, i: Any, flag: str) -> None:
+    have = row_flags(raw.at[i, "flags"]) if "flags" in raw else set()
+    if flag not in have:
+        raw.at[i, "flags"] = ";".join([*sorted(have), flag])
+
+
+def _checked(
+    raw: pd.DataFrame, records: list[tuple[int, dict[str, str]]], path: Path, notes: list[str]
+) -> pd.DataFrame:
+    """points.csv with every cell checked as the writer writes it: a row without a point or
+    rep is dropped, a bad cell emptied and its row flagged `bad-value`, an ok row that
+    counted nothing flagged `no-work`; each said once."""
+    if len(records) != len(raw):  # pandas and csv disagree on a torn file: name rows instead
+        records = [(-1, {c: _text(raw.at[i, c]) for c in raw.columns}) for i in raw.index]
+    raw = raw.astype({"flags": object}) if "flags" in raw else raw.assign(flags=None)
+    checked = [c for c in raw.columns if c in _CHECKED_COLUMNS]
+    drop = []
+    for i, (line, rec) in zip(raw.index, records, strict=True):
+        where = f"{path} line {line}" if line > 0 else f"{path} row {i + 1}"
+        bad = {c: p for c in checked if (p := field_problem(c, rec.get(c, "")))}
+        if {"point", "rep"} & set(bad) or "" in (rec.get("point", ""), rec.get("rep", "")):
+            _note(notes, f"{where}: no valid point and rep; the row is not read")
+            drop.append(i)
+            continue
+        where = f"{where}: point {rec['point']} rep {rec['rep']}"
+        refused = []
+        for column, problem in bad.items():
+            raw[column] = raw[column].astype(object)
+            raw.at[i, column] = None
+            if problem != NAN_PROBLEM or column in _DECISIVE_COLUMNS:
+                refused.append(f"{column} {rec[column]!r} {problem}")
+            # else older writers spelt a missing value "nan": read as empty
+        if refused:
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            _note(notes, f"{where}: {refused[0]}{more}; set aside")
+            _add_flag(raw, i, BAD_VALUE)
+        _check_status(raw, i, rec, where, notes)
+    return raw.drop(index=drop).reset_index(drop=True)
+
+
+def _check_status(
+    raw: pd.DataFrame, i: Any, rec: dict[str, str], where: str, notes: list[str]
+) -> None:
+    """An unknown status reads as failed; an ok row needs its throughput and some work."""
+    status = rec.get("status", "ok") or "ok"
+    if status not in STATUSES:
+        _note(notes, f"{where}: status {status!r} is not ok or failed; read as failed")
+        raw.at[i, "status"] = "failed"
+    elif status == "ok" and "ops_per_s" in rec and rec["ops_per_s"] == "":
+        _note(notes, f"{where}: status ok but no ops_per_s; set aside")
+        _add_flag(raw, i, BAD_VALUE)
+    elif (
+        status == "ok"
+        and _float(rec.get("ops", "")) == 0
+        and NO_WORK not in row_flags(raw.at[i, "flags"])
+    ):
+        _note(notes, f"{where}: status ok but ops 0; set aside as no-work")
+        _add_flag(raw, i, NO_WORK)
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _text(value: Any) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _check_repetition_files(run_dir: Path, raw: pd.DataFrame, notes: list[str]) -> set[Path]:
+    """The npz files of ok rows that cannot be read as written; their rows `damaged-file`."""
+    damaged = set()
+    status = raw["status"].fillna("ok").astype(str) if "status" in raw else None
+    for i in raw.index:
+        if status is not None and status[i] != "ok":
+            continue
+        point, rep = int(raw.at[i, "point"]), int(raw.at[i, "rep"])
+        path = repetition_file(run_dir, point, rep)
+        if not path.exists():
+            continue
+        try:
+            read_repetition(path)
+        except DamagedFileError as exc:
+            damaged.add(path)
+            _add_flag(raw, i, DAMAGED_FILE)
+            _note(notes, f"{exc}; point {point} rep {rep} set aside")
+    return damaged
+
+
+def _session_complete(session: dict[str, Any]) -> bool:
+    if "complete" in session:
+        return bool(session["complete"])
+    outcome = str(session.get("outcome", ""))  # runs from before the `complete` field
+    return outcome == "completed" or outcome.endswith("failed")
+
+
+def _say_if_incomplete(run_dir: Path, meta: dict[str, Any], rows: int, notes: list[str]) -> None:
+    """A note when the run is still being written, or its last session did not finish."""
+    writer = runlock.writer_of(run_dir)
+    if writer:
+        _note(
+            notes,
+            f"{run_dir} is still being written (pid {writer.get('pid')}: "
+            f"{writer.get('command')}): an incomplete run, {rows} rows so far",
+        )
+        return
+    sessions = meta.get("sessions") or []
+    last = sessions[-1] if sessions and isinstance(sessions[-1], dict) else None
+    if last is None:
+        return
+    if "ended" not in last:
+        why = "its last session never ended (killed?)"
+    elif not _session_complete(last):
+        why = f"its last session ended {last.get('outcome')!r}"
+    else:
+        return
+    _note(
+        notes,
+        f"{run_dir}: {why}: an incomplete run of {rows} rows; resume it with the command in "
+        f"{run_dir / 'RESUME'}",
+    )
 
 
 def machine_kinds(points: pd.DataFrame) -> dict[str, str]:

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from iommubench.run.store import WORKER_COLUMNS, format_cell
-from iommubench.spec.columns import BOOLEAN_COLUMNS, PARAMETERS, POINT_COLUMNS, TEXT_COLUMNS
-
-STATUSES = ("ok", "failed")
-INTEGER_COLUMNS = {"point", "rep"}
-BOOLEANS = ("True", "False")
+from iommubench.run.cells import STATUSES, DamagedFileError, field_problem, read_repetition
+from iommubench.run.store import WORKER_COLUMNS, format_cell, repetition_file
+from iommubench.spec.columns import PARAMETERS, POINT_COLUMNS
 
 
 class ResumeError(Exception):
@@ -71,33 +67,11 @@ def _check_header(path: Path, first: tuple[int, list[str]] | None, want: list[st
     )
 
 
-def _number_problem(text: str) -> str | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return "is not a number"
-    if math.isnan(value):
-        return None
-    if math.isinf(value) or value < 0:
-        return "is out of range (a finite value >= 0)"
-    return None
-
-
-def _field_problem(column: str, text: str) -> str | None:
-    if column in TEXT_COLUMNS or column in PARAMETERS or text == "":
-        return None  # parameters are compared with the point's own values instead
-    if column in BOOLEAN_COLUMNS:
-        return None if text in BOOLEANS else "is not True or False"
-    if column in INTEGER_COLUMNS:
-        return None if text.isdigit() else "is not a non-negative integer"
-    return _number_problem(text)
-
-
 def _row_problem(
     row: dict[str, str], points: list[dict[str, Any]], max_reps: int, run_id: str
 ) -> str | None:
     for column in POINT_COLUMNS:
-        problem = _field_problem(column, row[column])
+        problem = field_problem(column, row[column])
         if problem:
             return f"{column} {row[column]!r} {problem}"
     if row["run_id"] != run_id:
@@ -127,12 +101,14 @@ def check_points(
     max_reps: int,
     run_id: str,
     builds: list[dict[str, Any]],
-) -> set[tuple[int, int]]:
-    """Every row of points.csv checked; the (point, rep) pairs done. Raises ResumeError."""
+) -> dict[tuple[int, int], dict[str, str]]:
+    """Every row of points.csv checked, and the npz of every ok one; (point, rep) -> its
+    row, for the pairs done. Raises ResumeError."""
     records = _records(path)
     _check_header(path, next(records, None), POINT_COLUMNS)
     known_builds = {(b.get("core_hash"), b.get("version")) for b in builds}
     seen: dict[tuple[int, int], int] = {}
+    stored: dict[tuple[int, int], dict[str, str]] = {}
     for line, fields in records:
         if len(fields) != len(POINT_COLUMNS):
             raise ResumeError(
@@ -154,7 +130,25 @@ def check_points(
                 f"{path} line {line}: point {key[0]} rep {key[1]} again (first on line {seen[key]})"
             )
         seen[key] = line
-    return set(seen)
+        stored[key] = row
+    _check_repetition_files(path.parent, [k for k, r in stored.items() if r["status"] == "ok"])
+    return stored
+
+
+def _check_repetition_files(run_dir: Path, pairs: list[tuple[int, int]]) -> None:
+    """The npz of every ok pair reads as the writer wrote it (a missing one is allowed: the
+    row stands without its histograms)."""
+    for point, rep in pairs:
+        path = repetition_file(run_dir, point, rep)
+        if not path.exists():
+            continue
+        try:
+            read_repetition(path)
+        except DamagedFileError as exc:
+            raise ResumeError(
+                f"{exc}; point {point} rep {rep} cannot be resumed over (delete the file to "
+                "keep its row without histograms, or start a new run)"
+            ) from None
 
 
 def check_workers(path: Path, done: set[tuple[int, int]]) -> None:

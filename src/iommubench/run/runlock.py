@@ -90,9 +90,63 @@ class RunDirLock:
             self._fd = None
 
 
+def _flock_holders(path: Path) -> set[int] | None:
+    """The pids holding a flock on `path` (from /proc/locks), or None when it cannot tell."""
+    try:
+        st = path.stat()
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    holders = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == want:
+            with contextlib.suppress(ValueError):
+                holders.add(int(fields[4]))
+    return holders
+
+
+def writer_of(run_dir: Path) -> dict[str, Any] | None:
+    """The holder (pid, host, command) of a run directory's lock while a run or resume
+    writes it; None when nobody does. It only looks: taking the lock, even for a moment,
+    could refuse a resume starting at that instant."""
+    path = run_dir / LOCK_NAME
+    holder = _read_holder(path)
+    if not holder:
+        return None
+    holders = _flock_holders(path)
+    if holders is None:  # no /proc/locks: a live pid of this host is the best evidence
+        same_host = holder.get("host") == platform.node()
+        return holder if same_host and _pid_alive(holder.get("pid")) else None
+    return holder if holders else None
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def active_dir() -> Path:
     env = os.environ.get(ACTIVE_ENV)
     return Path(env) if env else Path(tempfile.gettempdir()) / "iommubench-active"
+
+
+def _prune(path: Path) -> None:
+    """Remove the entry of a run that ended without removing it (SIGKILL, a crash). Only
+    when the pid it is named after is gone: a live process of that pid may be between
+    creating the file and locking it."""
+    pid = path.stem
+    if pid.isdigit() and not _pid_alive(int(pid)):
+        with contextlib.suppress(OSError):  # another user's entry, or pruned already
+            path.unlink()
 
 
 class ActiveRun:
@@ -132,6 +186,7 @@ class ActiveRun:
                     found.append({**holder, "lock_file": str(path)})
             else:
                 fcntl.flock(fd, fcntl.LOCK_UN)  # nobody holds it: that run has ended
+                _prune(path)
             finally:
                 os.close(fd)
         return found

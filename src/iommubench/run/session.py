@@ -240,10 +240,14 @@ class Overlap:
         self.active.release()
 
 
-def end_session(store: Any, outcome: str) -> None:
+def end_session(store: Any, outcome: str, complete: bool) -> None:
+    """Close this session's entry in meta.json: when it ended, how, and whether every planned
+    (point, rep) has its row (the reader says a run is incomplete when not)."""
+
     def change(meta: dict[str, Any]) -> None:
         if meta.get("sessions"):
-            meta["sessions"][-1].update(ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), outcome=outcome)
+            ended = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            meta["sessions"][-1].update(ended=ended, outcome=outcome, complete=complete)
 
     with contextlib.suppress(OSError, ValueError):  # a full disk: rows and RESUME matter more
         store.update_meta(change)
@@ -379,7 +383,7 @@ def run(
         failures = _run_rounds(store, loaded, overlap, build, fl, more_tasks)
     except KeyboardInterrupt:
         signame = interrupt.received() or "SIGINT"
-        end_session(store, f"interrupted by {signame}")
+        end_session(store, f"interrupted by {signame}", complete=False)
         say(
             f"interrupted by {signame}: {len(store.completed())} rows kept in {store.dir}; "
             f"resume with (also in {store.resume_file}):\n  "
@@ -387,7 +391,7 @@ def run(
         )
         return EXIT_INTERRUPTED
     except StoreWriteError as exc:
-        end_session(store, f"stopped: {exc}")
+        end_session(store, f"stopped: {exc}", complete=False)
         say(
             f"iommubench: cannot write {exc.strerror}; {len(store.completed())} rows kept in "
             f"{store.dir}; resume with: {resume_command(store.dir, args.cluster)}"
@@ -395,7 +399,7 @@ def run(
         return EXIT_FAILED
     finally:
         overlap.release()
-    end_session(store, "completed" if not failures else f"{failures} point(s) failed")
+    end_session(store, "completed" if not failures else f"{failures} point(s) failed", True)
     print(store.dir)
     after(store.dir, store.run_id)
     if failures:

@@ -14,6 +14,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import shutil
 import time
@@ -46,9 +47,11 @@ def new_run_id(name: str) -> str:
 
 
 def format_cell(value: Any) -> Any:
+    """One CSV cell: lists joined by ";", None and a NaN or infinite float left empty (the
+    writer never writes a non-finite number; run/cells.py checks what it does write)."""
     if isinstance(value, tuple | list):
         return ";".join(str(v) for v in value)
-    if value is None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"

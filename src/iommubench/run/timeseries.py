@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from iommubench.run.cells import read_repetition
 from iommubench.run.store import repetition_file
 
 # A level shift is reported when the best single split of the series into a before and an
@@ -119,11 +120,12 @@ def summarise(tick_ns: int, t_ns: np.ndarray, ops: np.ndarray) -> dict[str, obje
 
 
 def load_series(run_dir: Path | str, point: int, rep: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(series_t_ns, series_ops) of one repetition, or None when it has no series."""
+    """(series_t_ns, series_ops) of one repetition, or None when it has no series; a damaged
+    file raises cells.DamagedFileError naming it."""
     path = repetition_file(run_dir, point, rep)
     if not path.exists():
         return None
-    with np.load(path) as data:
-        if "series_t_ns" not in data or "series_ops" not in data:
-            return None
-        return np.asarray(data["series_t_ns"]), np.asarray(data["series_ops"])
+    arrays = read_repetition(path)
+    if "series_t_ns" not in arrays:
+        return None
+    return arrays["series_t_ns"], arrays["series_ops"]
