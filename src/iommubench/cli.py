@@ -340,6 +340,18 @@ def _reports_dir(run_dir: Path, out: Path | None) -> Path:
     return session.writable_dir(out if out is not None else Path("reports") / run_dir.name, "--out")
 
 
+def _report_destination(run_dir: Path, out: Path | None) -> Path:
+    """Where a report goes: its parent made and writable, the report itself not made yet
+    (it appears whole when written, report/build.py)."""
+    from iommubench.run import session
+
+    dest = out if out is not None else Path("reports") / run_dir.name
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"--out {dest}: exists and is not a directory")
+    session.writable_dir(dest.parent, "--out")
+    return dest
+
+
 def _require_run_dir(run_dir: Path) -> None:
     if not (run_dir / "points.csv").is_file():
         raise UsageError(f"{run_dir}: not a run directory (no points.csv)")
@@ -422,7 +434,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
             print(build.text_report(args.run_dir))
             return EXIT_OK
-        paths = write_report(args.run_dir, _reports_dir(args.run_dir, args.out))
+        paths = write_report(args.run_dir, _report_destination(args.run_dir, args.out))
     except RunDataError as exc:
         raise UsageError(str(exc)) from None
     for path in paths:
@@ -521,8 +533,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from iommubench.run import interrupt
+
     if args.command == "run":
         return cmd_run(args, argv)
+    if args.command != "worker":  # SIGTERM and SIGHUP end a report as Ctrl-C does: cleanly
+        interrupt.install()
     handlers = {
         "list": cmd_list,
         "info": cmd_info,
@@ -539,6 +555,19 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _fail(message: str, code: int) -> int:
     print(f"iommubench: {' '.join(message.split())}", file=sys.stderr)
     return code
+
+
+def _out_of_memory(exc: BaseException) -> str | None:
+    """One line for running out of memory under the address-space limit, or None when this
+    is not that (no limit, or an ImportError of another kind)."""
+    from iommubench.core import memlimit
+
+    text = str(exc)
+    mapping = ("failed to map segment", "cannot allocate memory", "Cannot allocate memory")
+    if isinstance(exc, ImportError) and not any(m in text for m in mapping):
+        return None
+    detail = f"{type(exc).__name__}: {text.splitlines()[0][:160]}" if text else type(exc).__name__
+    return memlimit.out_of_memory(detail)
 
 
 def _say_run_data_warnings() -> None:
@@ -565,11 +594,18 @@ def _say_run_data_warnings() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every error ends as one line on standard error and an exit code.
 
-    Bad input (a config, a usage or native-core error, or an OS error naming a path the user
-    gave) exits 2; Ctrl-C exits 130; anything else is a bug: one line naming the exception,
+    Bad input (a config, a usage or native-core error, an OS error naming a path the user
+    gave, or an address-space limit, `ulimit -v`, too low for the command) exits 2; Ctrl-C
+    exits 130; anything else is a bug: one line naming the exception,
     exit 70, and the traceback only with IOMMUBENCH_DEBUG=1.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    from iommubench.core import memlimit
+
+    try:
+        memlimit.prepare()  # before anything loads numpy: under `ulimit -v` it must not spin
+    except memlimit.MemoryLimitError as exc:
+        return _fail(str(exc), EXIT_BAD_INPUT)
     try:
         from iommubench.core.binding import NativeCoreError
         from iommubench.spec.config import ConfigError
@@ -584,18 +620,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         try:
             return _dispatch(args, argv)
-        except (ConfigError, UsageError, NativeCoreError) as exc:
+        except (ConfigError, UsageError, NativeCoreError, memlimit.MemoryLimitError) as exc:
             return _fail(str(exc), EXIT_BAD_INPUT)
         except OSError as exc:
             if exc.filename is None:
                 raise
             return _fail(f"{exc.filename}: {exc.strerror or exc}", EXIT_BAD_INPUT)
     except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
+        from iommubench.run import interrupt
+
+        signame = interrupt.received()
+        return _fail(f"interrupted by {signame}" if signame else "interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:  # e.g. `iommubench list | head`: the reader has gone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     except Exception as exc:
+        line = _out_of_memory(exc) if isinstance(exc, MemoryError | ImportError) else None
+        if line is not None:
+            return _fail(line, EXIT_BAD_INPUT)
         if os.environ.get(DEBUG_ENV):
             raise
         return _fail(

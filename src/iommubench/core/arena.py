@@ -19,7 +19,7 @@ from typing import Any
 
 from multiprocess import shared_memory
 
-from iommubench.core import binding
+from iommubench.core import binding, memlimit
 
 SEGMENT_PREFIX = "iommubench-"
 SHM_DIR = Path("/dev/shm")
@@ -38,12 +38,20 @@ def shm_free_bytes(shm_dir: Path = SHM_DIR) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
-def _mib(n: int | None) -> str:
-    return "unknown" if n is None else f"{n / 2**20:.1f} MiB"
+def _sizes(needed: int, free: int | None) -> tuple[str, str]:
+    """The two sizes in MiB with as many decimals as tell them apart, else in bytes."""
+    if free is None:
+        return f"{needed / 2**20:.1f} MiB", "an unknown amount"
+    for digits in (1, 3):
+        a, b = f"{needed / 2**20:.{digits}f} MiB", f"{free / 2**20:.{digits}f} MiB"
+        if a != b:
+            return a, b
+    return f"{needed} bytes", f"{free} bytes"
 
 
 def space_message(needed: int, free: int | None) -> str:
-    return f"{SHM_DIR} cannot hold the arena: it needs {_mib(needed)}, {_mib(free)} is free"
+    need, have = _sizes(needed, free)
+    return f"{SHM_DIR} cannot hold the arena: it needs {need}, {have} is free"
 
 
 def arena_bytes(params: Any) -> int:
@@ -71,6 +79,7 @@ class Arena:
         self._pid = os.getpid()
         self._initialised = False
         self.size = arena_bytes(params)
+        memlimit.check_room(self.size, "the arena")  # under `ulimit -v`: one line, not ENOMEM
         name = f"{SEGMENT_PREFIX}{os.getpid()}-{next(_counter)}"
         try:
             self._shm = shared_memory.SharedMemory(name=name, create=True, size=self.size)

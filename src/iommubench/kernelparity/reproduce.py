@@ -39,8 +39,11 @@ from iommubench.analysis.decisions import headline, with_scaling
 from iommubench.analysis.load import LOAD_FLAGS
 from iommubench.analysis.point_summary import summarize
 from iommubench.analysis.run_reader import Run, load_run, norm_value
+from iommubench.core.errors import UsageError
 from iommubench.kernelparity.cases import TOOL_OPTIONS, Case, Measure, load_cases
 from iommubench.run import dma_measures
+from iommubench.run.runlock import RunDirLock, RunLockedError
+from iommubench.run.store import make_unique_dir
 from iommubench.spec.columns import typed_json
 from iommubench.spec.config import cpus_available
 
@@ -514,12 +517,33 @@ def print_table(rows: Sequence[Row]) -> None:
     Console(width=max(160, Console().width)).print(table)
 
 
+def _output_dir(out: Path | None, out_dir: Callable[[Path, str], Path]) -> tuple[Path, RunDirLock]:
+    """The directory this reproduction writes and its lock: a new results/reproduce-STAMP
+    (suffixed -2, -3, ... when another started in the same second), or --out, refused while
+    another reproduction writes it."""
+    if out is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = make_unique_dir(out_dir(Path("results"), "--out") / f"reproduce-{stamp}")
+    else:
+        out = out_dir(out, "--out")
+    try:
+        return out, RunDirLock(out, "iommubench reproduce")
+    except RunLockedError as exc:
+        raise UsageError(f"--out {exc}") from None
+
+
 def command(args: Any, out_dir: Callable[[Path, str], Path]) -> int:
     """Run the cases; `out_dir(path, option)` checks and creates the output directory."""
     only = [o.strip() for text in args.only for o in text.split(",") if o.strip()]
     cases = load_cases(args.cases, only or None)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = out_dir(args.out or Path("results") / f"reproduce-{stamp}", "--out")
+    out, lock = _output_dir(args.out, out_dir)
+    try:
+        return _reproduce(cases, out)
+    finally:
+        lock.release()
+
+
+def _reproduce(cases: list[Case], out: Path) -> int:
     cpus = cpus_available()
     rows: list[Row] = []
     for i, case in enumerate(cases, 1):

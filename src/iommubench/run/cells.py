@@ -14,7 +14,6 @@ import math
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -110,10 +109,3 @@ def read_repetition(path: Path) -> dict[str, np.ndarray]:
     if problem:
         raise DamagedFileError(f"{path}: {problem}")
     return arrays
-
-
-def finite_or_none(value: Any) -> Any:
-    """A float that is NaN or infinite becomes None (an empty cell); anything else as is."""
-    if isinstance(value, float | np.floating) and not math.isfinite(value):
-        return None
-    return value

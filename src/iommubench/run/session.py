@@ -204,6 +204,24 @@ def check_shm_space(loaded: Any) -> None:
         raise UsageError(arena.space_message(needed, free))
 
 
+def check_address_space(loaded: Any) -> None:
+    """Under `ulimit -v`, refuse a run whose largest arena cannot be mapped beside what the
+    harness has loaded (MemoryLimitError: one line naming the limit, exit 2)."""
+    from iommubench.core import arena, memlimit
+    from iommubench.run import sweep  # noqa: F401  (loaded now, as the run will: counted)
+    from iommubench.spec import parameters
+
+    if memlimit.limit_bytes() is None:
+        return
+    largest = 0
+    for point in loaded.points:
+        try:
+            largest = max(largest, arena.arena_bytes(parameters.native_params(point)))
+        except ValueError:
+            continue  # the point fails on its own, with its reason
+    memlimit.check_room(largest, "the largest arena of this run")
+
+
 class Overlap:
     """Other iommubench runs active on this machine while this one runs (they compete for the
     same CPUs): found at the start and before each point, or told to this run by a run that
@@ -362,14 +380,15 @@ def run(
     more_tasks: MoreTasks,
     after: Callable[[Path, str], None],
 ) -> int:
-    from iommubench.core import arena
+    from iommubench.core import arena, memlimit
     from iommubench.run import interrupt
     from iommubench.run.store import StoreWriteError
 
     loaded = fl.load(args)
     arena.remove_stale_segments()
-    if fl.client is None:  # each fleet host checks its own /dev/shm per point
+    if fl.client is None:  # each fleet host checks its own /dev/shm and limit per point
         check_shm_space(loaded)
+        check_address_space(loaded)
     interrupt.install()
     try:
         store = open_store(args, loaded, argv, fl.hosts)
@@ -395,6 +414,13 @@ def run(
         say(
             f"iommubench: cannot write {exc.strerror}; {len(store.completed())} rows kept in "
             f"{store.dir}; resume with: {resume_command(store.dir, args.cluster)}"
+        )
+        return EXIT_FAILED
+    except memlimit.MemoryLimitError as exc:
+        end_session(store, f"stopped: {exc}", complete=False)
+        say(
+            f"iommubench: {exc}; {len(store.completed())} rows kept in {store.dir}; resume "
+            f"with: {resume_command(store.dir, args.cluster)}"
         )
         return EXIT_FAILED
     finally:

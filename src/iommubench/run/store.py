@@ -124,7 +124,9 @@ def write_atomically(path: Path, text: str) -> None:
         raise StoreWriteError(exc.errno, f"{path}: {exc.strerror or exc}") from exc
 
 
-def _make_unique_dir(path: Path) -> Path:
+def make_unique_dir(path: Path) -> Path:
+    """`path`, or `path-2`, `path-3`, ...: the first that this process creates itself (two
+    commands started in the same second never share a directory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
@@ -173,7 +175,7 @@ class RunStore:
         `on_created` runs on the empty directory first (to lock it). If anything fails, the
         directory is removed again: a refused run leaves nothing behind.
         """
-        run_dir = _make_unique_dir(run_dir)
+        run_dir = make_unique_dir(run_dir)
         try:
             on_created(run_dir)
             meta = {**meta, "run_id": run_dir.name}
