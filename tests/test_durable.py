@@ -342,7 +342,9 @@ def test_a_second_writer_is_refused_naming_the_holder(finished, tmp_path, env) -
 def test_a_resume_while_the_run_writes_is_refused_and_runs_see_each_other(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    config = config_file(tmp_path, {"driver": ["lockfree"], "workers": [1]})  # 8 s
+    # long enough to outlast the refused resume and the second run on a loaded machine (it
+    # ends with SIGINT below, so its length costs nothing)
+    config = config_file(tmp_path, {"driver": ["lockfree"], "workers": [1]}, duration=60.0)
     first = start("run", str(config), "--out", str(tmp_path / "a"), env=env)
     run_dir = run_dir_in(tmp_path / "a")
     wait_for(lambda: workers_of(first), what="the first run's workers")

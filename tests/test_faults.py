@@ -5,6 +5,7 @@ segment or worker process may be left behind."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -108,7 +109,7 @@ def test_killed_worker_fails_its_point_and_the_sweep_goes_on(tmp_path: Path, dri
     assert harness.returncode == 1, stderr
     got = rows(run_dir_in(out))
     assert [r["status"] for r in got] == ["failed", "ok"]
-    assert "SIGKILL" in got[0]["error"]
+    assert "SIGKILL" in got[0]["error"] and got[0]["flags"] == "worker-killed"
     assert not any(alive(pid) for pid in victims)
     assert not our_segments(harness.pid)
 
@@ -185,5 +186,56 @@ def test_point_timeout_fails_the_point_without_hanging(tmp_path: Path) -> None:
     assert harness.returncode == 1, stderr
     got = rows(run_dir_in(out))
     assert got[0]["status"] == "failed" and "timed out" in got[0]["error"]
+    assert got[0]["flags"] == "timed-out"  # a failure from outside the point: resume redoes it
     assert not any(alive(pid) for pid in victims)
     assert not our_segments(harness.pid)
+
+
+def resume_run(run_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "iommubench.cli", "run", str(run_dir / "config.yaml"),
+         "--resume", str(run_dir), *extra],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+def test_resume_runs_again_failures_from_outside_the_point_and_keeps_the_points_own(
+    tmp_path: Path,
+) -> None:
+    config = config_file(tmp_path, {"driver": ["lockfree", "serial-spin", "serial-mutex"],
+                                    "workers": [2]}, duration=1.5)  # fmt: skip
+    out = tmp_path / "results"
+    harness = start(config, "--out", str(out))
+    first = wait_for(lambda: len(workers_of(harness)) == 2 and workers_of(harness))
+    time.sleep(0.3)
+    os.kill(first[0], signal.SIGKILL)  # from outside: the OOM killer, a user
+    second = wait_for(lambda: (w := workers_of(harness)) and not set(w) & set(first) and w,
+                      what="the second point's workers")  # fmt: skip
+    time.sleep(0.3)
+    os.kill(second[0], signal.SIGSEGV)  # a crash of the core: the point's own failure
+    _, stderr = harness.communicate(timeout=60)
+    assert harness.returncode == 1, stderr
+    run_dir = run_dir_in(out)
+    got = rows(run_dir)
+    assert [(r["status"], r["flags"]) for r in got][:2] == [
+        ("failed", "worker-killed"), ("failed", "")]  # fmt: skip
+    assert "SIGSEGV" in got[1]["error"]
+
+    proc = resume_run(run_dir)
+    assert proc.returncode == 1, proc.stderr  # point 1's own failure is kept
+    assert "resume: running again 1 (point, rep) pair(s) that failed before (worker-killed 1)" \
+        in proc.stderr  # fmt: skip
+    after = {int(r["point"]): r for r in rows(run_dir)}
+    assert len(rows(run_dir)) == 3
+    assert after[0]["status"] == "ok" and after[1]["status"] == "failed"
+    meta = json.loads((run_dir / "meta.json").read_text())
+    redone = meta["sessions"][-1]["redone"]
+    assert [(r["point"], r["rep"], r["flags"]) for r in redone] == [(0, 0, "worker-killed")]
+    assert "SIGKILL" in redone[0]["error"]
+
+    proc = resume_run(run_dir, "--redo-failed")
+    assert proc.returncode == 0, proc.stderr
+    assert [r["status"] for r in rows(run_dir)] == ["ok"] * 3
+    with (run_dir / "workers.csv").open(newline="") as f:
+        keys = [(r["point"], r["rep"], r["worker"]) for r in csv.DictReader(f)]
+    assert len(keys) == len(set(keys)) == 6

@@ -154,14 +154,11 @@ def test_repetitions_are_submitted_interleaved(cluster, tmp_path, monkeypatch) -
     submitted: list[tuple[int, int, int]] = []
 
     class Recorder:
-        def run(self, fn):
-            return {"tcp://127.0.0.1:1": 2}
-
         def submit(self, fn, task, *args, priority, **kwargs):
             submitted.append((priority, task.rep, task.point))
 
     tasks = [Task(p, r, {"workers": 1}) for r in range(2) for p in range(3)]
-    fleet._submit(Recorder(), tasks, 1.0, {})
+    fleet._submit(Recorder(), tasks, 1.0, {}, {"tcp://127.0.0.1:1": 2})
     by_priority = [(rep, point) for _, rep, point in sorted(submitted, reverse=True)]
     assert by_priority == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
 
@@ -296,11 +293,16 @@ def test_a_worker_with_another_build_refuses_naming_its_host(monkeypatch) -> Non
         fleet.run_task(Task(0, 0, {"workers": 1}), 1.0, wanted)
 
     class OneHost:
-        def run(self, fn):
+        status = "running"
+
+        def run_on_scheduler(self, fn, *args, callback_timeout):
+            return ["tcp://w:1"]
+
+        def run(self, fn, workers, on_error, callback_timeout):
             return {"tcp://w:1": {**fn(), "build": {**machine.build(), "version": "9.9"}}}
 
     with pytest.raises(fleet.FleetError, match=r"host lab-z refuses the task: .*version 9\.9"):
-        fleet.survey(OneHost(), "tcp://s:1", machine.build())
+        fleet.survey(OneHost(), "tcp://s:1", machine.build(), deadline=5.0)
 
 
 # ------------------------------------------------------------------ per-host worker counts
@@ -342,5 +344,5 @@ def test_a_task_whose_workers_kept_dying_becomes_a_failed_row_with_the_reason() 
 
     outcome, refusal = fleet._outcome(Dead())
     assert refusal is None and outcome is not None
-    assert outcome.result.status == "failed"
+    assert outcome.result.status == "failed" and outcome.result.failure == "lost-host"
     assert outcome.result.error.startswith("4 Dask workers died running it (the last: tcp://w:1)")

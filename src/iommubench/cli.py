@@ -110,6 +110,14 @@ def _parser() -> argparse.ArgumentParser:
         "row; the command to use is in RUN_DIR/RESUME (default: start a new run)",
     )
     run.add_argument(
+        "--redo-failed",
+        action="store_true",
+        help="with --resume, also run again the (point, rep) pairs that failed on their own "
+        "(a crash of the core, a failed audit other than the negative control's); failures "
+        "from outside the point (a lost host or scheduler, a full /dev/shm, a timeout, a "
+        "killed worker) run again always (default: keep the point's own failures)",
+    )
+    run.add_argument(
         "--allow-different-build",
         action="store_true",
         help="let --resume continue a run made by another version, native core or git SHA; "
@@ -468,6 +476,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             for path in write_report(run_dir, args.reports_dir / run_id):
                 print(path)
 
+    if args.redo_failed and args.resume is None:
+        raise UsageError("--redo-failed: only with --resume RUN_DIR")
     if args.kernel_src is not None:
         from iommubench.run import kernel_code
 
@@ -492,6 +502,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UsageError(f"worker: {exc}".replace("--cluster ", "")) from None
     if args.name:
         os.environ[fleet.HOST_ENV] = args.name
+    removed = fleet.remove_stale_semaphores()
+    if removed:
+        print(
+            f"iommubench: worker: removed {len(removed)} semaphore(s) that killed workers left "
+            "in /dev/shm (sem.mp-*, mapped by no process)",
+            file=sys.stderr,
+        )
     os.execv(sys.executable, [sys.executable, *fleet.worker_command(args.scheduler)])
     return EXIT_FAILED  # not reached: exec replaces this process
 

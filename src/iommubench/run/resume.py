@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from iommubench.run.cells import STATUSES, DamagedFileError, field_problem, read_repetition
+from iommubench.run.row_flags import failed_outside_the_point
 from iommubench.run.store import WORKER_COLUMNS, format_cell, repetition_file
+from iommubench.spec.catalogue import is_negative_control
 from iommubench.spec.columns import PARAMETERS, POINT_COLUMNS
 
 
@@ -185,3 +187,42 @@ def builds_of(meta: dict[str, Any]) -> list[dict[str, Any]]:
     first = [meta["build"]] if isinstance(meta.get("build"), dict) else []
     sessions = meta.get("sessions") or []
     return first + [s["build"] for s in sessions if isinstance(s.get("build"), dict)]
+
+
+def _failed_on_its_own(row: dict[str, str]) -> bool:
+    """A failure of the point itself: a failed row with no outside kind (a crash of the
+    core), or a failed audit (not the negative control's, which is its expected result)."""
+    if row["status"] != "ok":
+        return not failed_outside_the_point(row["flags"])
+    return row["audit_ok"] == "False" and not is_negative_control(row)
+
+
+def to_redo(
+    stored: dict[tuple[int, int], dict[str, str]], redo_failed: bool
+) -> dict[tuple[int, int], dict[str, str]]:
+    """The stored pairs a resume runs again, with what is recorded of each: every failure
+    from outside the point (a lost host or scheduler, a full /dev/shm, a timeout, a killed
+    worker) and, with `redo_failed`, the point's own failures too."""
+    redo = {}
+    for key, row in stored.items():
+        outside = row["status"] != "ok" and failed_outside_the_point(row["flags"])
+        if outside or (redo_failed and _failed_on_its_own(row)):
+            redo[key] = {
+                "point": key[0],
+                "rep": key[1],
+                "status": row["status"],
+                "flags": row["flags"],
+                "error": row["error"],
+                "host": row["host"],
+            }
+    return redo
+
+
+def describe_redo(redo: dict[tuple[int, int], dict[str, str]]) -> str:
+    """'3 (point, rep) pairs that failed: timed-out 2, lost-host 1' for the resume's line."""
+    kinds: dict[str, int] = {}
+    for row in redo.values():
+        kind = row["flags"] or ("audit failed" if row["status"] == "ok" else "failed")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    counts = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+    return f"{len(redo)} (point, rep) pair(s) that failed before ({counts})"

@@ -1,7 +1,8 @@
 """Row flags: what makes one repetition's row not a clean result, decided by the runner.
 
 `no-work`, `iova-exhausted` and `window-stretched` make a row invalid (the analysis never
-treats it as a clean valid result); `competing-load` keeps it valid but flagged. The audit
+treats it as a clean valid result); `competing-load` keeps it valid but flagged. A failed
+row's flags say whether it failed for a reason outside the point (`ENVIRONMENT_FAILURES`). The audit
 (`audit_ok`) stays about correctness only: a point that did no work broke nothing, so its
 audit can pass, and the flag is what keeps it out of the results.
 """
@@ -19,6 +20,25 @@ IOVA_EXHAUSTED = "iova-exhausted"
 WINDOW_STRETCHED = "window-stretched"
 COMPETING_LOAD = "competing-load"
 INVALIDATING = frozenset({NO_WORK, IOVA_EXHAUSTED, WINDOW_STRETCHED})
+
+# The kind of a failed row (status "failed"), in its flags: a failure of the environment, not
+# of the point, which `--resume` runs again. A failed row without one of these failed on its
+# own (a crash of the core, an error of its strategy) and is kept, as a failed audit is.
+TIMED_OUT = "timed-out"  # the point did not end within point_timeout_s
+WORKER_KILLED = "worker-killed"  # a worker process killed from outside (SIGKILL, SIGTERM, ...)
+SHM_FULL = "shm-full"  # /dev/shm could not hold the arena
+OUT_OF_MEMORY = "out-of-memory"  # the audit could not allocate its memory
+LOST_HOST = "lost-host"  # a fleet host died or stopped answering while it ran the point
+HOST_ERROR = "host-error"  # a fleet host could not run the task (an error outside the point)
+ENVIRONMENT_FAILURES = frozenset(
+    {TIMED_OUT, WORKER_KILLED, SHM_FULL, OUT_OF_MEMORY, LOST_HOST, HOST_ERROR}
+)
+
+
+def failed_outside_the_point(flags: str | None) -> bool:
+    """Whether a failed row's flags say it failed for a reason outside the point."""
+    return bool(set((flags or "").split(";")) & ENVIRONMENT_FAILURES)
+
 
 # The measured window (first worker's start to last worker's end) may exceed the requested
 # one by the time to finish a batch and the start skew, i.e. microseconds to a millisecond or

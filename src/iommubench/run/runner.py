@@ -64,6 +64,8 @@ class PointResult:
     hist_unmap: np.ndarray | None = None
     series_t_ns: np.ndarray | None = None  # (ticks,) ns after the counted window started
     series_ops: np.ndarray | None = None  # (workers, ticks) cumulative counted ops
+    # a failure's kind when it came from outside the point (row_flags.ENVIRONMENT_FAILURES)
+    failure: str = ""
 
 
 def allowed_cpus() -> list[int]:
@@ -80,6 +82,10 @@ def handoff_probe(cpus: list[int]) -> float | None:
 
 PR_SET_PDEATHSIG = 1
 STOP_SIGNALS = set(interrupt.HANDLED)
+# a worker killed by one of these was stopped from outside (the OOM killer, a user), not by
+# a fault of the core (SIGSEGV, SIGBUS, SIGABRT, ...)
+OUTSIDE_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT}
+TIMED_OUT_TEXT = "point timed out"
 
 
 def _die_with_parent(parent: int) -> None:
@@ -141,6 +147,13 @@ class _Workers:
                 return _describe_exit(f"{role} {index}", code)
         return None
 
+    def killed_from_outside(self) -> bool:
+        """Whether the first process that failed was killed by a signal from outside."""
+        for proc in self.procs:
+            if proc.exitcode not in (None, 0):
+                return proc.exitcode < 0 and -proc.exitcode in OUTSIDE_SIGNALS
+        return False
+
     def all_exited(self) -> bool:
         return all(proc.exitcode is not None for proc in self.procs if proc.pid is not None)
 
@@ -160,6 +173,13 @@ class _Workers:
                 proc.kill()
         for proc in started:
             proc.join()
+
+
+def _failure_kind(failure: str, workers: _Workers) -> str:
+    """The row flag of a failure from outside the point, or "" for the point's own."""
+    if failure == TIMED_OUT_TEXT:
+        return row_flags.TIMED_OUT
+    return row_flags.WORKER_KILLED if workers.killed_from_outside() else ""
 
 
 def _describe_exit(who: str, code: int) -> str:
@@ -185,7 +205,7 @@ def _wait(
         if failure:
             return failure
         if time.monotonic() > deadline:
-            return "point timed out"
+            return TIMED_OUT_TEXT
         nap()
     return None
 
@@ -392,13 +412,19 @@ def measure_point(point: dict[str, Any], busy: Busy, timeout_s: float = 120.0) -
             workers.stop()
         placement["handoff_ns_after"] = handoff_probe(cpus)
         if failure:
-            return PointResult("failed", failure, measures=placement)
+            kind = _failure_kind(failure, workers)
+            return PointResult("failed", failure, measures=placement, failure=kind)
         rows, hist_map, hist_unmap = _collect(arena, count)
         series_ops = _collect_series(arena, rows)
         walker_rows = walker_measures.collect(arena.base, n_walkers)
         audit = _audit(arena)
     if audit is None:
-        return PointResult("failed", "the audit could not run (out of memory)", measures=placement)
+        return PointResult(
+            "failed",
+            "the audit could not run (out of memory)",
+            measures=placement,
+            failure=row_flags.OUT_OF_MEMORY,
+        )
     for w, row in enumerate(rows):
         row["worker"] = w
         row["cpu"] = workers.cpus[w]

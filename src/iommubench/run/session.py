@@ -146,12 +146,14 @@ def _reopen_store(
         raise UsageError(f"--resume {store.meta_json}: unreadable ({exc})") from None
     max_reps = max(sweep.repetitions, sweep.max_repetitions)
     try:
-        done = resume.check_points(
+        stored = resume.check_points(
             store.points_csv, sweep.points, max_reps, store.run_id, resume.builds_of(meta)
         )
-        resume.check_workers(store.workers_csv, done)
+        resume.check_workers(store.workers_csv, set(stored))
     except resume.ResumeError as exc:
         raise UsageError(f"--resume: {exc}") from None
+    redo = resume.to_redo(stored, getattr(args, "redo_failed", False))
+    done = set(stored) - set(redo)
     differs = machine.build_differences(meta.get("build") or {}, build)
     if differs and not args.allow_different_build:
         raise UsageError(
@@ -159,12 +161,16 @@ def _reopen_store(
             "rerun with --allow-different-build to mix them (recorded in meta.json)"
         )
     session = _session(command, build, bool(differs and args.allow_different_build))
+    session["redone"] = list(redo.values())
     try:
+        store.update_meta(lambda m: _add_session(m, session, hosts))  # first: what is dropped
+        store.forget(set(redo))
         store.keep_worker_rows_of(done)
-        store.update_meta(lambda m: _add_session(m, session, hosts))
         store.write_resume_command(resume_command(store.dir, args.cluster))
     except OSError as exc:
         raise UsageError(f"--resume {run_dir}: cannot write: {exc.strerror or exc}") from None
+    if redo:
+        say(f"resume: running again {resume.describe_redo(redo)}")
     return store
 
 
@@ -278,9 +284,11 @@ class Fleet:
         self.address = address
         self.client: Any = None
         self.hosts: dict[str, Any] = {}
+        self.survey: Any = None  # fleet.Survey of the cluster's workers
 
     def connect(self) -> None:
-        """Reach the scheduler and survey its hosts (one line and exit 2 on failure)."""
+        """Reach the scheduler and survey its hosts (one line and exit 2 on failure; one line
+        for each worker dropped because it died or hung)."""
         from iommubench.run import fleet, machine
 
         if self.address is None:
@@ -288,10 +296,13 @@ class Fleet:
             return
         try:
             self.client = fleet.connect(self.address)
-            self.hosts = fleet.survey(self.client, self.address, machine.build())
+            self.survey = fleet.survey(self.client, self.address, machine.build())
         except fleet.FleetError as exc:
             self.close()
             raise UsageError(str(exc)) from None
+        for line in self.survey.dropped:
+            say(f"iommubench: --cluster {self.address}: {line}")
+        self.hosts = self.survey.hosts
         for info in self.hosts.values():
             info.pop("build", None)
 
@@ -312,9 +323,11 @@ class Fleet:
         return fleet.host_columns({**info, "host": name})
 
     def close(self) -> None:
+        from iommubench.run import fleet
+
         if self.client is not None:
             with contextlib.suppress(Exception):
-                self.client.close()
+                self.client.close(timeout=fleet.deadline_s())
             self.client = None
 
 
@@ -339,10 +352,22 @@ def _run_tasks(
         )
     timer_ns = round(binding.lib().ib_timer_cost_ns(), 2)
     run = fleet.run_cluster_sweep(
-        tasks, store, fl.client, make_reporter(), loaded.point_timeout_s, build, timer_ns
+        tasks,
+        store,
+        fl.client,
+        make_reporter(),
+        loaded.point_timeout_s,
+        build,
+        timer_ns,
+        fl.survey,
+        say,
     )
     for line in run.refusals:
         say(f"iommubench: {line}")
+    if run.not_run:
+        raise fleet.RunCutShortError(
+            f"{run.not_run} (point, rep) pair(s) were cancelled on the scheduler before they ran"
+        )
     return run.failures + len(run.refusals)
 
 
@@ -381,7 +406,7 @@ def run(
     after: Callable[[Path, str], None],
 ) -> int:
     from iommubench.core import arena, memlimit
-    from iommubench.run import interrupt
+    from iommubench.run import fleet, interrupt, sweep
     from iommubench.run.store import StoreWriteError
 
     loaded = fl.load(args)
@@ -399,7 +424,8 @@ def run(
     overlap = Overlap(store, store.meta()["sessions"][-1]["command"])
     try:
         overlap.check()
-        failures = _run_rounds(store, loaded, overlap, build, fl, more_tasks)
+        kept = sweep.stored_failures(store.rows())  # a resume keeps the point's own failures
+        failures = kept + _run_rounds(store, loaded, overlap, build, fl, more_tasks)
     except KeyboardInterrupt:
         signame = interrupt.received() or "SIGINT"
         end_session(store, f"interrupted by {signame}", complete=False)
@@ -416,11 +442,11 @@ def run(
             f"{store.dir}; resume with: {resume_command(store.dir, args.cluster)}"
         )
         return EXIT_FAILED
-    except memlimit.MemoryLimitError as exc:
+    except (memlimit.MemoryLimitError, fleet.RunCutShortError) as exc:
         end_session(store, f"stopped: {exc}", complete=False)
         say(
-            f"iommubench: {exc}; {len(store.completed())} rows kept in {store.dir}; resume "
-            f"with: {resume_command(store.dir, args.cluster)}"
+            f"iommubench: {exc}: {len(store.completed())} rows kept in {store.dir}; resume "
+            f"with (also in {store.resume_file}):\n  {resume_command(store.dir, args.cluster)}"
         )
         return EXIT_FAILED
     finally:
@@ -429,6 +455,7 @@ def run(
     print(store.dir)
     after(store.dir, store.run_id)
     if failures:
-        print(f"{failures} point(s) failed; see the status and error columns", file=sys.stderr)
+        before = f" ({kept} kept from before; --redo-failed runs them again)" if kept else ""
+        say(f"{failures} point(s) failed{before}; see the status and error columns")
         return EXIT_FAILED
     return EXIT_OK

@@ -222,6 +222,26 @@ class RunStore:
         with self.points_csv.open(newline="") as f:
             return {(int(r["point"]), int(r["rep"])) for r in csv.DictReader(f)}
 
+    def forget(self, pairs: set[tuple[int, int]]) -> None:
+        """Drop the rows of `pairs` from points.csv (rewritten whole) and their npz files, so
+        that they run again (a resume redoing failures from outside the point). The caller
+        records what it dropped first; workers.csv follows with keep_worker_rows_of."""
+        if not pairs:
+            return
+        with self.points_csv.open(newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None) or POINT_COLUMNS
+            lines = list(reader)
+        at = header.index("point"), header.index("rep")
+        keep = [r for r in lines if (_int(r[at[0]]), _int(r[at[1]])) not in pairs]
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([header, *keep])
+        write_atomically(self.points_csv, buf.getvalue())
+        for point, rep in pairs:
+            with contextlib.suppress(FileNotFoundError):
+                repetition_file(self.dir, point, rep).unlink()
+        self._done = None
+
     def keep_worker_rows_of(self, done: set[tuple[int, int]]) -> int:
         """Drop workers.csv rows of pairs not in points.csv (a crash between the two
         appends); the pair runs again and writes them anew. Returns how many were dropped."""

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from iommubench.core import binding, hist
 from iommubench.core.arena import ArenaSpaceError
-from iommubench.run import interrupt, progress
+from iommubench.run import interrupt, progress, row_flags
 from iommubench.run.point import PointResult, run_point
 from iommubench.run.progress import Reporter
 from iommubench.run.store import RunStore
@@ -46,7 +46,7 @@ class LocalExecutor:
         try:
             return run_point(task.params, timeout_s)
         except ArenaSpaceError as exc:  # /dev/shm filled up: this point fails, the rest go on
-            return PointResult("failed", str(exc), measures={})
+            return PointResult("failed", str(exc), measures={}, failure=row_flags.SHM_FULL)
 
 
 def plan(points: list[dict[str, Any]], repetitions: int, done: Iterable[tuple[int, int]] = ()):
@@ -93,6 +93,8 @@ def make_row(
     if result.status == "ok":
         row.update(latency_columns(result))
         row["timer_ns"] = timer_ns
+    elif result.failure:
+        row["flags"] = result.failure  # the kind of failure: --resume runs it again
     return row
 
 
@@ -106,6 +108,14 @@ def counts_as_failure(row: dict[str, Any]) -> bool:
     if row["status"] != "ok":
         return True
     return not row["audit_ok"] and not is_negative_control(row)
+
+
+def stored_failures(rows: list[dict[str, str]]) -> int:
+    """How many stored rows (points.csv, as text) count as failures (`counts_as_failure`)."""
+    return sum(
+        row["status"] != "ok" or (row["audit_ok"] == "False" and not is_negative_control(row))
+        for row in rows
+    )
 
 
 def summary_text(row: dict[str, Any]) -> str:
