@@ -239,3 +239,22 @@ def test_resume_runs_again_failures_from_outside_the_point_and_keeps_the_points_
     with (run_dir / "workers.csv").open(newline="") as f:
         keys = [(r["point"], r["rep"], r["worker"]) for r in csv.DictReader(f)]
     assert len(keys) == len(set(keys)) == 6
+
+
+def test_a_full_dev_shm_mid_run_is_a_failure_from_outside_the_point(monkeypatch) -> None:
+    """/dev/shm filling between points fails the point as shm-full, which --resume redoes."""
+    import errno
+
+    from iommubench.core.arena import ArenaSpaceError, space_message
+    from iommubench.run import resume, sweep
+
+    def full(params, timeout_s):
+        raise ArenaSpaceError(errno.ENOSPC, space_message(2**20 + 4096, 2**20))
+
+    monkeypatch.setattr(sweep, "run_point", full)
+    task = sweep.Task(0, 0, {"workload": "prefault", "driver": "lockfree", "workers": 1})
+    result = sweep.LocalExecutor().run(task, 1.0)
+    row = sweep.make_row("r", task, result, 0.0)
+    assert (row["status"], row["flags"]) == ("failed", "shm-full")
+    stored = {(0, 0): {**{k: str(v) for k, v in row.items()}, "audit_ok": "", "host": ""}}
+    assert list(resume.to_redo(stored, redo_failed=False)) == [(0, 0)]
