@@ -370,3 +370,37 @@ def _is_harness(pid: int, parent: int) -> bool:
         )
     except FileNotFoundError:
         return False
+
+
+def test_a_comm_that_breaks_where_no_deadline_caught_it_still_keeps_rows_and_resumes(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """The safety net: a CommClosedError out of the fleet sweep is a run cut short (exit 1,
+    the resume command printed and written), never exit 70."""
+    from distributed.comm import CommClosedError
+
+    from iommubench import cli
+    from iommubench.run import machine, session
+
+    def connect(self: session.Fleet) -> None:
+        self.client = object()  # a client that is never called: the sweep below breaks first
+        host = fleet.host_name()
+        self.survey = fleet.Survey({host: machine.collect()}, {"tcp://w:1": 2},
+                                   {"tcp://w:1": host}, [])  # fmt: skip
+        self.hosts = self.survey.hosts
+
+    def broken(*args, **kwargs):
+        raise CommClosedError("in <TCP (closed) Scheduler Broadcast>: Stream is closed")
+
+    monkeypatch.setenv("IOMMUBENCH_ACTIVE_DIR", str(tmp_path / "active"))
+    monkeypatch.setattr(session.Fleet, "connect", connect)
+    monkeypatch.setattr(fleet, "run_cluster_sweep", broken)
+    out = tmp_path / "out"
+    code = cli.main(["run", str(config_file(tmp_path)), "--cluster", "tcp://127.0.0.1:1",
+                     "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1, err
+    run_dir = next(out.iterdir())
+    assert "iommubench: lost contact with the cluster (CommClosedError: in <TCP" in err
+    assert (run_dir / "RESUME").read_text().strip() in err
+    assert json.loads((run_dir / "meta.json").read_text())["sessions"][-1]["complete"] is False

@@ -398,6 +398,17 @@ def _run_rounds(
         )
 
 
+def _cut_short(store: Any, why: str, cluster: str | None) -> int:
+    """End a session that cannot go on: its outcome, one line with the rows kept and the
+    resume command (also in RESUME); exit 1."""
+    end_session(store, f"stopped: {why}", complete=False)
+    say(
+        f"iommubench: {why}: {len(store.completed())} rows kept in {store.dir}; resume "
+        f"with (also in {store.resume_file}):\n  {resume_command(store.dir, cluster)}"
+    )
+    return EXIT_FAILED
+
+
 def run(
     args: argparse.Namespace,
     argv: Sequence[str],
@@ -443,12 +454,12 @@ def run(
         )
         return EXIT_FAILED
     except (memlimit.MemoryLimitError, fleet.RunCutShortError) as exc:
-        end_session(store, f"stopped: {exc}", complete=False)
-        say(
-            f"iommubench: {exc}: {len(store.completed())} rows kept in {store.dir}; resume "
-            f"with (also in {store.resume_file}):\n  {resume_command(store.dir, args.cluster)}"
-        )
-        return EXIT_FAILED
+        return _cut_short(store, str(exc), args.cluster)
+    except OSError as exc:  # a comm to the cluster broke where no deadline caught it
+        if fl.client is None:
+            raise
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        return _cut_short(store, f"lost contact with the cluster ({detail})", args.cluster)
     finally:
         overlap.release()
     end_session(store, "completed" if not failures else f"{failures} point(s) failed", True)
