@@ -250,6 +250,7 @@ def test_runs_measured_at_different_times_say_so(tmp_path):
     assert "not randomised" in text
     c = run(tmp_path, "c", drivers=("lockfree",), extra=at(1.7e9 + 2))
     assert "interleaved" in compare.compare(a, c)[0]
+    assert "when: the same run on both sides" in compare.compare(a, a)[0]
 
 
 def test_stable_probes_on_bare_metal_and_no_probes_compare_normally(tmp_path):

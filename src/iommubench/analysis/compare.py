@@ -275,6 +275,8 @@ def _clock(t: float, day: bool = True) -> str:
 def timing(base: Run, new: Run) -> str:
     """Whether the runs were measured at different times (the usual case): then what
     changed on the machine between them was not randomised."""
+    if base.run_dir.resolve() == new.run_dir.resolve():
+        return "the same run on both sides"
     a, b = _span(base), _span(new)
     if a is None or b is None:
         return "when each run was measured is not recorded"
