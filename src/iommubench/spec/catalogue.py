@@ -6,7 +6,9 @@ parameters only it reads on its axis, whether it takes a lock of the `lock` axis
 is a negative control and, for a workload, its throughput unit (core/native/catalogue.h).
 This module reads that one list; names, descriptions, parameter scopes, units and the
 negative controls everywhere else derive from it, so a new strategy is one native file and
-one registration line with no Python edit.
+one registration line with no Python edit. The catalogue also lists the per-worker counters
+the core declares as measures (IB_MEASURE in the counters.def files): each is a points.csv
+column summed over the workers and a workers.csv column (`counter_measures`).
 
 What is kept here by hand is only what is not a registry entry: the two old driver names that
 stand for a (driver, lock) pair, the value lists of three parameters the core encodes by
@@ -109,6 +111,17 @@ def entries() -> tuple[Entry, ...]:
             )
         )
     return tuple(out)
+
+
+@functools.cache
+def counter_measures() -> tuple[str, ...]:
+    """The counters the core reports as columns of their own (IB_MEASURE in counters.def and
+    the files it includes), in declaration order: points.csv sums each over a point's workers
+    and workers.csv keeps each worker's own. Every other counter is internal: what the harness
+    reports from it (a max, a ratio, an audit finding) is derived by hand."""
+    ffi, lib = binding.load()
+    count = lib.ib_catalogue_measure_count()
+    return tuple(ffi.string(lib.ib_catalogue_measure_name(i)).decode() for i in range(count))
 
 
 def axis(name: str) -> dict[str, Entry]:

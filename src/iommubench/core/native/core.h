@@ -56,10 +56,13 @@ struct ib_params {
 
 /* Per-worker counters, private during the run and published into the worker's slot at the
  * end: the core's own and each owner's, declared in counters.def (and the files it includes),
- * every one a uint64_t the harness reads by name. */
+ * every one a uint64_t the harness reads by name. An IB_MEASURE is a counter that is also
+ * reported as a column of its own (ib_catalogue_measure_name); an IB_COUNTER is internal. */
 struct ib_counters {
 #define IB_COUNTER(name) uint64_t name;
+#define IB_MEASURE(name) uint64_t name;
 #include "counters.def"
+#undef IB_MEASURE
 #undef IB_COUNTER
 };
 
@@ -134,6 +137,11 @@ struct ib_catalogue_entry {
 };
 uint32_t ib_catalogue_size(void);
 int ib_catalogue_get(uint32_t i, struct ib_catalogue_entry *out);
+/* The catalogue's measures: the counters declared IB_MEASURE(name) in counters.def and the
+ * files it includes, in declaration order. Each is a column of points.csv (summed over the
+ * point's workers) and of workers.csv (each worker's own); name is 0 past the end. */
+uint32_t ib_catalogue_measure_count(void);
+const char *ib_catalogue_measure_name(uint32_t i);
 
 /* Registries: names are the YAML spellings. */
 uint32_t ib_driver_count(void);

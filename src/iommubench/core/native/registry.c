@@ -262,6 +262,23 @@ const struct ib_invalidation *ib_invalidation_get(uint32_t i)
     return invalidations[i < ib_invalidation_count() ? i : 0];
 }
 
+/* The measures: the names of the IB_MEASURE counters, in declaration order (the IB_COUNTER
+ * lines expand to nothing). */
+static const char *const measures[] = {
+#define IB_COUNTER(name)
+#define IB_MEASURE(name) #name,
+#include "counters.def"
+#undef IB_MEASURE
+#undef IB_COUNTER
+};
+
+uint32_t ib_catalogue_measure_count(void) { return sizeof(measures) / sizeof(measures[0]); }
+
+const char *ib_catalogue_measure_name(uint32_t i)
+{
+    return i < ib_catalogue_measure_count() ? measures[i] : 0;
+}
+
 /* The walker-safety modes' lines (walker.c names them). */
 const struct ib_about *ib_walker_safety_about(uint32_t i);
 
