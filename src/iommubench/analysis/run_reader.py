@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,7 +76,9 @@ BOOL_COLUMNS = ["audit_ok", "oversubscribed", "level_shift"]
 # part (compare --ignore lock) falls back to the other part.
 STRATEGY = "strategy"
 STRATEGY_PARTS = ("driver", "lock")
-LATENCY_COLUMNS = [c for c in MEASURES if c.endswith("_ns") and c[:-3].split("_")[-1][0] == "p"]
+# the latency percentiles (map_p50_ns, ...): by their spelling, since a counter the core adds
+# to MEASURES may end in _ns too
+LATENCY_COLUMNS = [c for c in MEASURES if re.fullmatch(r"(map|unmap)_p\d+_ns", c)]
 AUDIT_COUNTERS = [c for c in AUDIT if c != "audit_ok"]
 WAIT_COLUMNS = ["lock_wait_ns", "iova_lock_wait_ns", "inv_lock_wait_ns", "guard_wait_ns"]
 _CHECKED_COLUMNS = frozenset(POINT_COLUMNS)  # a column of another version is read unchecked

@@ -34,7 +34,7 @@ from iommubench.run import (
     walker_measures,
 )
 from iommubench.spec import parameters
-from iommubench.spec.catalogue import LOCK_SUFFIXES, LOCKS
+from iommubench.spec.catalogue import LOCK_SUFFIXES, LOCKS, counter_measures
 
 HANDOFF_ROUNDS = 20000
 # Workers start this long after the release: the parent is asleep again by then, so the
@@ -304,22 +304,17 @@ def _measures(
     )
     ops = [w["ops"] for w in workers]
     return {
+        # every counter the core declares as a measure, summed over the workers
+        **{name: total[name] for name in counter_measures()},
         **dma_measures.measures(total, audit),
         **walker_cols,
         "limbo_pages_end": audit["limbo_pages"],
         "duration_s": duration_s,
-        "ops": total["ops"],
         "ops_per_s": total["ops"] / duration_s,
-        "maps": total["maps"],
-        "unmaps": total["unmaps"],
         "worker_ops_min": min(ops),
         "worker_ops_max": max(ops),
         **lock_columns(workers),
         **competing_load.worker_shares(workers),
-        "cas_attempts": total["cas_attempts"],
-        "cas_failures": total["cas_failures"],
-        "tables_allocated": total["tables_allocated"],
-        "tables_freed": total["tables_freed"],
         "lost_mappings": lost,
         "wrong_translations": audit["wrong_translations"] + audit["kernel_wrong"],
         "stray_mappings": audit["stray_mappings"],

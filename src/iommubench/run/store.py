@@ -25,15 +25,26 @@ from typing import Any
 import numpy as np
 import yaml
 
-from iommubench.spec.columns import POINT_COLUMNS
+from iommubench.spec.columns import COUNTER_MEASURES, POINT_COLUMNS
 
+# One row per worker of each (point, rep): who and where, every counter the core declares as a
+# measure (columns.COUNTER_MEASURES, the worker's own value), the driver's lock counters, the
+# worker's counted window and its own schedstat over that window (on a CPU / runnable, waiting
+# for one); the row's oncpu_share and runq_wait_share are their averages over the workers.
 WORKER_COLUMNS = [
-    "point", "rep", "worker", "cpu", "ops", "maps", "unmaps", "lock_acquisitions",
-    "lock_contended", "lock_wait_ns", "cas_attempts", "cas_failures", "tables_allocated",
-    "tables_freed", "start_ns", "end_ns", "sched_oncpu_ns", "sched_runq_ns",
-]  # fmt: skip
-# sched_*: the worker's own schedstat over its window (on a CPU / runnable, waiting for one);
-# the row's oncpu_share and runq_wait_share are their averages over the workers
+    "point",
+    "rep",
+    "worker",
+    "cpu",
+    *COUNTER_MEASURES,
+    "lock_acquisitions",
+    "lock_contended",
+    "lock_wait_ns",
+    "start_ns",
+    "end_ns",
+    "sched_oncpu_ns",
+    "sched_runq_ns",
+]
 
 
 def repetition_file(run_dir: Path | str, point: int, rep: int) -> Path:

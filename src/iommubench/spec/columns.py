@@ -2,12 +2,14 @@
 
 One row is one (point, repetition). Columns that a workload or an issue does not fill stay
 empty in the CSV (NaN in pandas); they are never dropped, so every run has the same header.
+The counter columns are the native core's own (COUNTER_MEASURES, read from its catalogue), so
+importing this module loads the core.
 """
 
 import math
 from typing import Any
 
-from iommubench.spec import parameters
+from iommubench.spec import catalogue, parameters
 from iommubench.spec.catalogue import LOCK_SUFFIXES, LOCKS
 
 # flags: the row flags (rowflags.py) joined by ";", empty when none; core_hash and version:
@@ -38,12 +40,16 @@ SERIES = ["tick_ns", "series_ticks", "within_cv", "level_shift", "level_shift_ra
 # Every lock's counters, one family per lock (catalogue.LOCKS).
 LOCK_COLUMNS = [prefix + suffix for prefix in LOCKS for suffix in LOCK_SUFFIXES]
 
-MEASURES = [
-    "duration_s",
-    "ops",
+# The counters the native core declares as measures (IB_MEASURE in its counters.def files), in
+# declaration order: each is summed over the point's workers, and workers.csv keeps each
+# worker's own (run/store.py). A counter declared so needs no edit here.
+COUNTER_MEASURES = list(catalogue.counter_measures())
+
+# What the harness derives rather than sums from one counter: the rate, the fairness extremes,
+# latency percentiles (from the merged histograms), the busy work and timer cost the point ran
+# with, ratios of counters, the walkers' columns and the deferred-free limbo.
+DERIVED = [
     "ops_per_s",
-    "maps",
-    "unmaps",
     "worker_ops_min",
     "worker_ops_max",
     "map_p50_ns",
@@ -59,23 +65,8 @@ MEASURES = [
     "cs_unmap_busy_ns",
     "bare_map_ns",
     "bare_unmap_ns",
-    "cas_attempts",
-    "cas_failures",
-    "tables_allocated",
-    "tables_freed",
-    "pages_mapped",
-    "rcache_hits",
-    "rcache_misses",
     "rcache_hit_rate",
-    "depot_pushes",
-    "depot_pops",
-    "depot_trims",
-    "iova_fallbacks",
-    "iova_search_steps",
-    "invalidations",
-    "flushes",
     "entries_per_flush",
-    "iova_alloc_failures",
     "walker_passes",
     "walker_reads",
     "walker_uaf_reads",
@@ -90,6 +81,8 @@ MEASURES = [
     "grace_ns_mean",
     "grace_ns_max",
 ]
+
+MEASURES = ["duration_s", *COUNTER_MEASURES, *DERIVED]
 
 # The kernel's own code (pgtable kernel-*): which tree each row came from, and what the
 # kernel's code itself reported; empty for the model.
