@@ -45,9 +45,9 @@ def _lock_prefixes() -> list[str]:
 
 
 def _lock_file(prefix: str) -> str:
-    """The file (relative to the native root) whose IB_DEFINE_LOCK names this prefix."""
+    """The file (relative to the native root) whose IB_LOCK_NAME is this prefix."""
     for path in sorted((NATIVE / "locks").glob("*.c")):
-        if re.search(rf'IB_DEFINE_LOCK\(\s*"[^"]*",\s*{prefix}\s*,', path.read_text()):
+        if re.search(rf"^#define IB_LOCK_NAME {prefix}\s*$", path.read_text(), flags=re.M):
             return path.relative_to(NATIVE).as_posix()
     raise LookupError(f"no lock file defines {prefix}")
 

@@ -14,7 +14,8 @@
  * contended path, so an uncontended acquire is the algorithm's fast path plus one increment.
  *
  * A lock algorithm of the `lock` axis is one file in locks/ that includes this header and ends
- * with IB_DEFINE_LOCK (locks/framework.h, included below), plus one line in locks/locks.def.
+ * with IB_DEFINE_LOCK (locks/framework.h), plus one line in locks/locks.def; it includes
+ * locks/instantiate.h, which includes this header.
  */
 #ifndef IB_LOCKCORE_H
 #define IB_LOCKCORE_H

@@ -7,22 +7,37 @@
 #include "pgtables/pgtable_kind.h"
 #include "strategy.h"
 
+/* The drivers: the lock-taking ones (drivers/locked.def), then the lock-free ones
+ * (drivers/drivers.def), in the order `iommubench list` shows. */
+#define IB_LOCKED_DRIVER(d, yaml_name, desc, scope) IB_DRIVER_ENTRY(d)
+#define IB_LOCKED_VARIANT(d)
 #define IB_DRIVER_ENTRY(drv) extern const struct ib_driver ib_driver_##drv;
+#include "drivers/locked.def"
 #include "drivers/drivers.def"
 #undef IB_DRIVER_ENTRY
 
 #define IB_DRIVER_ENTRY(drv) &ib_driver_##drv,
 static const struct ib_driver *const drivers[] = {
+#include "drivers/locked.def"
 #include "drivers/drivers.def"
 };
 #undef IB_DRIVER_ENTRY
+#undef IB_LOCKED_DRIVER
+#undef IB_LOCKED_VARIANT
 
-#define IB_WL_NAME(wl, arg) #wl,
-static const char *const workload_names[] = {IB_WORKLOADS(IB_WL_NAME, 0)};
-#define IB_WL_EXTERN(wl, arg) extern const struct ib_workload_entry ib_workload_##wl##_entry;
-IB_WORKLOADS(IB_WL_EXTERN, 0)
-#define IB_WL_ENTRY(wl, arg) &ib_workload_##wl##_entry,
-static const struct ib_workload_entry *const workloads[] = {IB_WORKLOADS(IB_WL_ENTRY, 0)};
+#define IB_WORKLOAD(wl) #wl,
+static const char *const workload_names[] = {
+#include "workloads/workloads.def"
+};
+#undef IB_WORKLOAD
+#define IB_WORKLOAD(wl) extern const struct ib_workload_entry ib_workload_##wl##_entry;
+#include "workloads/workloads.def"
+#undef IB_WORKLOAD
+#define IB_WORKLOAD(wl) &ib_workload_##wl##_entry,
+static const struct ib_workload_entry *const workloads[] = {
+#include "workloads/workloads.def"
+};
+#undef IB_WORKLOAD
 
 uint32_t ib_driver_count(void) { return sizeof(drivers) / sizeof(drivers[0]); }
 

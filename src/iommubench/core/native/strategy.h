@@ -61,7 +61,7 @@ uint64_t ib_pool_pages_out(void *base);
 /* The page-table axis's strategy for the point (in the driver axis's region), or 0. */
 const struct ib_strategy *ib_table_format(const struct ib_params *p);
 
-/* A workload's registry entry (one per IB_WORKLOADS line, defined in its state file as
+/* A workload's registry entry (one per workloads.def line, defined in its state file as
  * ib_workload_NAME_entry): its state and what it tells the catalogue. */
 struct ib_workload_entry {
     const struct ib_strategy *state;

@@ -66,7 +66,7 @@ int ib_worker_run(void *base, uint32_t worker)
         return r;
     if (x.hdr->params.warmup_ns == 0)
         x.warm_end_ns = 0;
-    r = drv->run[x.hdr->params.workload](&x);
+    r = drv->run(&x);
     if (x.phase != IB_DONE)
         ib_ctx_finish(&x);
     /* deferred-free: every table this worker freed is back in the pool before it leaves

@@ -55,3 +55,7 @@ domain_lock_unmap_range(struct ib_ctx *x, uint64_t pfn, uint64_t pages, ib_lock_
 }
 
 #endif
+
+IB_LOCKED_DRIVER(domain_lock, "domain-lock",
+                 "one per-domain lock around every map and unmap (rockchip, exynos, tegra)",
+                 IB_SCOPE_DOMAIN)

@@ -1,10 +1,11 @@
 /* What a driver is: the granularity at which map and unmap serialise. Two kinds:
  *
  * - lock-free drivers (no lock of the `lock` axis): one file defining how a missing table is
- *   installed (NAME_install), ending with IB_DEFINE_DRIVER;
- * - lock-taking drivers (drivers/locked.h): templates of map, unmap and unmap_range that take
- *   the point's lock through the functions they are handed; every lock file instantiates them
- *   for its lock (locks/framework.h), so the hot loop has direct calls only.
+ *   installed (NAME_install), ending with IB_DEFINE_DRIVER, plus one line in drivers.def;
+ * - lock-taking drivers: one header (drivers/NAME.h) of templates of map, map_range, unmap and
+ *   unmap_range that take the point's lock through the functions they are handed, ending with
+ *   its IB_LOCKED_DRIVER line, plus one line in drivers/locked.def; every lock file
+ *   instantiates them for its lock (locks/instantiate.h), so the hot loop has direct calls.
  *
  * Either way IB_DRIVER_IMPL specialises every workload for the resulting map/unmap.
  */
@@ -20,7 +21,7 @@ typedef int (*ib_run_fn)(struct ib_ctx *x);
 
 /* One (driver, lock) pair's code: the workloads' specialised loops and single-op hooks. */
 struct ib_driver_impl {
-    ib_run_fn run[IB_WORKLOAD_COUNT];
+    ib_run_fn run; /* the point's workload (ib_workload_run) with this driver's calls */
     int (*map)(struct ib_ctx *x, uint64_t pfn, uint64_t frame);
     int (*unmap)(struct ib_ctx *x, uint64_t pfn, uint64_t *frame_out);
 };
@@ -36,9 +37,6 @@ struct ib_driver {
     const struct ib_driver_impl *impl;  /* lock-free drivers; locked ones: the lock's */
 };
 
-#define IB_INSTANTIATE_WORKLOAD(wl, id) \
-    static int id##_run_##wl(struct ib_ctx *x) { return ib_workload_##wl(x, &id##_ops); }
-#define IB_WORKLOAD_SLOT(wl, id) [IB_WL_##wl] = id##_run_##wl,
 
 /* exclusive walkers: every map and unmap takes the walk guard shared around the driver */
 #define IB_GUARDED(x, call)                                                                \
@@ -77,7 +75,7 @@ struct ib_driver {
     }                                                                                      \
     static const struct ib_driver_ops id##_ops = {id##_gmap, id##_gmap_range, id##_gunmap, \
                                                   id##_gunmap_range};                      \
-    IB_WORKLOADS(IB_INSTANTIATE_WORKLOAD, id)                                              \
+    static int id##_run(struct ib_ctx *x) { return ib_workload_run(x, &id##_ops); }        \
     static int id##_map_call(struct ib_ctx *x, uint64_t pfn, uint64_t fr)                  \
     {                                                                                      \
         return id##_gmap(x, pfn, fr);                                                      \
@@ -87,7 +85,7 @@ struct ib_driver {
         return id##_gunmap(x, pfn, f);                                                     \
     }                                                                                      \
     static const struct ib_driver_impl id##_impl = {                                       \
-        {IB_WORKLOADS(IB_WORKLOAD_SLOT, id)}, id##_map_call, id##_unmap_call};
+        id##_run, id##_map_call, id##_unmap_call};
 
 /* A lock-free driver: the file defines drv##_install; the walk needs no lock. `flags`:
  * IB_NEGATIVE_CONTROL for a driver the audit must catch, else 0. */
@@ -119,11 +117,5 @@ struct ib_driver {
     IB_DRIVER_IMPL(drv)                                                                    \
     const struct ib_driver ib_driver_##drv = {                                             \
         yaml_name, {desc, "", "", flags}, IB_SCOPE_NONE, -1, &drv##_impl};
-
-/* A lock-taking driver's registration (its templates live in drivers/NAME.h): it reads the
- * `lock` parameter. */
-#define IB_DEFINE_LOCKED_DRIVER(yaml_name, drv, desc, scope)                               \
-    const struct ib_driver ib_driver_##drv = {                                             \
-        yaml_name, {desc, "lock", "", IB_TAKES_LOCK}, scope, IB_LOCKED_##drv, 0};
 
 #endif

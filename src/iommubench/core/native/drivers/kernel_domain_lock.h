@@ -61,3 +61,5 @@ kernel_domain_lock_unmap_range(struct ib_ctx *x, uint64_t pfn, uint64_t pages, i
 }
 
 #endif
+
+IB_LOCKED_VARIANT(kernel_domain_lock)

@@ -125,3 +125,7 @@ table_lock_unmap_range(struct ib_ctx *x, uint64_t pfn, uint64_t pages, ib_lock_f
 }
 
 #endif
+
+IB_LOCKED_DRIVER(table_lock, "table-lock",
+                 "split locks: one per table page, taken to install into or clear it",
+                 IB_SCOPE_TABLE)

@@ -9,7 +9,9 @@
  * takes the lock with the waiters bit set, since others may still sleep (Drepper's "mutex
  * 2"). There is no OSQ and no handoff: every spinner reads the word and may take the lock
  * before a woken sleeper (on this 2-CPU VM at most one other worker competes). */
-#include "../lockcore.h"
+/* this file's C prefix: its structs, its functions and the drivers built with it */
+#define IB_LOCK_NAME adaptive_mutex
+#include "instantiate.h"
 
 #define ADAPTIVE_WAITERS 1u
 #define ADAPTIVE_SPIN_NS 20000u     /* one owner's hold before a spinner presumes it is off CPU */
@@ -109,5 +111,5 @@ adaptive_mutex_release(struct ib_ctx *x, struct adaptive_mutex_lock *l)
         ib_futex_wake(&l->word, 1);
 }
 
-IB_DEFINE_LOCK("adaptive-mutex", adaptive_mutex,
+IB_DEFINE_LOCK("adaptive-mutex",
                "Linux struct mutex: spin while the holder runs, then sleep on a futex")

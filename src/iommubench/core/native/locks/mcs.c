@@ -3,7 +3,9 @@
  * itself behind its predecessor and spins on its own node, so a release touches one waiter's
  * line instead of every waiter's. FIFO. The holder passes the lock by setting its successor's
  * flag; with no successor it swings the tail back to 0. */
-#include "../lockcore.h"
+/* this file's C prefix: its structs, its functions and the drivers built with it */
+#define IB_LOCK_NAME mcs
+#include "instantiate.h"
 
 struct mcs_lock {
     uint32_t tail; /* the last queued worker + 1; 0 = free */
@@ -81,5 +83,4 @@ static inline __attribute__((always_inline)) void mcs_release(struct ib_ctx *x,
     __atomic_store_n(&mcs_node_of(x, next)->locked, 1, __ATOMIC_RELEASE);
 }
 
-IB_DEFINE_LOCK("mcs", mcs,
-               "MCS queue lock: FIFO, each waiter spins on its own node")
+IB_DEFINE_LOCK("mcs", "MCS queue lock: FIFO, each waiter spins on its own node")

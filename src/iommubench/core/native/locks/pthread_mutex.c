@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <pthread.h>
 
-#include "../lockcore.h"
+/* this file's C prefix: its structs, its functions and the drivers built with it */
+#define IB_LOCK_NAME pmutex
+#include "instantiate.h"
 
 struct pmutex_lock {
     pthread_mutex_t m;
@@ -67,4 +69,4 @@ static inline __attribute__((always_inline)) void pmutex_release(struct ib_ctx *
     pthread_mutex_unlock(&l->m);
 }
 
-IB_DEFINE_LOCK("pthread-mutex", pmutex, "process-shared robust pthread mutex (sleeps)")
+IB_DEFINE_LOCK("pthread-mutex", "process-shared robust pthread mutex (sleeps)")

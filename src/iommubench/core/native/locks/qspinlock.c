@@ -8,7 +8,9 @@
  * 1). Later contenders queue: each spins on its own node until it heads the queue, the head
  * spins on the word until locked and pending are both clear, claims the lock and hands the
  * queue head to its successor. FIFO apart from the pending waiter, which precedes the queue. */
-#include "../lockcore.h"
+/* this file's C prefix: its structs, its functions and the drivers built with it */
+#define IB_LOCK_NAME qspinlock
+#include "instantiate.h"
 
 #define QSPIN_LOCKED 1u
 #define QSPIN_PENDING (1u << 8)
@@ -155,5 +157,4 @@ static inline __attribute__((always_inline)) void qspinlock_release(struct ib_ct
     __atomic_store_n(&l->b.locked, 0, __ATOMIC_RELEASE);
 }
 
-IB_DEFINE_LOCK("qspinlock", qspinlock,
-               "Linux spinlock_t: locked byte, pending bit, MCS tail")
+IB_DEFINE_LOCK("qspinlock", "Linux spinlock_t: locked byte, pending bit, MCS tail")

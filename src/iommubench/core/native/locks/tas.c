@@ -1,6 +1,8 @@
 /* tas: test-and-set. Every waiter retries the exchange itself, so each attempt takes the line
  * exclusive: the lock line bounces between waiters even while the holder runs. */
-#include "../lockcore.h"
+/* this file's C prefix: its structs, its functions and the drivers built with it */
+#define IB_LOCK_NAME tas
+#include "instantiate.h"
 
 struct tas_lock {
     uint32_t v;
@@ -39,4 +41,4 @@ static inline __attribute__((always_inline)) void tas_release(struct ib_ctx *x,
     __atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
 }
 
-IB_DEFINE_LOCK("tas", tas, "test-and-set: every waiter retries the exchange")
+IB_DEFINE_LOCK("tas", "test-and-set: every waiter retries the exchange")

@@ -3,7 +3,9 @@
  * ticket, and the holder hands over by bumping the owner. Strictly FIFO, but every waiter
  * spins on the same line, so each release invalidates all of them and the next in line pays a
  * miss after the others: the collapse under contention that queued spinlocks replaced. */
-#include "../lockcore.h"
+/* this file's C prefix: its structs, its functions and the drivers built with it */
+#define IB_LOCK_NAME ticket
+#include "instantiate.h"
 
 #define TICKET_NEXT_ONE (1ull << 32)
 
@@ -56,5 +58,5 @@ static inline __attribute__((always_inline)) void ticket_release(struct ib_ctx *
     __atomic_store_n(&l->t.owner, owner + 1, __ATOMIC_RELEASE);
 }
 
-IB_DEFINE_LOCK("ticket", ticket,
+IB_DEFINE_LOCK("ticket",
                "ticket lock: FIFO, every waiter spins on the one line (Linux before 4.2)")

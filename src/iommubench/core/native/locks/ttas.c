@@ -1,6 +1,8 @@
 /* ttas: test-and-test-and-set with a pause loop (the core's own internal lock): waiters spin on
  * a shared copy of the line and try the exchange only when it looks free. */
-#include "../lockcore.h"
+/* this file's C prefix: its structs, its functions and the drivers built with it */
+#define IB_LOCK_NAME ttas
+#include "instantiate.h"
 
 struct ttas_lock {
     uint32_t v;
@@ -24,4 +26,4 @@ static inline __attribute__((always_inline)) void ttas_release(struct ib_ctx *x,
     ib_unlock(&l->v);
 }
 
-IB_DEFINE_LOCK("ttas", ttas, "test-and-test-and-set with a pause loop")
+IB_DEFINE_LOCK("ttas", "test-and-test-and-set with a pause loop")

@@ -222,3 +222,5 @@ out:
 }
 
 #endif
+
+IB_WORKLOAD(dma)

@@ -123,3 +123,5 @@ ib_workload_prefault(struct ib_ctx *x, const struct ib_driver_ops *ops)
 }
 
 #endif
+
+IB_WORKLOAD(prefault)
