@@ -68,6 +68,19 @@ def test_correct_drivers_pass_the_audit_timed_with_live_mappings(driver: str, la
     assert result.measures["ops"] > 0
 
 
+@pytest.mark.parametrize("driver", CORRECT_DRIVERS)
+@pytest.mark.parametrize("workload", catalogue.names("workload"))
+def test_every_workload_passes_the_audit_under_every_correct_driver(workload: str, driver: str):
+    """Each workload of the catalogue, timed, with two workers racing for the same tables: a
+    new workload is run and audited here with no edit."""
+    result = two_workers(
+        driver, "racing", workload=workload, cycles=0, warmup_s=0.02, duration_s_requested=0.1
+    )
+    assert result.status == "ok", result.error
+    assert result.measures["audit_ok"], result.measures
+    assert result.measures["ops"] > 0
+
+
 def test_audit_checks_live_translations_in_timed_mode() -> None:
     """Timed runs end with every chunk mapped: the audit must have found them all."""
     from iommubench.core import binding

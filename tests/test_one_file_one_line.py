@@ -1,5 +1,6 @@
-"""A new lock, lock-free driver, IOVA allocator, invalidation mode or walker-safety mode is one
-native file and one registration line.
+"""A new lock, driver (lock-free or lock-taking), IOVA allocator, invalidation mode or
+walker-safety mode is one native file and one registration line; a workload is its header,
+its state file and one line.
 
 Each test copies the project into a scratch directory, copies an existing strategy's file
 under a new name (its identifiers renamed), appends its one line to the axis's `.def` file,
@@ -46,9 +47,23 @@ def _add_strategy(tree: Path, axis_dir: str, source: str, old: str, new: str, li
     text = re.sub(rf"\b{old}_", f"{new}_", text)
     text = text.replace(f'"{old}"', f'"{new}"')
     text = re.sub(rf"(IB_DEFINE_\w+\(\"{new}\",\s*){old}\b", rf"\g<1>{new}", text)
+    text = re.sub(rf"^(#define IB_LOCK_NAME ){old}$", rf"\g<1>{new}", text, flags=re.M)
     text = re.sub(rf"\b(ib_[a-z_]+?_){old}\b", rf"\g<1>{new}", text)  # ib_allocator_NAME
     (folder / f"{new}.c").write_text(text)
     (def_file,) = [p for p in folder.glob("*.def") if "ENTRY" in p.read_text()]
+    _append_line(def_file, line)
+
+
+def _copy_renamed(folder: Path, source: str, dest: str, old: str, new: str) -> None:
+    """Copy `source` as `dest` with every `old` in it (any case: identifiers, include guard,
+    registration line) made `new`."""
+    text = (folder / source).read_text()
+    for o, n in ((old, new), (old.upper(), new.upper())):
+        text = text.replace(o, n)
+    (folder / dest).write_text(text)
+
+
+def _append_line(def_file: Path, line: str) -> None:
     with def_file.open("a") as f:
         f.write(line + "\n")
 
@@ -81,8 +96,14 @@ def _run(tree: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProc
     )
 
 
-def _check_in_scratch(tree: Path, axis: str, name: str, tests: list[str]) -> None:
+def _check_in_scratch(
+    tree: Path, axis: str, name: str, tests: list[str], make_docs: bool = False
+) -> None:
     _build_core(tree)
+    if make_docs:  # `make docs`: the parameter table names the workloads that read each one
+        docs = "from iommubench.spec import parameters as p; p.update_readme(p.DOCS_TABLE)"
+        made = _run(tree, "-c", docs)
+        assert made.returncode == 0, made.stderr
     listed = _run(tree, "-m", "iommubench.cli", "list")
     assert listed.returncode == 0, listed.stderr
     section = listed.stdout.split(f"{axis}:\n", 1)[1].split(":\n", 1)[0]
@@ -127,6 +148,49 @@ def test_a_lock_free_driver_is_one_file_and_one_line(tmp_path: Path) -> None:
             "-k",
             "mylockfree or catalogue or parameter or lock_takers",
         ],
+    )
+
+
+def test_a_lock_taking_driver_is_one_file_and_one_line(tmp_path: Path) -> None:
+    tree = _scratch_copy(tmp_path / "tree")
+    drivers = tree / NATIVE / "drivers"
+    _copy_renamed(drivers, "domain_lock.h", "mydomain.h", "domain_lock", "mydomain")
+    text = (drivers / "mydomain.h").read_text().replace('"domain-lock"', '"mydomain"')
+    (drivers / "mydomain.h").write_text(text)
+    _append_line(drivers / "locked.def", '#include "mydomain.h"')
+    _check_in_scratch(
+        tree,
+        "driver",
+        "mydomain",
+        [
+            "tests/test_native_core.py",
+            "tests/test_parameters.py",
+            "tests/test_concurrency.py",
+            "tests/test_native_tsan.py",
+            "-k",
+            "mydomain or catalogue or parameter or lock_takers",
+        ],
+    )
+
+
+def test_a_workload_is_its_header_its_state_file_and_one_line(tmp_path: Path) -> None:
+    tree = _scratch_copy(tmp_path / "tree")
+    workloads = tree / NATIVE / "workloads"
+    _copy_renamed(workloads, "prefault.h", "myprefault.h", "prefault", "myprefault")
+    _copy_renamed(workloads, "prefault_state.c", "myprefault_state.c", "prefault", "myprefault")
+    _append_line(workloads / "workloads.def", '#include "myprefault.h"')
+    _check_in_scratch(
+        tree,
+        "workload",
+        "myprefault",
+        [
+            "tests/test_native_core.py",
+            "tests/test_parameters.py",
+            "tests/test_concurrency.py",
+            "-k",
+            "myprefault or catalogue or parameter",
+        ],
+        make_docs=True,
     )
 
 
