@@ -2,12 +2,13 @@
 walker-safety mode is one native file and one registration line; a workload is its header,
 its state file and one line.
 
-Each test copies the project into a scratch directory, copies an existing strategy's file
-under a new name (its identifiers renamed), appends its one line to the axis's `.def` file,
-builds the core from that tree and runs the tests the new strategy affects there: the
-catalogue and parameter tests, `iommubench list`, and the concurrency tests that iterate the
-catalogue (two racing workers, audited). No other file of the copy is edited — CONTRIBUTING.md
-gives these steps, and this test keeps them true.
+One scratch copy of the project gets seven new strategies, each an existing one's file copied
+under a new name (its identifiers renamed) with its one line appended to its axis's `.def`
+file; the core is built once from that tree (and the parameter table regenerated, as `make
+docs` does). Each test then checks that `iommubench list` shows its strategy and runs there
+the tests the strategy affects: the catalogue and parameter tests and the tests that iterate
+the catalogue (racing workers, audited; TSan). No other file of the copy is edited —
+CONTRIBUTING.md gives these steps, and this test keeps them true.
 """
 
 from __future__ import annotations
@@ -96,14 +97,45 @@ def _run(tree: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProc
     )
 
 
-def _check_in_scratch(
-    tree: Path, axis: str, name: str, tests: list[str], make_docs: bool = False
-) -> None:
+def _add_all(tree: Path) -> None:
+    """The seven additions, as CONTRIBUTING.md describes them."""
+    _add_strategy(tree, "locks", "ticket.c", "ticket", "myticket", "IB_LOCK_ENTRY(myticket)")
+    _add_strategy(
+        tree, "drivers", "lockfree.c", "lockfree", "mylockfree", "IB_DRIVER_ENTRY(mylockfree)"
+    )
+    drivers = tree / NATIVE / "drivers"
+    _copy_renamed(drivers, "domain_lock.h", "mydomain.h", "domain_lock", "mydomain")
+    text = (drivers / "mydomain.h").read_text().replace('"domain-lock"', '"mydomain"')
+    (drivers / "mydomain.h").write_text(text)
+    _append_line(drivers / "locked.def", '#include "mydomain.h"')
+    _add_strategy(tree, "iova", "global.c", "global", "myglobal", "IB_ALLOCATOR_ENTRY(myglobal)")
+    _add_strategy(
+        tree, "inval", "strict.c", "strict", "mystrict", "IB_INVALIDATION_ENTRY(mystrict)"
+    )
+    _add_strategy(
+        tree, "walkers", "unsafe.c", "unsafe", "myunsafe", "IB_WALKER_MODE_ENTRY(myunsafe)"
+    )
+    workloads = tree / NATIVE / "workloads"
+    _copy_renamed(workloads, "prefault.h", "myprefault.h", "prefault", "myprefault")
+    _copy_renamed(workloads, "prefault_state.c", "myprefault_state.c", "prefault", "myprefault")
+    _append_line(workloads / "workloads.def", '#include "myprefault.h"')
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project with the seven additions, its core built, its parameter table regenerated
+    (`make docs`: the table names the workloads that read each parameter), and what `list`
+    printed."""
+    tree = _scratch_copy(tmp_path_factory.mktemp("one_file") / "tree")
+    _add_all(tree)
     _build_core(tree)
-    if make_docs:  # `make docs`: the parameter table names the workloads that read each one
-        docs = "from iommubench.spec import parameters as p; p.update_readme(p.DOCS_TABLE)"
-        made = _run(tree, "-c", docs)
-        assert made.returncode == 0, made.stderr
+    docs = "from iommubench.spec import parameters as p; p.update_readme(p.DOCS_TABLE)"
+    made = _run(tree, "-c", docs)
+    assert made.returncode == 0, made.stderr
+    return tree
+
+
+def _check_in_scratch(tree: Path, axis: str, name: str, tests: list[str]) -> None:
     listed = _run(tree, "-m", "iommubench.cli", "list")
     assert listed.returncode == 0, listed.stderr
     section = listed.stdout.split(f"{axis}:\n", 1)[1].split(":\n", 1)[0]
@@ -113,139 +145,60 @@ def _check_in_scratch(
     assert name in _run(tree, "-m", "pytest", "-q", "--collect-only", *tests).stdout
 
 
-def test_a_lock_is_one_file_and_one_line(tmp_path: Path) -> None:
-    tree = _scratch_copy(tmp_path / "tree")
-    _add_strategy(tree, "locks", "ticket.c", "ticket", "myticket", "IB_LOCK_ENTRY(myticket)")
+CATALOGUE_TESTS = ["tests/test_native_core.py", "tests/test_parameters.py"]
+
+
+def test_a_lock_is_one_file_and_one_line(scratch: Path) -> None:
+    tests = ["tests/test_lock_order.py", "tests/test_native_tsan.py"]
     _check_in_scratch(
-        tree,
-        "lock",
-        "myticket",
-        [
-            "tests/test_native_core.py",
-            "tests/test_parameters.py",
-            "tests/test_lock_order.py",
-            "tests/test_native_tsan.py",
-            "-k",
-            "myticket or catalogue or parameter or lock_takers",
-        ],
+        scratch, "lock", "myticket", [*CATALOGUE_TESTS, *tests, "-k", "myticket or catalogue"]
     )
 
 
-def test_a_lock_free_driver_is_one_file_and_one_line(tmp_path: Path) -> None:
-    tree = _scratch_copy(tmp_path / "tree")
-    _add_strategy(
-        tree, "drivers", "lockfree.c", "lockfree", "mylockfree", "IB_DRIVER_ENTRY(mylockfree)"
-    )
+def test_a_lock_free_driver_is_one_file_and_one_line(scratch: Path) -> None:
+    tests = ["tests/test_concurrency.py", "tests/test_native_tsan.py"]
     _check_in_scratch(
-        tree,
-        "driver",
-        "mylockfree",
-        [
-            "tests/test_native_core.py",
-            "tests/test_parameters.py",
-            "tests/test_concurrency.py",
-            "tests/test_native_tsan.py",
-            "-k",
-            "mylockfree or catalogue or parameter or lock_takers",
-        ],
+        scratch, "driver", "mylockfree", [*CATALOGUE_TESTS, *tests, "-k", "mylockfree"]
     )
 
 
-def test_a_lock_taking_driver_is_one_file_and_one_line(tmp_path: Path) -> None:
-    tree = _scratch_copy(tmp_path / "tree")
-    drivers = tree / NATIVE / "drivers"
-    _copy_renamed(drivers, "domain_lock.h", "mydomain.h", "domain_lock", "mydomain")
-    text = (drivers / "mydomain.h").read_text().replace('"domain-lock"', '"mydomain"')
-    (drivers / "mydomain.h").write_text(text)
-    _append_line(drivers / "locked.def", '#include "mydomain.h"')
+def test_a_lock_taking_driver_is_one_file_and_one_line(scratch: Path) -> None:
+    tests = ["tests/test_concurrency.py", "tests/test_native_tsan.py"]
     _check_in_scratch(
-        tree,
-        "driver",
-        "mydomain",
-        [
-            "tests/test_native_core.py",
-            "tests/test_parameters.py",
-            "tests/test_concurrency.py",
-            "tests/test_native_tsan.py",
-            "-k",
-            "mydomain or catalogue or parameter or lock_takers",
-        ],
+        scratch, "driver", "mydomain", [*CATALOGUE_TESTS, *tests, "-k", "mydomain or lock_takers"]
     )
 
 
-def test_a_workload_is_its_header_its_state_file_and_one_line(tmp_path: Path) -> None:
-    tree = _scratch_copy(tmp_path / "tree")
-    workloads = tree / NATIVE / "workloads"
-    _copy_renamed(workloads, "prefault.h", "myprefault.h", "prefault", "myprefault")
-    _copy_renamed(workloads, "prefault_state.c", "myprefault_state.c", "prefault", "myprefault")
-    _append_line(workloads / "workloads.def", '#include "myprefault.h"')
+def test_an_allocator_is_one_file_and_one_line(scratch: Path) -> None:
+    tests = ["tests/test_dma.py", "tests/test_native_tsan.py"]
     _check_in_scratch(
-        tree,
-        "workload",
-        "myprefault",
-        [
-            "tests/test_native_core.py",
-            "tests/test_parameters.py",
-            "tests/test_concurrency.py",
-            "-k",
-            "myprefault or catalogue or parameter",
-        ],
-        make_docs=True,
+        scratch, "allocator", "myglobal", [*CATALOGUE_TESTS, *tests, "-k", "myglobal"]
     )
 
 
-def test_an_allocator_is_one_file_and_one_line(tmp_path: Path) -> None:
-    tree = _scratch_copy(tmp_path / "tree")
-    _add_strategy(tree, "iova", "global.c", "global", "myglobal", "IB_ALLOCATOR_ENTRY(myglobal)")
+def test_an_invalidation_mode_is_one_file_and_one_line(scratch: Path) -> None:
+    tests = ["tests/test_dma.py", "tests/test_native_tsan.py"]
     _check_in_scratch(
-        tree,
-        "allocator",
-        "myglobal",
-        [
-            "tests/test_native_core.py",
-            "tests/test_parameters.py",
-            "tests/test_dma.py",
-            "tests/test_native_tsan.py",
-            "-k",
-            "myglobal or catalogue or parameter",
-        ],
+        scratch, "invalidation", "mystrict", [*CATALOGUE_TESTS, *tests, "-k", "mystrict"]
     )
 
 
-def test_an_invalidation_mode_is_one_file_and_one_line(tmp_path: Path) -> None:
-    tree = _scratch_copy(tmp_path / "tree")
-    _add_strategy(
-        tree, "inval", "strict.c", "strict", "mystrict", "IB_INVALIDATION_ENTRY(mystrict)"
-    )
+def test_a_walker_mode_is_one_file_and_one_line(scratch: Path) -> None:
+    tests = ["tests/test_walkers.py"]
     _check_in_scratch(
-        tree,
-        "invalidation",
-        "mystrict",
-        [
-            "tests/test_native_core.py",
-            "tests/test_parameters.py",
-            "tests/test_dma.py",
-            "tests/test_native_tsan.py",
-            "-k",
-            "mystrict or catalogue or parameter",
-        ],
+        scratch, "walker_safety", "myunsafe", [*CATALOGUE_TESTS, *tests, "-k", "myunsafe"]
     )
 
 
-def test_a_walker_mode_is_one_file_and_one_line(tmp_path: Path) -> None:
-    tree = _scratch_copy(tmp_path / "tree")
-    _add_strategy(
-        tree, "walkers", "unsafe.c", "unsafe", "myunsafe", "IB_WALKER_MODE_ENTRY(myunsafe)"
-    )
+def test_a_workload_is_its_header_its_state_file_and_one_line(scratch: Path) -> None:
+    tests = ["tests/test_concurrency.py"]
     _check_in_scratch(
-        tree,
-        "walker_safety",
-        "myunsafe",
-        [
-            "tests/test_native_core.py",
-            "tests/test_parameters.py",
-            "tests/test_walkers.py",
-            "-k",
-            "myunsafe or catalogue or parameter",
-        ],
+        scratch, "workload", "myprefault", [*CATALOGUE_TESTS, *tests, "-k", "myprefault"]
     )
+
+
+def test_the_catalogue_and_parameter_tests_pass_with_all_seven(scratch: Path) -> None:
+    """The tests that check the catalogue as a whole (names, scopes, the generated table),
+    with every addition at once."""
+    run = _run(scratch, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CATALOGUE_TESTS)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
