@@ -5,12 +5,13 @@ this checks the properties of the algorithms themselves, with a plain counter as
 critical section:
 
 - exclusion: 2 threads hammering a plain counter lose no increment and draw no TSan report;
-- FIFO, for the locks that promise it (ticket, mcs, qspinlock): four waiters that arrive one
-  after another, each seen queued in the lock word before the next starts, get the lock in
-  arrival order;
+- FIFO, for the locks whose catalogue entry promises it (IB_FIFO: ticket, mcs, qspinlock):
+  four waiters that arrive one after another, each seen queued (the lock's NAME_queued hook)
+  before the next starts, get the lock in arrival order;
 - abort: a waiter behind a holder that never releases leaves when the point is aborted (the
-  contract that keeps a dead holder from hanging the others). pthread-mutex is left out: it
-  can only leave a wait whose holder died (EOWNERDEAD), not one whose holder is alive.
+  contract that keeps a dead holder from hanging the others), for every lock but those whose
+  entry says IB_WAIT_OUTLIVES_ABORT (pthread-mutex: it can only leave a wait whose holder
+  died, EOWNERDEAD, not one whose holder is alive).
 
 The core is compiled once into objects; each lock's program links them without that lock's
 own object (it #includes the lock file itself).
@@ -27,29 +28,41 @@ from pathlib import Path
 
 import pytest
 
+from iommubench.spec import catalogue
+
 pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
 
 ROOT = Path(__file__).resolve().parents[1]
 NATIVE = ROOT / "src" / "iommubench" / "core" / "native"
 PROGRAM = Path(__file__).resolve().parent / "native" / "lock_order.c"
 CFLAGS = ["-O1", "-g", "-fsanitize=thread", "-std=gnu11", "-pthread"]
-FIFO_LOCKS = ("ticket", "mcs", "qspinlock")
-NO_ABORT_FROM_A_LIVE_HOLDER = ("pmutex",)
 ABORTED_EXIT = 103  # ib_exit_aborted: 100 + IB_ERR_ABORTED
 TIMEOUT_S = 60
 
 
-def _lock_prefixes() -> list[str]:
+def _lock_files() -> dict[str, tuple[str, str]]:
+    """Each lock of locks.def by its C prefix: its file (relative to the native root) and the
+    YAML name its IB_DEFINE_LOCK registers, which the catalogue knows it by."""
     text = (NATIVE / "locks" / "locks.def").read_text()
-    return re.findall(r"^IB_LOCK_ENTRY\((\w+)\)", text, flags=re.M)
-
-
-def _lock_file(prefix: str) -> str:
-    """The file (relative to the native root) whose IB_LOCK_NAME is this prefix."""
+    prefixes = re.findall(r"^IB_LOCK_ENTRY\((\w+)\)", text, flags=re.M)
+    out: dict[str, tuple[str, str]] = {}
     for path in sorted((NATIVE / "locks").glob("*.c")):
-        if re.search(rf"^#define IB_LOCK_NAME {prefix}\s*$", path.read_text(), flags=re.M):
-            return path.relative_to(NATIVE).as_posix()
-    raise LookupError(f"no lock file defines {prefix}")
+        source = path.read_text()
+        prefix = re.search(r"^#define IB_LOCK_NAME (\w+)\s*$", source, flags=re.M)
+        yaml_name = re.search(r'IB_DEFINE_LOCK\(\s*"([^"]*)"', source)
+        if prefix and yaml_name and prefix.group(1) in prefixes:
+            out[prefix.group(1)] = (path.relative_to(NATIVE).as_posix(), yaml_name.group(1))
+    assert sorted(out) == sorted(prefixes), (out, prefixes)
+    return out
+
+
+LOCKS = _lock_files()
+
+
+def _promising(flag: str) -> list[str]:
+    """The prefixes of the locks whose catalogue entry sets `flag`."""
+    entries = catalogue.axis("lock")
+    return [prefix for prefix, (_, name) in LOCKS.items() if getattr(entries[name], flag)]
 
 
 def _tsan_env() -> dict[str, str]:
@@ -90,9 +103,10 @@ def programs(core_objects: dict[str, Path], tmp_path_factory: pytest.TempPathFac
     def build(prefix: str) -> Path:
         if prefix not in built:
             exe = out / f"lock_order_{prefix}"
-            own = _lock_file(prefix)
+            own = LOCKS[prefix][0]
             others = [str(o) for rel, o in core_objects.items() if rel != own]
-            defines = [f"-DLOCK={prefix}", f"-DLOCK_FILE={own}", f"-DQUEUE_PEEK_{prefix}"]
+            defines = [f"-DLOCK={prefix}", f"-DLOCK_FILE={own}"]
+            defines += ["-DLOCK_FIFO"] if prefix in _promising("fifo") else []
             cmd = ["gcc", *CFLAGS, f"-I{NATIVE}", *defines, str(PROGRAM), *others]
             subprocess.run([*cmd, "-o", str(exe)], check=True, timeout=120)
             built[prefix] = exe
@@ -107,23 +121,21 @@ def _run(exe: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("prefix", _lock_prefixes())
+@pytest.mark.parametrize("prefix", LOCKS)
 def test_lock_excludes(programs, prefix: str) -> None:
     run = _run(programs(prefix), "exclusion", "2", "5000")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "ThreadSanitizer" not in run.stderr
 
 
-@pytest.mark.parametrize("prefix", FIFO_LOCKS)
+@pytest.mark.parametrize("prefix", _promising("fifo"))
 def test_queue_locks_serve_in_arrival_order(programs, prefix: str) -> None:
     run = _run(programs(prefix), "fifo", "10")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "ThreadSanitizer" not in run.stderr
 
 
-@pytest.mark.parametrize(
-    "prefix", [p for p in _lock_prefixes() if p not in NO_ABORT_FROM_A_LIVE_HOLDER]
-)
+@pytest.mark.parametrize("prefix", [p for p in LOCKS if p not in _promising("wait_outlives_abort")])
 def test_waiter_leaves_an_aborted_point(programs, prefix: str) -> None:
     run = _run(programs(prefix), "abort")
     assert run.returncode == ABORTED_EXIT, run.stdout + run.stderr

@@ -45,6 +45,16 @@ def test_the_negative_control_and_the_lock_takers_come_from_the_core() -> None:
     assert catalogue.negative_controls() == {"naive"}
 
 
+def test_lock_promises_come_from_the_lock_files() -> None:
+    """IB_FIFO and IB_WAIT_OUTLIVES_ABORT reach the catalogue (the lock-order test reads them
+    to choose what to check), and only locks make them."""
+    locks = catalogue.axis("lock")
+    assert any(e.fifo for e in locks.values()) and not all(e.fifo for e in locks.values())
+    assert any(e.wait_outlives_abort for e in locks.values())
+    others = [e for e in catalogue.entries() if e.axis != "lock"]
+    assert not any(e.fifo or e.wait_outlives_abort for e in others)
+
+
 def test_a_core_built_from_other_sources_is_refused(monkeypatch) -> None:
     binding.load.cache_clear()
     monkeypatch.setattr(build_core, "source_hash", lambda: "0" * 16)

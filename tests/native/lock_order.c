@@ -1,6 +1,6 @@
 /* lock_order: one lock of the `lock` axis on its own, driven by threads (no arena, no
  * Python), built by tests/test_lock_order.py with -DLOCK=PREFIX (the lock's C prefix),
- * -DLOCK_FILE=locks/FILE.c and, for the locks that promise FIFO order, -DQUEUE_PEEK_PREFIX;
+ * -DLOCK_FILE=locks/FILE.c and, for the locks that promise FIFO order (IB_FIFO), -DLOCK_FIFO;
  * linked with every other object of the core (the lock's own file is #included here).
  *
  *   lock_order exclusion THREADS ITERS   threads increment a plain counter under the lock;
@@ -77,17 +77,12 @@ static void *waiter(void *arg)
     return 0;
 }
 
-/* Waiter k (worker index k, 1-based) shows in the lock word as queued. */
+/* Waiter k (worker index k, 1-based) shows in the lock word as queued: the lock's own hook,
+ * NAME_queued, which a lock that promises FIFO order (IB_FIFO) defines. */
 static int queued(uint32_t k)
 {
-#define PEEK(field) __atomic_load_n(&lock_word.field, __ATOMIC_RELAXED)
-#if defined(QUEUE_PEEK_ticket)
-    return PEEK(t.next) - PEEK(t.owner) == k + 1; /* the holder's ticket and k waiting */
-#elif defined(QUEUE_PEEK_mcs)
-    return PEEK(tail) == k + 1;
-#elif defined(QUEUE_PEEK_qspinlock)
-    /* the first waiter takes the pending bit, the later ones the MCS tail */
-    return k == 1 ? (PEEK(val) & QSPIN_PENDING) != 0 : (PEEK(val) >> 16) == k + 1;
+#if defined(LOCK_FIFO)
+    return CAT(LOCK, _queued)(&lock_word, k);
 #else
     (void)k;
     fprintf(stderr, "%s promises no order\n", STR(LOCK));

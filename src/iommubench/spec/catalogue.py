@@ -87,6 +87,8 @@ class Entry:
     takes_lock: bool
     negative_control: bool
     prevents_uaf: bool  # a walker-safety mode under which no pass may read a freed table
+    fifo: bool  # a lock that serves its waiters in arrival order
+    wait_outlives_abort: bool  # a lock whose waiter cannot leave while its holder lives
 
 
 @functools.cache
@@ -108,6 +110,8 @@ def entries() -> tuple[Entry, ...]:
                 bool(row.takes_lock),
                 bool(row.negative_control),
                 bool(row.prevents_uaf),
+                bool(row.fifo),
+                bool(row.wait_outlives_abort),
             )
         )
     return tuple(out)

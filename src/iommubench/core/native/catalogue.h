@@ -13,6 +13,10 @@
 #define IB_TAKES_LOCK 1u        /* takes locks of the `lock` axis */
 #define IB_NEGATIVE_CONTROL 2u  /* expected to fail its audit: the audit's own check */
 #define IB_PREVENTS_UAF 4u      /* walker safety: no pass may read a freed table (audited) */
+#define IB_FIFO 8u              /* locks: serves waiters in arrival order (lock-order test) */
+/* locks: a waiter whose holder is alive cannot leave on the abort flag (it sleeps in a call,
+ * such as pthread_mutex_lock, that returns only when it owns the lock or the holder died) */
+#define IB_WAIT_OUTLIVES_ABORT 16u
 
 struct ib_about {
     const char *description; /* one line */

@@ -134,6 +134,8 @@ struct ib_catalogue_entry {
     uint32_t takes_lock;
     uint32_t negative_control;
     uint32_t prevents_uaf;
+    uint32_t fifo;
+    uint32_t wait_outlives_abort;
 };
 uint32_t ib_catalogue_size(void);
 int ib_catalogue_get(uint32_t i, struct ib_catalogue_entry *out);

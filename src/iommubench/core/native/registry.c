@@ -309,6 +309,8 @@ static void fill(struct ib_catalogue_entry *out, const char *axis, const char *n
     out->takes_lock = (about->flags & IB_TAKES_LOCK) != 0;
     out->negative_control = (about->flags & IB_NEGATIVE_CONTROL) != 0;
     out->prevents_uaf = (about->flags & IB_PREVENTS_UAF) != 0;
+    out->fifo = (about->flags & IB_FIFO) != 0;
+    out->wait_outlives_abort = (about->flags & IB_WAIT_OUTLIVES_ABORT) != 0;
 }
 
 uint32_t ib_catalogue_size(void)
@@ -330,7 +332,7 @@ int ib_catalogue_get(uint32_t i, struct ib_catalogue_entry *out)
     }
     i -= ib_driver_count();
     if (i < ib_lock_count()) {
-        struct ib_about about = {locks[i]->description, "", "", 0};
+        struct ib_about about = {locks[i]->description, "", "", locks[i]->flags};
         fill(out, "lock", locks[i]->name, &about);
         return 0;
     }

@@ -112,4 +112,5 @@ adaptive_mutex_release(struct ib_ctx *x, struct adaptive_mutex_lock *l)
 }
 
 IB_DEFINE_LOCK("adaptive-mutex",
-               "Linux struct mutex: spin while the holder runs, then sleep on a futex")
+               "Linux struct mutex: spin while the holder runs, then sleep on a futex",
+               0)

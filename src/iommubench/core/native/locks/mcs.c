@@ -83,4 +83,12 @@ static inline __attribute__((always_inline)) void mcs_release(struct ib_ctx *x,
     __atomic_store_n(&mcs_node_of(x, next)->locked, 1, __ATOMIC_RELEASE);
 }
 
-IB_DEFINE_LOCK("mcs", "MCS queue lock: FIFO, each waiter spins on its own node")
+/* For the FIFO test (IB_FIFO): with worker 0 holding and waiters 1..k arriving one after
+ * another, whether waiter k is queued (it is the tail). */
+static inline int mcs_queued(struct mcs_lock *l, uint32_t k)
+{
+    /* relaxed: a test's poll; the waiter's tail swap is what it waits to see */
+    return __atomic_load_n(&l->tail, __ATOMIC_RELAXED) == k + 1;
+}
+
+IB_DEFINE_LOCK("mcs", "MCS queue lock: FIFO, each waiter spins on its own node", IB_FIFO)

@@ -69,4 +69,5 @@ static inline __attribute__((always_inline)) void pmutex_release(struct ib_ctx *
     pthread_mutex_unlock(&l->m);
 }
 
-IB_DEFINE_LOCK("pthread-mutex", "process-shared robust pthread mutex (sleeps)")
+IB_DEFINE_LOCK("pthread-mutex", "process-shared robust pthread mutex (sleeps)",
+               IB_WAIT_OUTLIVES_ABORT)

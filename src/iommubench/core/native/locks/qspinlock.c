@@ -157,4 +157,13 @@ static inline __attribute__((always_inline)) void qspinlock_release(struct ib_ct
     __atomic_store_n(&l->b.locked, 0, __ATOMIC_RELEASE);
 }
 
-IB_DEFINE_LOCK("qspinlock", "Linux spinlock_t: locked byte, pending bit, MCS tail")
+/* For the FIFO test (IB_FIFO): with worker 0 holding and waiters 1..k arriving one after
+ * another, whether waiter k is queued: the first takes the pending bit, later ones the tail. */
+static inline int qspinlock_queued(struct qspinlock_lock *l, uint32_t k)
+{
+    /* relaxed: a test's poll; the waiter's own atomic is what it waits to see */
+    uint32_t v = __atomic_load_n(&l->val, __ATOMIC_RELAXED);
+    return k == 1 ? (v & QSPIN_PENDING) != 0 : (v >> QSPIN_TAIL_SHIFT) == k + 1;
+}
+
+IB_DEFINE_LOCK("qspinlock", "Linux spinlock_t: locked byte, pending bit, MCS tail", IB_FIFO)

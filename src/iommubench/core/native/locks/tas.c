@@ -41,4 +41,4 @@ static inline __attribute__((always_inline)) void tas_release(struct ib_ctx *x,
     __atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
 }
 
-IB_DEFINE_LOCK("tas", "test-and-set: every waiter retries the exchange")
+IB_DEFINE_LOCK("tas", "test-and-set: every waiter retries the exchange", 0)

@@ -58,5 +58,15 @@ static inline __attribute__((always_inline)) void ticket_release(struct ib_ctx *
     __atomic_store_n(&l->t.owner, owner + 1, __ATOMIC_RELEASE);
 }
 
+/* For the FIFO test (IB_FIFO): with worker 0 holding and waiters 1..k arriving one after
+ * another, whether waiter k has taken its ticket (the holder's and k others are out). */
+static inline int ticket_queued(struct ticket_lock *l, uint32_t k)
+{
+    /* relaxed: a test's poll; the waiter's fetch-and-add is what it waits to see */
+    uint64_t w = __atomic_load_n(&l->word, __ATOMIC_RELAXED);
+    return (uint32_t)(w >> 32) - (uint32_t)w == k + 1;
+}
+
 IB_DEFINE_LOCK("ticket",
-               "ticket lock: FIFO, every waiter spins on the one line (Linux before 4.2)")
+               "ticket lock: FIFO, every waiter spins on the one line (Linux before 4.2)",
+               IB_FIFO)

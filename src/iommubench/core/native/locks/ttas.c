@@ -26,4 +26,4 @@ static inline __attribute__((always_inline)) void ttas_release(struct ib_ctx *x,
     ib_unlock(&l->v);
 }
 
-IB_DEFINE_LOCK("ttas", "test-and-test-and-set with a pause loop")
+IB_DEFINE_LOCK("ttas", "test-and-test-and-set with a pause loop", 0)
