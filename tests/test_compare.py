@@ -193,6 +193,24 @@ def test_identical_runs_under_different_load_exit_0(tmp_path):
     assert "under competing load" in text.splitlines()[1]
 
 
+def test_a_point_set_aside_in_every_repetition_is_no_regression(tmp_path):
+    """Every repetition of the new run's w=1 point window-stretched (set aside): it ran and
+    passed its audit, so it is no missing result and no regression, only undecided."""
+    kw = dict(drivers=("lockfree",), handoff_flip=False, failed_rep=False, noise=0.02)
+    base = run(tmp_path, "base", **kw)
+
+    def new_extra(d, w, r):
+        return {"flags": "window-stretched"} if w == 1 else {}
+
+    new = run(tmp_path, "new", seed=9, extra=new_extra, **kw)
+    pts, c = verdicts(base, new)
+    p = pts["w=1"]
+    assert p.verdict == "inconclusive (set aside)", (p.verdict, p.notes)
+    assert "every repetition of the new run set aside (window-stretched" in p.notes[0]
+    assert pts["w=2"].verdict != "regression"
+    assert c.exit_code() == 0
+
+
 def test_setting_aside_cannot_create_a_verdict(tmp_path):
     """Issue 18, item 3: the fastest repetition of the new run set aside as 'placement
     changed' would turn an inconclusive pair into a regression."""

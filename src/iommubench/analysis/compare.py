@@ -132,10 +132,23 @@ def _not_comparable(b: pd.Series, n: pd.Series) -> str:
     return ""
 
 
+def _all_set_aside(s: pd.Series) -> bool:
+    """The point ran and passed its audits, but every repetition was set aside."""
+    return not s["valid"] and s["verdict"] in ("ok", "partial") and s.get("n_set_aside", 0) > 0
+
+
 def _validity(pc: PointComparison, b: pd.Series, n: pd.Series) -> bool:
     """Set the verdict when a side has no valid result; True when that decided it."""
     if b["valid"] and n["valid"]:
         return False
+    if _all_set_aside(b) or _all_set_aside(n):
+        # it ran and passed its audits, but no repetition was left to estimate from: the
+        # setting aside decided nothing, so it decides no verdict either
+        pc.verdict = decisions.INCONCLUSIVE_ASIDE
+        for side, s in (("base", b), ("new", n)):
+            if _all_set_aside(s):
+                pc.notes.append(f"every repetition of the {side} run set aside ({s['set_aside']})")
+        return True
     control = b.get("driver") in NEGATIVE_CONTROLS
     pc.verdict = decisions.NOT_COMPARABLE
     if b["valid"] and not control:
