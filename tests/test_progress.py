@@ -58,3 +58,10 @@ def test_a_finished_point_says_oversubscribed_and_its_load():
     clean = {**row, "oversubscribed": False, "flags": ""}
     assert progress.result_text(clean) == "3.2 M I/O/s, audit ok"
     assert sweep.summary_text(row) == text
+
+
+def test_a_failed_point_says_whether_resume_redoes_it():
+    lost = {"status": "failed", "error": "host h1 lost", "flags": "lost-host"}
+    own = {"status": "failed", "error": "core exited 139", "flags": ""}
+    assert progress.result_text(lost) == "FAILED (lost-host: --resume redoes it): host h1 lost"
+    assert progress.result_text(own) == "FAILED (the point's own: kept): core exited 139"

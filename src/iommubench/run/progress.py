@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from iommubench.run.row_flags import ENVIRONMENT_FAILURES
 from iommubench.spec.catalogue import strategy, unit_for
 from iommubench.spec.parameters import NAMES, applies
 
@@ -62,11 +63,14 @@ def point_label(point: int, rep: int, params: dict[str, Any], shown: Sequence[st
 
 def result_text(row: dict[str, Any]) -> str:
     """'3.2 M I/O/s, audit ok, oversubscribed, competing load 31%': a finished point."""
+    flags = [f for f in str(row.get("flags") or "").split(";") if f]
     if row["status"] != "ok":
-        return f"FAILED: {row['error']}"
+        outside = [f for f in flags if f in ENVIRONMENT_FAILURES]
+        kind = f"{', '.join(outside)}: --resume redoes it" if outside else "the point's own: kept"
+        return f"FAILED ({kind}): {row['error']}"
     audit = "audit ok" if row["audit_ok"] else "AUDIT FAILED"
     marks = ["oversubscribed"] if row.get("oversubscribed") else []
-    for flag in [f for f in str(row.get("flags") or "").split(";") if f]:
+    for flag in flags:
         share = row.get("runq_wait_share")
         if flag == "competing-load" and isinstance(share, (int, float)):
             marks.append(f"competing load {share:.0%}")
