@@ -69,8 +69,10 @@ def test_two_workers_on_the_kernels_iova_pass_the_audit(
     kernel_object: kbuild.KernelObject, pgtable: str, invalidation: str, completion: str
 ) -> None:
     m = ok(run_point(dpoint(pgtable=pgtable, invalidation=invalidation, completion=completion)))
-    # every I/O took one IOVA of at most 4 pages: each allocation is a hit or a miss
-    assert m["rcache_hits"] > m["rcache_misses"] > 0
+    # every I/O took one IOVA of at most 4 pages: each allocation is a hit or a miss, mostly
+    # hits; the misses of a cold cache may all fall in the warm-up (uncounted) when a worker
+    # is descheduled under load, so a miss in the window is not required
+    assert m["rcache_hits"] > m["rcache_misses"] >= 0
     assert m["iova_fallbacks"] >= m["rcache_misses"]  # a miss is a range from the tree
     assert m["iova_lock_acquisitions"] > 0  # iova.c's spinlocks, counted by the shim
     if completion == "remote":  # one CPU frees what another allocated: the depot carries it
