@@ -13,31 +13,14 @@ CONTRIBUTING.md gives these steps, and this test keeps them true.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-NATIVE = Path("src") / "iommubench" / "core" / "native"
+from fixtures.scratch_tree import NATIVE, build_core, run_python, scratch_copy
 
 pytestmark = pytest.mark.slow
-
-
-def _scratch_copy(dest: Path) -> Path:
-    """The project's sources and tests, without builds, runs or the virtual environment."""
-    skip = shutil.ignore_patterns(
-        "_core*.so", "_core.c", "__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis"
-    )
-    for name in ("src", "tests", "docs", "bench"):
-        shutil.copytree(ROOT / name, dest / name, ignore=skip)
-    for name in ("pyproject.toml", "setup.py", "Makefile", "README.md", "CONTRIBUTING.md"):
-        shutil.copy2(ROOT / name, dest / name)
-    return dest
 
 
 def _add_strategy(tree: Path, axis_dir: str, source: str, old: str, new: str, line: str) -> None:
@@ -69,34 +52,6 @@ def _append_line(def_file: Path, line: str) -> None:
         f.write(line + "\n")
 
 
-def _build_core(tree: Path) -> None:
-    """The core compiled in place, as `make install` does (cffi's own compile reads any
-    pyproject.toml in its directory with the environment's setuptools, so it is set aside
-    while the builder runs)."""
-    project = tree / "pyproject.toml"
-    project.rename(tree / "pyproject.toml.aside")
-    try:
-        build = subprocess.run(
-            [sys.executable, str(tree / NATIVE / "build_core.py")],
-            cwd=tree,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    finally:
-        (tree / "pyproject.toml.aside").rename(project)
-    assert build.returncode == 0, build.stderr[-3000:]
-    (built,) = (tree / "iommubench").glob("_core*.so")
-    shutil.move(built, tree / "src" / "iommubench" / built.name)
-
-
-def _run(tree: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
-    return subprocess.run(
-        [sys.executable, *args], cwd=tree, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
 def _add_all(tree: Path) -> None:
     """The seven additions, as CONTRIBUTING.md describes them."""
     _add_strategy(tree, "locks", "ticket.c", "ticket", "myticket", "IB_LOCK_ENTRY(myticket)")
@@ -126,72 +81,72 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project with the seven additions, its core built, its parameter table regenerated
     (`make docs`: the table names the workloads that read each parameter), and what `list`
     printed."""
-    tree = _scratch_copy(tmp_path_factory.mktemp("one_file") / "tree")
+    tree = scratch_copy(tmp_path_factory.mktemp("one_file") / "tree")
     _add_all(tree)
-    _build_core(tree)
+    build_core(tree)
     docs = "from iommubench.spec import parameters as p; p.update_readme(p.DOCS_TABLE)"
-    made = _run(tree, "-c", docs)
+    made = run_python(tree, "-c", docs)
     assert made.returncode == 0, made.stderr
     return tree
 
 
 def _check_in_scratch(tree: Path, axis: str, name: str, tests: list[str]) -> None:
-    listed = _run(tree, "-m", "iommubench.cli", "list")
+    listed = run_python(tree, "-m", "iommubench.cli", "list")
     assert listed.returncode == 0, listed.stderr
     section = listed.stdout.split(f"{axis}:\n", 1)[1].split(":\n", 1)[0]
     assert re.search(rf"^  {re.escape(name)}\s+\S", section, re.M), section
-    run = _run(tree, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests)
+    run = run_python(tree, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert name in _run(tree, "-m", "pytest", "-q", "--collect-only", *tests).stdout
+    assert name in run_python(tree, "-m", "pytest", "-q", "--collect-only", *tests).stdout
 
 
-CATALOGUE_TESTS = ["tests/test_native_core.py", "tests/test_parameters.py"]
+CATALOGUE_TESTS = ["tests/core/test_native_core.py", "tests/spec/test_parameters.py"]
 
 
 def test_a_lock_is_one_file_and_one_line(scratch: Path) -> None:
-    tests = ["tests/test_lock_order.py", "tests/test_native_tsan.py"]
+    tests = ["tests/core/test_lock_order.py", "tests/core/test_native_tsan.py"]
     _check_in_scratch(
         scratch, "lock", "myticket", [*CATALOGUE_TESTS, *tests, "-k", "myticket or catalogue"]
     )
 
 
 def test_a_lock_free_driver_is_one_file_and_one_line(scratch: Path) -> None:
-    tests = ["tests/test_concurrency.py", "tests/test_native_tsan.py"]
+    tests = ["tests/core/test_concurrency.py", "tests/core/test_native_tsan.py"]
     _check_in_scratch(
         scratch, "driver", "mylockfree", [*CATALOGUE_TESTS, *tests, "-k", "mylockfree"]
     )
 
 
 def test_a_lock_taking_driver_is_one_file_and_one_line(scratch: Path) -> None:
-    tests = ["tests/test_concurrency.py", "tests/test_native_tsan.py"]
+    tests = ["tests/core/test_concurrency.py", "tests/core/test_native_tsan.py"]
     _check_in_scratch(
         scratch, "driver", "mydomain", [*CATALOGUE_TESTS, *tests, "-k", "mydomain or lock_takers"]
     )
 
 
 def test_an_allocator_is_one_file_and_one_line(scratch: Path) -> None:
-    tests = ["tests/test_dma.py", "tests/test_native_tsan.py"]
+    tests = ["tests/core/test_dma.py", "tests/core/test_native_tsan.py"]
     _check_in_scratch(
         scratch, "allocator", "myglobal", [*CATALOGUE_TESTS, *tests, "-k", "myglobal"]
     )
 
 
 def test_an_invalidation_mode_is_one_file_and_one_line(scratch: Path) -> None:
-    tests = ["tests/test_dma.py", "tests/test_native_tsan.py"]
+    tests = ["tests/core/test_dma.py", "tests/core/test_native_tsan.py"]
     _check_in_scratch(
         scratch, "invalidation", "mystrict", [*CATALOGUE_TESTS, *tests, "-k", "mystrict"]
     )
 
 
 def test_a_walker_mode_is_one_file_and_one_line(scratch: Path) -> None:
-    tests = ["tests/test_walkers.py"]
+    tests = ["tests/core/test_walkers.py"]
     _check_in_scratch(
         scratch, "walker_safety", "myunsafe", [*CATALOGUE_TESTS, *tests, "-k", "myunsafe"]
     )
 
 
 def test_a_workload_is_its_header_its_state_file_and_one_line(scratch: Path) -> None:
-    tests = ["tests/test_concurrency.py"]
+    tests = ["tests/core/test_concurrency.py"]
     _check_in_scratch(
         scratch, "workload", "myprefault", [*CATALOGUE_TESTS, *tests, "-k", "myprefault"]
     )
@@ -200,5 +155,5 @@ def test_a_workload_is_its_header_its_state_file_and_one_line(scratch: Path) -> 
 def test_the_catalogue_and_parameter_tests_pass_with_all_seven(scratch: Path) -> None:
     """The tests that check the catalogue as a whole (names, scopes, the generated table),
     with every addition at once."""
-    run = _run(scratch, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CATALOGUE_TESTS)
+    run = run_python(scratch, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CATALOGUE_TESTS)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]

@@ -1,5 +1,5 @@
 /* lock_order: one lock of the `lock` axis on its own, driven by threads (no arena, no
- * Python), built by tests/test_lock_order.py with -DLOCK=PREFIX (the lock's C prefix),
+ * Python), built by tests/core/test_lock_order.py with -DLOCK=PREFIX (the lock's C prefix),
  * -DLOCK_FILE=locks/FILE.c and, for the locks that promise FIFO order (IB_FIFO), -DLOCK_FIFO;
  * linked with every other object of the core (the lock's own file is #included here).
  *

@@ -1,5 +1,5 @@
 /* stress: drives the native core with threads instead of processes, no Python involved, so
- * the same sources can run under ThreadSanitizer (tests/test_native_tsan.py builds it with
+ * the same sources can run under ThreadSanitizer (tests/core/test_native_tsan.py builds it with
  * -fsanitize=thread together with every src/iommubench/core/native .c file).
  *
  *   stress DRIVER [WORKERS [REGION_MIB [CYCLES]]] [KEY=VALUE ...]

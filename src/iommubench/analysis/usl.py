@@ -18,7 +18,7 @@ parameter fixed at v and the others refitted stays below SSE_min (1 + F(0.95; 1,
 (n - 3)). Unlike the covariance matrix's +- 1.96 se, this follows the curvature of the model
 and the sigma, kappa >= 0 bounds. Measured coverage on synthetic series (workers 1, 2, 4, 8,
 16, 3 repetitions, 5% log-normal noise, sigma 0.05, kappa 0.002; 1000 series,
-`tests/test_usl.py` runs 40): lambda 95.1%, sigma 95.6%, kappa 95.0%; with sigma 0.3,
+`tests/analysis/test_usl.py` runs 40): lambda 95.1%, sigma 95.6%, kappa 95.0%; with sigma 0.3,
 kappa 0.01 and 2% noise (500 series): 95.4%, 96.0%, 96.4%. It needs more than
 three repetitions in all; with exactly three the fit is exact and has no interval.
 

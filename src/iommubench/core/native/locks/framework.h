@@ -13,7 +13,7 @@
  * the lock: its name, description, the bytes of one lock instance and of one per-worker node,
  * its init, its flags and its drivers. `flags` is 0, or what the lock promises (catalogue.h):
  * IB_FIFO (waiters are served in arrival order) and IB_WAIT_OUTLIVES_ABORT (a waiter cannot
- * leave on the abort flag while its holder lives); tests/test_lock_order.py checks each
+ * leave on the abort flag while its holder lives); tests/core/test_lock_order.py checks each
  * promise against the catalogue. locks/locks.def lists the lock files, one
  * IB_LOCK_ENTRY(NAME) line each.
  */

@@ -14,7 +14,7 @@ from iommubench.spec import catalogue, columns, config, parameters
 from iommubench.spec.parameters import native_params
 from iommubench.spec.validators import Bad
 
-DOCS = Path(__file__).resolve().parents[1] / parameters.DOCS_TABLE
+DOCS = Path(__file__).resolve().parents[2] / parameters.DOCS_TABLE
 
 
 def test_the_documented_parameter_table_is_the_generated_one() -> None:

@@ -22,9 +22,9 @@ from iommubench.run import store
 from iommubench.run.runlock import RunDirLock
 from iommubench.spec.columns import POINT_COLUMNS
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
-from test_faults import config_file, run_dir_in, wait_for, workers_of  # noqa: E402
+from fixtures.harness import config_file, run_dir_in, wait_for, workers_of  # noqa: E402
 
 pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
 

@@ -12,7 +12,7 @@ import yaml
 from iommubench.spec import catalogue, columns, config, hostlimits
 from iommubench.spec.config import ConfigError, Sweep, load_sweep, parse_sweep
 
-CONFIGS = Path(__file__).parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 GOOD = sorted((CONFIGS / "good").glob("*.yaml"))
 BAD = sorted((CONFIGS / "bad").glob("*.yaml"))
 SRC = "bench/x.yaml"

@@ -255,7 +255,7 @@ BUSY_PINNED = textwrap.dedent(
 
 
 def run_pinned(busy: bool) -> dict:
-    tests = str(Path(__file__).parent)
+    tests = str(Path(__file__).resolve().parents[1])
     code = BUSY_PINNED.format(tests=tests, busy=busy)
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True

@@ -34,9 +34,9 @@ from iommubench.spec import catalogue
 
 pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NATIVE = ROOT / "src" / "iommubench" / "core" / "native"
-STRESS = Path(__file__).resolve().parent / "native" / "stress.c"
+STRESS = Path(__file__).resolve().parents[1] / "native" / "stress.c"
 # GCC expands the 4 KiB memset that zeroes a new table into an uninstrumented `rep stos`,
 # which hides exactly the race the installers' release/acquire settles (zeroes seen before the
 # entry): keep memset and memcpy real calls so TSan's interceptors see them.

@@ -22,25 +22,9 @@ try:
 except ImportError:  # tests imported as a package
     from tests.fixtures.synthetic_run import make_run
 
-CASES = Path(__file__).resolve().parents[1] / "bench" / "reproduce"
+from fixtures.cases import TINY  # noqa: E402
 
-TINY = """\
-case: tiny-prefault
-title: a tiny prefault
-source: nowhere, a test
-kind: prediction
-leaves_out: everything
-config:
-  name: tiny
-  repetitions: 1
-  warmup_s: 0.0
-  duration_s: 0.2
-  defaults: {workload: prefault, driver: lockfree, region_mib: 8, chunk_pages: 512, cycles: 1}
-  sweep: {workers: [1]}
-measures:
-  - {name: time, stat: time_s, workers: 1, published: 1000.0, unit: s}
-  - {name: far too many, stat: time_s, workers: 1, published: 1.0, unit: s, needs_cpus: 4096}
-"""
+CASES = Path(__file__).resolve().parents[2] / "bench" / "reproduce"
 
 
 def _write(d: Path, name: str, text: str) -> Path:

@@ -176,7 +176,7 @@ def test_bench_configs_load() -> None:
 
     from iommubench.spec.config import auto_workers, load_sweep
 
-    bench = Path(__file__).resolve().parents[1] / "bench"
+    bench = Path(__file__).resolve().parents[2] / "bench"
     default = load_sweep(bench / "default.yaml")
     assert {p["workload"] for p in default.points} == {"dma"}
     assert default.axes["driver"] == ["serial-spin", "serial-mutex", "lockfree"]

@@ -18,10 +18,10 @@ import pytest
 from iommubench.core import arena, memlimit
 from iommubench.run.runlock import ActiveRun
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
-from test_faults import config_file, wait_for  # noqa: E402
-from test_reproduce import TINY  # noqa: E402
+from fixtures.cases import TINY  # noqa: E402
+from fixtures.harness import config_file, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.slow  # runs the harness, reproduce and reports in processes
 

@@ -14,86 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
+from fixtures.harness import alive, config_file, rows, run_dir_in, start, wait_for, workers_of
 from iommubench.core.arena import SEGMENT_PREFIX, our_segments
 
 pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
-
-LONG = 8.0  # seconds a point would run if nobody intervened
-
-
-def start(config: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "iommubench.cli", "run", str(config), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def config_file(tmp_path: Path, sweep: dict, duration: float = LONG, reps: int = 1) -> Path:
-    doc = {
-        "name": "faults",
-        "repetitions": reps,
-        "warmup_s": 0.0,
-        "duration_s": duration,
-        "defaults": {"workload": "prefault", "region_mib": 16, "chunk_pages": 1},
-        "sweep": sweep,
-    }
-    path = tmp_path / "faults.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
-def workers_of(harness: int | subprocess.Popen[str]) -> list[int]:
-    """The harness's worker processes: its children that run the harness's own command."""
-    if isinstance(harness, subprocess.Popen):
-        if harness.poll() is not None:
-            raise AssertionError(f"the harness exited early: {harness.communicate()[1]}")
-        harness = harness.pid
-    own = Path(f"/proc/{harness}/cmdline").read_bytes()
-    pids = []
-    for task in Path(f"/proc/{harness}/task").iterdir():
-        try:
-            children = (task / "children").read_text().split()
-        except FileNotFoundError:  # a short-lived thread (the handoff probe's) ended
-            continue
-        for pid in children:
-            try:
-                if Path(f"/proc/{pid}/cmdline").read_bytes() == own:
-                    pids.append(int(pid))
-            except FileNotFoundError:
-                pass
-    return pids
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is gone for our purposes only once reaped; report it as alive
-    return True
-
-
-def rows(run_dir: Path) -> list[dict[str, str]]:
-    with (run_dir / "points.csv").open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def run_dir_in(out: Path) -> Path:
-    return wait_for(lambda: next(iter(out.glob("*-faults")), None), what="the run directory")
 
 
 @pytest.mark.parametrize("driver", ["serial-spin", "serial-mutex", "lockfree"])

@@ -32,9 +32,9 @@ from iommubench.spec import catalogue
 
 pytestmark = pytest.mark.slow  # starts worker processes, runs or compiles
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NATIVE = ROOT / "src" / "iommubench" / "core" / "native"
-PROGRAM = Path(__file__).resolve().parent / "native" / "lock_order.c"
+PROGRAM = Path(__file__).resolve().parents[1] / "native" / "lock_order.c"
 CFLAGS = ["-O1", "-g", "-fsanitize=thread", "-std=gnu11", "-pthread"]
 ABORTED_EXIT = 103  # ib_exit_aborted: 100 + IB_ERR_ABORTED
 TIMEOUT_S = 60

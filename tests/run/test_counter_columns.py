@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.scratch_tree import NATIVE, ROOT, build_core, run_python, scratch_copy
 from iommubench.core import binding
 from iommubench.run.point import run_point
 from iommubench.run.store import WORKER_COLUMNS, RunStore
 from iommubench.run.sweep import Task, make_row
 from iommubench.spec import catalogue, columns
-from test_one_file_one_line import NATIVE, ROOT, _build_core, _run, _scratch_copy
 
 _INCLUDE = re.compile(r'^#include "([^"]+)"', re.M)
 _DECLARED = re.compile(r"^IB_(MEASURE|COUNTER)\((\w+)\)", re.M)
@@ -109,19 +109,19 @@ def test_a_counter_declared_a_measure_reaches_both_files_with_no_python_edit(
     """In a scratch copy, one word of workloads/counters.def turns `ring_full` (counted by
     dma, reported nowhere) into a measure; built there, it is a column of both files and the
     tests above pass for it."""
-    tree = _scratch_copy(tmp_path / "tree")
+    tree = scratch_copy(tmp_path / "tree")
     def_file = tree / NATIVE / "workloads" / "counters.def"
     text = def_file.read_text()
     assert "IB_COUNTER(ring_full)" in text
     def_file.write_text(text.replace("IB_COUNTER(ring_full)", "IB_MEASURE(ring_full)"))
-    _build_core(tree)
-    shown = _run(
+    build_core(tree)
+    shown = run_python(
         tree,
         "-c",
         "from iommubench.spec import columns; from iommubench.run import store; "
         "print('ring_full' in columns.POINT_COLUMNS, 'ring_full' in store.WORKER_COLUMNS)",
     )
     assert shown.stdout.split() == ["True", "True"], shown.stderr[-2000:]
-    tests = ["tests/test_counter_columns.py", "-m", "not slow"]
-    run = _run(tree, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests)
+    tests = ["tests/run/test_counter_columns.py", "-m", "not slow"]
+    run = run_python(tree, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]

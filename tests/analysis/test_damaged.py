@@ -21,9 +21,9 @@ from iommubench.analysis import compare, run_reader
 from iommubench.analysis.point_summary import summarize
 from iommubench.spec.columns import POINT_COLUMNS
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
-from test_faults import config_file, wait_for  # noqa: E402
+from fixtures.harness import config_file, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.slow  # runs the harness and the CLI in processes
 
