@@ -24,16 +24,19 @@ from iommubench.run.sweep import Task, make_row
 from iommubench.spec import catalogue, columns
 
 _INCLUDE = re.compile(r'^#include "([^"]+)"', re.M)
-_DECLARED = re.compile(r"^IB_(MEASURE|COUNTER)\((\w+)\)", re.M)
+_DECLARED = re.compile(r"^IB_(MEASURE|COUNTER|LOCK_FAMILY)\((\w+)", re.M)
+LOCK_FIELDS = ("_acquisitions", "_contended", "_wait_ns", "_max_wait_ns")
 
 
 def _declared(path: Path) -> list[tuple[str, str]]:
-    """(kind, name) of every counter line of a counters.def file, its includes expanded in
-    place: the order struct ib_counters has."""
+    """(kind, name) of every counter of a counters.def file, its includes expanded in place
+    and each lock family's four counters listed: the order struct ib_counters has."""
     out: list[tuple[str, str]] = []
     for m in re.finditer(rf"{_INCLUDE.pattern}|{_DECLARED.pattern}", path.read_text(), re.M):
         if m[1]:
             out += _declared(path.parent / m[1])
+        elif m[2] == "LOCK_FAMILY":
+            out += [("LOCK_FAMILY", m[3] + field) for field in LOCK_FIELDS]
         else:
             out.append((m[2], m[3]))
     return out
@@ -44,6 +47,22 @@ def test_the_catalogue_lists_the_declared_measures_in_order() -> None:
     assert [name for _, name in declared] == binding.struct_fields("struct ib_counters")
     measures = [name for kind, name in declared if kind == "MEASURE"]
     assert measures and catalogue.counter_measures() == tuple(measures)
+
+
+def test_every_lock_family_is_declared_once_and_has_its_columns() -> None:
+    """IB_LOCK_FAMILY lines reach the catalogue in declaration order, each with its four
+    columns of points.csv: a new lock the core counts needs no Python edit."""
+    declared = _declared(ROOT / NATIVE / "counters.def")
+    prefixes = [
+        name[: -len("_acquisitions")]
+        for kind, name in declared
+        if kind == "LOCK_FAMILY" and name.endswith("_acquisitions")
+    ]
+    assert list(catalogue.lock_families()) == prefixes and len(set(prefixes)) == len(prefixes)
+    assert all(catalogue.lock_families().values())  # each says what it locks
+    for prefix in prefixes:
+        for field in LOCK_FIELDS:
+            assert prefix + field in columns.POINT_COLUMNS, prefix + field
 
 
 def test_every_measure_is_a_column_of_both_files_once() -> None:

@@ -60,16 +60,6 @@ MAP_MODES: dict[str, str] = {
     "single": "one map call for the whole I/O, as dma_map_page",
 }
 
-# The locks whose counters points.csv carries, as column prefix -> human name; each has the
-# columns <prefix>_acquisitions, _contended, _wait_ns and _max_wait_ns.
-LOCKS: dict[str, str] = {
-    "lock": "driver's lock (domain or table)",
-    "iova_lock": "IOVA tree",
-    "depot_lock": "rcache depot",
-    "inv_lock": "invalidation queue",
-    "guard": "walk guard",
-    "pool_lock": "page pool",
-}
 LOCK_SUFFIXES: tuple[str, ...] = ("_acquisitions", "_contended", "_wait_ns", "_max_wait_ns")
 
 DEFAULT_UNIT = "ops/s"
@@ -128,6 +118,21 @@ def counter_measures() -> tuple[str, ...]:
     return tuple(ffi.string(lib.ib_catalogue_measure_name(i)).decode() for i in range(count))
 
 
+@functools.cache
+def lock_families() -> dict[str, str]:
+    """The locks the core counts, as column prefix -> what it locks (IB_LOCK_FAMILY in the
+    counters.def files, in declaration order): each has the columns <prefix>_acquisitions,
+    _contended, _wait_ns and _max_wait_ns in points.csv."""
+    ffi, lib = binding.load()
+    count = lib.ib_catalogue_lock_family_count()
+    return {
+        ffi.string(lib.ib_catalogue_lock_family_prefix(i)).decode(): ffi.string(
+            lib.ib_catalogue_lock_family_about(i)
+        ).decode()
+        for i in range(count)
+    }
+
+
 def axis(name: str) -> dict[str, Entry]:
     """The entries of one axis by name, in registry order."""
     return {e.name: e for e in entries() if e.axis == name}
@@ -176,8 +181,10 @@ def is_negative_control(row: Mapping[str, Any]) -> bool:
 
 
 def __getattr__(name: str) -> Any:
-    """NEGATIVE_CONTROLS and LOCK_TAKING_DRIVERS, read from the native core when first used
-    (importing this module never loads the core)."""
+    """NEGATIVE_CONTROLS, LOCK_TAKING_DRIVERS and LOCKS (the lock families), read from the
+    native core when first used (importing this module never loads the core)."""
+    if name == "LOCKS":
+        return lock_families()
     if name == "NEGATIVE_CONTROLS":
         return negative_controls()
     if name == "LOCK_TAKING_DRIVERS":

@@ -37,7 +37,7 @@ LOAD = ["runq_wait_share", "oncpu_share", "steal_share"]
 # The throughput series within the window (timeseries.py).
 SERIES = ["tick_ns", "series_ticks", "within_cv", "level_shift", "level_shift_ratio"]
 
-# Every lock's counters, one family per lock (catalogue.LOCKS).
+# Every lock's counters, one family per lock the core counts (catalogue.lock_families).
 LOCK_COLUMNS = [prefix + suffix for prefix in LOCKS for suffix in LOCK_SUFFIXES]
 
 # The counters the native core declares as measures (IB_MEASURE in its counters.def files), in

@@ -29,18 +29,27 @@ def source_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-_FUNCTION_MACRO = re.compile(r"#define (\w+)\((\w+)\) (.*)")
+_FUNCTION_MACRO = re.compile(r"#define (\w+)\(([\w, ]+)\) (.*)")
 _INCLUDE = re.compile(r'#include "([^"]+)"')
+_ARGUMENT = re.compile(r'"[^"]*"|[^,\s][^,]*')  # one macro argument: a string, or up to a comma
 
 
-def _expand(lines: list[str], here: Path, macros: dict[str, tuple[str, str]]) -> list[str]:
-    """Lines for cffi's cdef: object-like integer #defines kept, one-argument function-like
-    macros (e.g. IB_COUNTER in core.h) applied, quoted #includes (the .def files that declare
-    each owner's fields) expanded in place, every other preprocessor line dropped."""
+def _apply(body: str, params: list[str], args: list[str]) -> str:
+    """A function-like macro's body with its parameters replaced and `##` pasted."""
+    for param, arg in zip(params, args):
+        body = re.sub(rf"\b{param}\b", arg.strip(), body)
+    return re.sub(r"\s*##\s*", "", body)
+
+
+def _expand(lines: list[str], here: Path, macros: dict[str, tuple[list[str], str]]) -> list[str]:
+    """Lines for cffi's cdef: object-like integer #defines kept, function-like macros of one
+    line (e.g. IB_COUNTER and IB_LOCK_FAMILY in core.h) applied, quoted #includes (the .def
+    files that declare each owner's fields) expanded in place, every other preprocessor line
+    dropped."""
     out = []
     for line in lines:
         if m := _FUNCTION_MACRO.match(line):
-            macros[m[1]] = (m[2], m[3])
+            macros[m[1]] = ([p.strip() for p in m[2].split(",")], m[3])
         elif line.startswith("#undef"):
             macros.pop(line.split()[1], None)
         elif m := _INCLUDE.match(line):
@@ -50,10 +59,10 @@ def _expand(lines: list[str], here: Path, macros: dict[str, tuple[str, str]]) ->
             name, value = line.split()[1:3]
             out.append(f"#define {name} {value}" if value.isdigit() else "")
         elif not line.startswith("#"):
-            for macro, (param, body) in macros.items():
+            for macro, (params, body) in macros.items():
                 line = re.sub(
-                    rf"\b{macro}\((\w+)\)",
-                    lambda a, p=param, b=body: re.sub(rf"\b{p}\b", a[1], b),
+                    rf'\b{macro}\(((?:"[^"]*"|[^()"])*)\)',
+                    lambda a, p=params, b=body: _apply(b, p, _ARGUMENT.findall(a[1])),
                     line,
                 )
             out.append(line)

@@ -61,7 +61,9 @@ struct ib_params {
 struct ib_counters {
 #define IB_COUNTER(name) uint64_t name;
 #define IB_MEASURE(name) uint64_t name;
+#define IB_LOCK_FAMILY(p, _) uint64_t p##_acquisitions, p##_contended, p##_wait_ns, p##_max_wait_ns;
 #include "counters.def"
+#undef IB_LOCK_FAMILY
 #undef IB_MEASURE
 #undef IB_COUNTER
 };
@@ -144,6 +146,11 @@ int ib_catalogue_get(uint32_t i, struct ib_catalogue_entry *out);
  * point's workers) and of workers.csv (each worker's own); name is 0 past the end. */
 uint32_t ib_catalogue_measure_count(void);
 const char *ib_catalogue_measure_name(uint32_t i);
+/* The lock families: each IB_LOCK_FAMILY(prefix, "what it locks") of counters.def, in
+ * declaration order; 0 past the end. */
+uint32_t ib_catalogue_lock_family_count(void);
+const char *ib_catalogue_lock_family_prefix(uint32_t i);
+const char *ib_catalogue_lock_family_about(uint32_t i);
 
 /* Registries: names are the YAML spellings. */
 uint32_t ib_driver_count(void);

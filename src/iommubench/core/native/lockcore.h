@@ -9,7 +9,8 @@
  *                                   (IOVA tree, depot, invalidation queue, page pool, limbo)
  *
  * Every lock's counters are four adjacent uint64_t fields of struct ib_counters
- * (_acquisitions, _contended, _wait_ns, _max_wait_ns), passed as a pointer to the first.
+ * (_acquisitions, _contended, _wait_ns, _max_wait_ns: one IB_LOCK_FAMILY line of a
+ * counters.def declares them in that order), passed as a pointer to the first.
  * Acquisitions are counted always; contention, wait and the longest wait only on the
  * contended path, so an uncontended acquire is the algorithm's fast path plus one increment.
  *
@@ -33,16 +34,6 @@
 
 enum ib_lock_stat { IB_LS_ACQ = 0, IB_LS_CONTENDED = 1, IB_LS_WAIT_NS = 2, IB_LS_MAX_WAIT_NS = 3 };
 
-#define IB_LOCK_STATS_ADJACENT(prefix)                                                     \
-    _Static_assert(offsetof(struct ib_counters, prefix##_max_wait_ns) ==                   \
-                       offsetof(struct ib_counters, prefix##_acquisitions) + 24,           \
-                   #prefix " counters must be adjacent")
-IB_LOCK_STATS_ADJACENT(lock);
-IB_LOCK_STATS_ADJACENT(iova_lock);
-IB_LOCK_STATS_ADJACENT(depot_lock);
-IB_LOCK_STATS_ADJACENT(inv_lock);
-IB_LOCK_STATS_ADJACENT(guard);
-IB_LOCK_STATS_ADJACENT(pool_lock);
 
 /* Adds one contended wait that started at t0 (ns) to a lock's counters. */
 static inline void ib_lock_waited(uint64_t *stats, uint64_t t0, uint64_t t1)

@@ -282,7 +282,9 @@ const struct ib_invalidation *ib_invalidation_get(uint32_t i)
 static const char *const measures[] = {
 #define IB_COUNTER(name)
 #define IB_MEASURE(name) #name,
+#define IB_LOCK_FAMILY(prefix, about)
 #include "counters.def"
+#undef IB_LOCK_FAMILY
 #undef IB_MEASURE
 #undef IB_COUNTER
 };
@@ -357,4 +359,30 @@ int ib_catalogue_get(uint32_t i, struct ib_catalogue_entry *out)
         return 0;
     }
     return -1;
+}
+
+/* The lock families (IB_LOCK_FAMILY in counters.def), in declaration order. */
+static const char *const lock_families[][2] = {
+#define IB_COUNTER(name)
+#define IB_MEASURE(name)
+#define IB_LOCK_FAMILY(prefix, about) {#prefix, about},
+#include "counters.def"
+#undef IB_LOCK_FAMILY
+#undef IB_MEASURE
+#undef IB_COUNTER
+};
+
+uint32_t ib_catalogue_lock_family_count(void)
+{
+    return sizeof(lock_families) / sizeof(lock_families[0]);
+}
+
+const char *ib_catalogue_lock_family_prefix(uint32_t i)
+{
+    return i < ib_catalogue_lock_family_count() ? lock_families[i][0] : 0;
+}
+
+const char *ib_catalogue_lock_family_about(uint32_t i)
+{
+    return i < ib_catalogue_lock_family_count() ? lock_families[i][1] : 0;
 }
