@@ -36,7 +36,7 @@ _ARGUMENT = re.compile(r'"[^"]*"|[^,\s][^,]*')  # one macro argument: a string, 
 
 def _apply(body: str, params: list[str], args: list[str]) -> str:
     """A function-like macro's body with its parameters replaced and `##` pasted."""
-    for param, arg in zip(params, args):
+    for param, arg in zip(params, args, strict=True):
         body = re.sub(rf"\b{param}\b", arg.strip(), body)
     return re.sub(r"\s*##\s*", "", body)
 
