@@ -71,6 +71,16 @@ def test_good_config_round_trips(path: Path) -> None:
     assert parse_sweep(yaml.safe_load(dumped), "other.yaml") == sweep
 
 
+def test_a_default_lock_survives_a_lock_free_first_point() -> None:
+    """The resolved config (a run's config.yaml) keeps the config's default lock even when
+    the first point is lock-free and so records lock `none` (found by the fuzz test)."""
+    doc = {"defaults": {"lock": "adaptive-mutex"}, "sweep": {"driver": ["lockfree", "domain-lock"]}}
+    sweep = parse_sweep(doc, SRC)
+    assert [p["lock"] for p in sweep.points] == ["none", "adaptive-mutex"]
+    again = _reload(sweep)
+    assert again.points == sweep.points and again.fingerprint() == sweep.fingerprint()
+
+
 def test_minimal_config_is_all_defaults() -> None:
     sweep = parse_sweep({}, "bench/minimal.yaml")
     assert sweep.name == "minimal"

@@ -169,7 +169,11 @@ class Sweep:
             defaults = {k: _plain(v) for k, v in self.defaults.items()}
             sweep: Any = [{k: [_plain(v) for v in vs] for k, vs in a.items()} for a in self.union]
         else:
-            defaults = {k: _plain(first[k]) for k in PARAMETERS if k not in self.axes}
+            # the config's own defaults where it has them: a point's values are resolved for
+            # that point (a lock-free first point records lock `none`, which would become the
+            # default of every lock-taking point when the YAML is read again)
+            given = self.defaults or first
+            defaults = {k: _plain(given.get(k, first[k])) for k in PARAMETERS if k not in self.axes}
             sweep = {k: [_plain(v) for v in values] for k, values in self.axes.items()}
         return {
             "name": self.name,
