@@ -19,18 +19,22 @@ def _tracked() -> list[Path]:
     return [ROOT / line for line in out.stdout.splitlines()]
 
 
+# The licence tag a kernel file opens with, spelled in two parts so that this file, which
+# looks for it, never carries it.
+GPL_TAG = "SPDX-License-Identifier: " + "GPL"
+
+
 def test_no_kernel_file_and_no_gpl_source_in_the_repository() -> None:
+    """No tracked file has a kernel file's path or carries a GPL licence tag anywhere."""
     offenders = []
     for path in _tracked():
-        if not path.is_file() or path.suffix not in {".c", ".h", ".S", ".py", ""}:
+        if not path.is_file():
             continue
         rel = path.relative_to(ROOT).as_posix()
         if any(rel.endswith(m) for m in ksources.MEMBERS):
             offenders.append(f"{rel} (a kernel file's path)")
-            continue
-        head = path.read_text(errors="replace")[:400]
-        if "SPDX-License-Identifier: GPL" in head:
-            offenders.append(f"{path.relative_to(ROOT)} (GPL)")
+        elif GPL_TAG.encode() in path.read_bytes():
+            offenders.append(f"{rel} (GPL)")
     assert not offenders, offenders
 
 
