@@ -20,6 +20,7 @@ from typing import Any
 from multiprocess import shared_memory
 
 from iommubench.core import binding, memlimit
+from iommubench.core.pids import pid_alive
 
 SEGMENT_PREFIX = "iommubench-"
 SHM_DIR = Path("/dev/shm")
@@ -122,22 +123,12 @@ class Arena:
         self.close()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_segments(shm_dir: Path = Path("/dev/shm")) -> list[str]:
     """Unlink arenas whose creating harness is gone (killed before it could clean up)."""
     removed = []
     for path in shm_dir.glob(f"{SEGMENT_PREFIX}*"):
         pid_text = path.name[len(SEGMENT_PREFIX) :].split("-", 1)[0]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+        if pid_text.isdigit() and not pid_alive(int(pid_text)):
             try:
                 path.unlink()
                 removed.append(path.name)

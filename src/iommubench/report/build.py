@@ -23,6 +23,7 @@ from typing import Any
 from iommubench.analysis.decisions import with_scaling
 from iommubench.analysis.point_summary import summarize
 from iommubench.analysis.run_reader import load_run
+from iommubench.core.pids import pid_alive
 from iommubench.report import plots, summary, text
 from iommubench.report.blocks import FIGURE_CAPTIONS, blocks
 from iommubench.report.render import render_html, render_md
@@ -98,18 +99,8 @@ def _remove_abandoned(final: Path) -> None:
     """Staging directories beside `final` left by reports that were killed."""
     for path in final.parent.glob(f".{final.name}{STAGING}*"):
         pid = path.name.rsplit(STAGING, 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def text_report(run_dir: str | Path) -> str:

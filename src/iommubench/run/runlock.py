@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from iommubench.core.pids import pid_alive
+
 LOCK_NAME = "lock"
 ACTIVE_ENV = "IOMMUBENCH_ACTIVE_DIR"
 
@@ -118,20 +120,8 @@ def writer_of(run_dir: Path) -> dict[str, Any] | None:
     holders = _flock_holders(path)
     if holders is None:  # no /proc/locks: a live pid of this host is the best evidence
         same_host = holder.get("host") == platform.node()
-        return holder if same_host and _pid_alive(holder.get("pid")) else None
+        return holder if same_host and pid_alive(holder.get("pid")) else None
     return holder if holders else None
-
-
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def active_dir() -> Path:
@@ -144,7 +134,7 @@ def _prune(path: Path) -> None:
     when the pid it is named after is gone: a live process of that pid may be between
     creating the file and locking it."""
     pid = path.stem
-    if pid.isdigit() and not _pid_alive(int(pid)):
+    if pid.isdigit() and not pid_alive(int(pid)):
         with contextlib.suppress(OSError):  # another user's entry, or pruned already
             path.unlink()
 
