@@ -29,6 +29,31 @@ def prefault_point(**overrides: Any) -> dict[str, Any]:
     return point
 
 
+def dma_point(**overrides: Any) -> dict[str, Any]:
+    """A short two-worker point of the dma workload with every parameter the runner reads."""
+    point = {
+        "workload": "dma",
+        "driver": "lockfree",
+        "allocator": "rcache",
+        "invalidation": "lazy",
+        "depot": "list",
+        "completion": "local",
+        "workers": 2,
+        "queues_per_worker": 2,
+        "queue_depth": 16,
+        "granule_pages": (1, 1, 2, 4),
+        "dma_ns": 0,
+        "inv_ns": 100,
+        "cs_ns": 0,
+        "warmup_s": 0.02,
+        "duration_s_requested": 0.15,
+        "sample_every": 16,
+        "seed": 1,
+    }
+    point.update(overrides)
+    return point
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_segments():
     """Every test leaves no arena of this process behind (other processes may run tests)."""

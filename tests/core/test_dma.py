@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import dma_point
 from iommubench.core import hist
 from iommubench.run import dma_measures
 from iommubench.run.point import run_point
@@ -29,30 +30,6 @@ CORRECT_DRIVERS = [
 ALLOCATORS = [a for a in catalogue.names("allocator") if not a.startswith("kernel-")]
 INVALIDATIONS = catalogue.names("invalidation")
 RETRIES = 6
-
-
-def dma_point(**overrides):
-    point = {
-        "workload": "dma",
-        "driver": "lockfree",
-        "allocator": "rcache",
-        "invalidation": "lazy",
-        "depot": "list",
-        "completion": "local",
-        "workers": 2,
-        "queues_per_worker": 2,
-        "queue_depth": 16,
-        "granule_pages": (1, 1, 2, 4),
-        "dma_ns": 0,
-        "inv_ns": 100,
-        "cs_ns": 0,
-        "warmup_s": 0.02,
-        "duration_s_requested": 0.15,
-        "sample_every": 16,
-        "seed": 1,
-    }
-    point.update(overrides)
-    return point
 
 
 def check_clean(result) -> dict:

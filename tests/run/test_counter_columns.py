@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import dma_point
 from fixtures.scratch_tree import NATIVE, ROOT, build_core, run_python, scratch_copy
 from iommubench.core import binding
 from iommubench.run.point import run_point
@@ -77,34 +78,11 @@ def test_every_measure_is_a_column_of_both_files_once() -> None:
     assert not set(columns.DERIVED) & set(measures)
 
 
-def _dma_point() -> dict:
-    """Two workers of the dma workload, so the allocator's and invalidation's measures count
-    too; short."""
-    return {
-        "workload": "dma",
-        "driver": "lockfree",
-        "allocator": "rcache",
-        "invalidation": "lazy",
-        "depot": "list",
-        "completion": "local",
-        "workers": 2,
-        "queues_per_worker": 2,
-        "queue_depth": 16,
-        "granule_pages": (1, 1, 2, 4),
-        "dma_ns": 0,
-        "inv_ns": 100,
-        "cs_ns": 0,
-        "warmup_s": 0.0,
-        "duration_s_requested": 0.1,
-        "sample_every": 16,
-        "seed": 1,
-    }
-
-
 def test_a_points_measures_are_the_sums_of_its_workers_rows(tmp_path: Path) -> None:
     """One real point, stored as a run stores it: in points.csv every measure is the sum of
     that column over the point's rows of workers.csv."""
-    point = _dma_point()
+    # the allocator's and invalidation's measures count too; short
+    point = dma_point(warmup_s=0.0, duration_s_requested=0.1)
     result = run_point(point)
     assert result.status == "ok", result.error
     store = RunStore.create(tmp_path / "run", {"name": "counters"}, {})
