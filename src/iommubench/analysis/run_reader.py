@@ -39,7 +39,7 @@ from iommubench.run.cells import (
     field_problem,
     read_repetition,
 )
-from iommubench.run.store import repetition_file
+from iommubench.run.store import damaged_repetitions, repetition_file
 from iommubench.spec.catalogue import strategy
 from iommubench.spec.columns import (
     AUDIT,
@@ -394,21 +394,17 @@ def _text(value: Any) -> str:
 
 def _check_repetition_files(run_dir: Path, raw: pd.DataFrame, notes: list[str]) -> set[Path]:
     """The npz files of ok rows that cannot be read as written; their rows `damaged-file`."""
-    damaged = set()
     status = raw["status"].fillna("ok").astype(str) if "status" in raw else None
-    for i in raw.index:
-        if status is not None and status[i] != "ok":
-            continue
-        point, rep = int(raw.at[i, "point"]), int(raw.at[i, "rep"])
-        path = repetition_file(run_dir, point, rep)
-        if not path.exists():
-            continue
-        try:
-            read_repetition(path)
-        except DamagedFileError as exc:
-            damaged.add(path)
+    ok = [i for i in raw.index if status is None or status[i] == "ok"]
+    rows: dict[tuple[int, int], list[Any]] = {}
+    for i in ok:
+        rows.setdefault((int(raw.at[i, "point"]), int(raw.at[i, "rep"])), []).append(i)
+    damaged = set()
+    for point, rep, path, exc in damaged_repetitions(run_dir, rows):
+        damaged.add(path)
+        for i in rows[point, rep]:
             _add_flag(raw, i, DAMAGED_FILE)
-            _note(notes, f"{exc}; point {point} rep {rep} set aside")
+        _note(notes, f"{exc}; point {point} rep {rep} set aside")
     return damaged
 
 

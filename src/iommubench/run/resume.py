@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from iommubench.run.cells import STATUSES, DamagedFileError, field_problem, read_repetition
+from iommubench.run.cells import STATUSES, field_problem
 from iommubench.run.row_flags import failed_outside_the_point
-from iommubench.run.store import WORKER_COLUMNS, format_cell, repetition_file
+from iommubench.run.store import WORKER_COLUMNS, damaged_repetitions, format_cell
 from iommubench.spec.catalogue import is_negative_control
 from iommubench.spec.columns import PARAMETERS, POINT_COLUMNS
 
@@ -140,17 +140,11 @@ def check_points(
 def _check_repetition_files(run_dir: Path, pairs: list[tuple[int, int]]) -> None:
     """The npz of every ok pair reads as the writer wrote it (a missing one is allowed: the
     row stands without its histograms)."""
-    for point, rep in pairs:
-        path = repetition_file(run_dir, point, rep)
-        if not path.exists():
-            continue
-        try:
-            read_repetition(path)
-        except DamagedFileError as exc:
-            raise ResumeError(
-                f"{exc}; point {point} rep {rep} cannot be resumed over (delete the file to "
-                "keep its row without histograms, or start a new run)"
-            ) from None
+    for point, rep, _, exc in damaged_repetitions(run_dir, pairs):
+        raise ResumeError(
+            f"{exc}; point {point} rep {rep} cannot be resumed over (delete the file to "
+            "keep its row without histograms, or start a new run)"
+        )
 
 
 def check_workers(path: Path, done: set[tuple[int, int]]) -> None:

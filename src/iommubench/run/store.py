@@ -18,13 +18,14 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
+from iommubench.run.cells import DamagedFileError, read_repetition
 from iommubench.spec.columns import COUNTER_MEASURES, POINT_COLUMNS
 
 # One row per worker of each (point, rep): who and where, every counter the core declares as a
@@ -50,6 +51,21 @@ WORKER_COLUMNS = [
 def repetition_file(run_dir: Path | str, point: int, rep: int) -> Path:
     """The npz of one repetition: its merged histograms and its throughput series."""
     return Path(run_dir) / "hist" / f"p{int(point):04d}-r{int(rep):03d}.npz"
+
+
+def damaged_repetitions(
+    run_dir: Path | str, pairs: Iterable[tuple[int, int]]
+) -> Iterator[tuple[int, int, Path, DamagedFileError]]:
+    """(point, rep, file, why) for each repetition file of `pairs` that cannot be read as the
+    writer wrote it; a missing file is none (its row stands without histograms)."""
+    for point, rep in pairs:
+        path = repetition_file(run_dir, point, rep)
+        if not path.exists():
+            continue
+        try:
+            read_repetition(path)
+        except DamagedFileError as exc:
+            yield point, rep, path, exc
 
 
 def new_run_id(name: str) -> str:
