@@ -192,20 +192,29 @@ def open_store(args: argparse.Namespace, sweep: Any, argv: Sequence[str], hosts:
     return _create_store(args, sweep, command, build, hosts)
 
 
+def _largest_arena(loaded: Any) -> int:
+    """The bytes of the run's largest arena (a point whose arena cannot be sized fails on its
+    own, with its reason, and counts for nothing here)."""
+    from iommubench.core import arena
+    from iommubench.spec import parameters
+
+    largest = 0
+    for point in loaded.points:
+        try:
+            largest = max(largest, arena.arena_bytes(parameters.native_params(point)))
+        except ValueError:
+            continue
+    return largest
+
+
 def check_shm_space(loaded: Any) -> None:
     """Refuse a run whose largest arena cannot fit in /dev/shm now."""
     from iommubench.core import arena
-    from iommubench.spec import parameters
 
     free = arena.shm_free_bytes()
     if free is None:
         return
-    needed = 0
-    for point in loaded.points:
-        try:
-            needed = max(needed, arena.arena_bytes(parameters.native_params(point)))
-        except ValueError:
-            continue  # the point fails on its own, with its reason
+    needed = _largest_arena(loaded)
     if needed > free:
         raise UsageError(arena.space_message(needed, free))
 
@@ -213,19 +222,12 @@ def check_shm_space(loaded: Any) -> None:
 def check_address_space(loaded: Any) -> None:
     """Under `ulimit -v`, refuse a run whose largest arena cannot be mapped beside what the
     harness has loaded (MemoryLimitError: one line naming the limit, exit 2)."""
-    from iommubench.core import arena, memlimit
+    from iommubench.core import memlimit
     from iommubench.run import sweep  # noqa: F401  (loaded now, as the run will: counted)
-    from iommubench.spec import parameters
 
     if memlimit.limit_bytes() is None:
         return
-    largest = 0
-    for point in loaded.points:
-        try:
-            largest = max(largest, arena.arena_bytes(parameters.native_params(point)))
-        except ValueError:
-            continue  # the point fails on its own, with its reason
-    memlimit.check_room(largest, "the largest arena of this run")
+    memlimit.check_room(_largest_arena(loaded), "the largest arena of this run")
 
 
 class Overlap:
